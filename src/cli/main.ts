@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { buildProgram, runCli } from "./program.js";
+
+await runCli(buildProgram(), process.argv);

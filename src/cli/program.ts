@@ -1,0 +1,53 @@
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { SynlimitError } from "../errors.js";
+import { registerConnectTest } from "./commands/connect-test.js";
+import { registerDemo } from "./commands/demo.js";
+import { registerEcho } from "./commands/echo.js";
+import { registerProfiles } from "./commands/profiles.js";
+import { registerTarpit } from "./commands/tarpit.js";
+
+const { version } = JSON.parse(
+  readFileSync(new URL("../../../package.json", import.meta.url), "utf8"),
+) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command("synlimit")
+    .description(
+      "Reproduce, detect and survive hosts that limit concurrent outbound TCP connect attempts.",
+    )
+    .version(version)
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({
+      outputError: (text, write) => write(`synlimit: ${text.replace(/^error: /, "")}`),
+    });
+  registerDemo(program);
+  registerConnectTest(program);
+  registerTarpit(program);
+  registerEcho(program);
+  registerProfiles(program);
+  for (const command of program.commands) command.exitOverride();
+  program.exitOverride();
+  return program;
+}
+
+/**
+ * Runs the CLI. Usage errors and SynlimitErrors end with one line on stderr
+ * and exit code 2; anything else is a bug and keeps its stack.
+ */
+export async function runCli(program: Command, argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (error instanceof SynlimitError) {
+      process.stderr.write(`synlimit: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Every default in one place, each with the reason it has this value.
+ * Durations are unscaled: the gate multiplies them by its `timeScale`.
+ */
+export const defaults = {
+  /** The incident: one concurrent connect attempt per process. */
+  maxInFlight: 1,
+  /** Windows' default TCP connect: SYN at 0 s, 3 s and 9 s, then give up at 21 s. */
+  windowsSynAtMs: [0, 3_000, 9_000] as readonly number[],
+  windowsFailAtMs: 21_000,
+  /**
+   * Linux with net.ipv4.tcp_syn_retries = 6: retransmits after 1, 2, 4, 8, 16
+   * and 32 s, then waits 64 s more before giving up, 127 s in all.
+   */
+  linuxSynAtMs: [0, 1_000, 3_000, 7_000, 15_000, 31_000, 63_000] as readonly number[],
+  linuxFailAtMs: 127_000,
+  /** Williamson's virus throttle (HP Labs, 2002): one new host per second… */
+  rateNewDestinationsPerSecond: 1,
+  /** …while the five most recently contacted hosts pass freely. */
+  rateWorkingSetSize: 5,
+  /** Faithful time unless asked otherwise: the incident is about real seconds. */
+  timeScale: 1,
+  /** The incident's test program started its second thread 500 ms after the first. */
+  connectTestDelayMs: 500,
+  /** The incident's live target was a web server. */
+  connectTestLivePort: 80,
+  /**
+   * The demo compresses the incident ten-fold so `npm start` shows the 21 s
+   * wait as 2.1 s; `--real-time` restores it.
+   */
+  demoTimeScale: 0.1,
+  /**
+   * Node's listen() turns a backlog of 0 into 511, so the tarpit asks for 1:
+   * Linux then admits backlog + 1 = 2 handshakes before it drops SYNs.
+   */
+  tarpitBacklog: 1,
+} as const;

@@ -1,0 +1,9 @@
+export { envVariables, optionsFromEnv } from "./env.js";
+export {
+  currentEmulation,
+  type Emulation,
+  type EmulationOptions,
+  install,
+  uninstall,
+} from "./install.js";
+export { type Profile, type ProfileName, profileNames, profiles } from "./profiles.js";

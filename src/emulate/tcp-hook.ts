@@ -1,0 +1,186 @@
+import net from "node:net";
+import { getSystemErrorMap } from "node:util";
+import type { Attempt, AttemptGate } from "../gate/gate.js";
+
+/**
+ * The seam: Node's TCP handle, where `connect(2)` — and so the SYN — happens.
+ * Every client (net, tls, http, undici/fetch, pg, ldapts) reaches it after DNS
+ * resolution, once per address Happy Eyeballs tries, which is exactly the
+ * span of an attempt. Patching here rather than `net.Socket#connect` means a
+ * queued socket is, to Node, simply a socket whose connect has not completed:
+ * writes buffer, timers run, `destroy()` closes the handle.
+ */
+interface ConnectReq {
+  oncomplete: (status: number, ...rest: unknown[]) => unknown;
+}
+
+type ConnectFn = (
+  this: TcpHandle,
+  req: ConnectReq,
+  address: string,
+  port: number,
+  ...rest: unknown[]
+) => number;
+
+interface TcpHandle {
+  connect: ConnectFn;
+  connect6: ConnectFn;
+  close(...args: unknown[]): unknown;
+  reset?(...args: unknown[]): unknown;
+  [key: symbol]: unknown;
+}
+
+interface TcpBinding {
+  TCP: { prototype: TcpHandle };
+}
+
+const tcpPrototype = (process as unknown as { binding(name: string): TcpBinding }).binding(
+  "tcp_wrap",
+).TCP.prototype;
+
+const uvStatus = (() => {
+  const byName = new Map<string, number>();
+  for (const [status, [name]] of getSystemErrorMap()) byName.set(name, status);
+  return (name: string): number => byName.get(name) ?? -1;
+})();
+
+/** Supplies the gate that decides each attempt, or null to let it through. */
+export type GateSource = () => AttemptGate | null;
+
+// Kept on globalThis so a second copy of synlimit in the process never wraps
+// the prototype twice.
+const originalSlot = Symbol.for("synlimit.tcpHook.original");
+type Originals = { connect: ConnectFn; connect6: ConnectFn };
+const global = globalThis as typeof globalThis & { [originalSlot]?: Originals };
+
+export function isHooked(): boolean {
+  return global[originalSlot] !== undefined;
+}
+
+export function hookTcpConnect(gateFor: GateSource): void {
+  if (global[originalSlot]) return;
+  const original = { connect: tcpPrototype.connect, connect6: tcpPrototype.connect6 };
+  global[originalSlot] = original;
+  tcpPrototype.connect = gated(original.connect, gateFor);
+  tcpPrototype.connect6 = gated(original.connect6, gateFor);
+}
+
+export function unhookTcpConnect(): void {
+  const original = global[originalSlot];
+  if (!original) return;
+  tcpPrototype.connect = original.connect;
+  tcpPrototype.connect6 = original.connect6;
+  delete global[originalSlot];
+}
+
+function gated(connect: ConnectFn, gateFor: GateSource): ConnectFn {
+  return function gatedConnect(this: TcpHandle, req, address, port, ...rest) {
+    const gate = gateFor();
+    if (!gate) return connect.call(this, req, address, port, ...rest);
+    return new GatedConnect(this, req, connect, [address, port, ...rest]).run(gate, address, port);
+  };
+}
+
+/** One intercepted `handle.connect()`: owns the bookkeeping between gate and handle. */
+class GatedConnect {
+  #attempt: Attempt | null = null;
+  #inCall = true;
+  #syncStatus = 0;
+  /** Node must see exactly one completion per connect request. */
+  #completed = false;
+  readonly #afterConnect: ConnectReq["oncomplete"];
+
+  constructor(
+    readonly handle: TcpHandle,
+    readonly req: ConnectReq,
+    readonly connect: ConnectFn,
+    readonly args: [string, number, ...unknown[]],
+  ) {
+    this.#afterConnect = req.oncomplete;
+    req.oncomplete = (status, ...more) => this.#complete(status, more);
+    this.#wrapTeardown("close");
+    this.#wrapTeardown("reset");
+  }
+
+  run(gate: AttemptGate, host: string, port: number): number {
+    const attempt = gate.request(
+      { host, port },
+      {
+        onStart: (a) => this.#start(a),
+        onTimeout: (_a, error) => this.#fail(uvStatus("ETIMEDOUT"), error, false),
+      },
+    );
+    this.#attempt = attempt;
+    this.#inCall = false;
+    // Inside handle.connect() Node is not ready for a completion yet.
+    if (attempt.state === "rejected")
+      this.#fail(uvStatus("ECONNREFUSED"), attempt.error as Error, true);
+    return this.#syncStatus;
+  }
+
+  #start(attempt: Attempt): void {
+    this.#attempt = attempt;
+    const status = this.connect.call(this.handle, this.req, ...this.args);
+    if (status === 0) return;
+    attempt.failed(status);
+    if (this.#inCall) {
+      // Started at once: Node handles a synchronous error itself.
+      this.#syncStatus = status;
+      this.#completed = true;
+    } else {
+      process.nextTick(() => this.#complete(status, [this.handle, this.req, false, false]));
+    }
+  }
+
+  #complete(status: number, rest: unknown[]): unknown {
+    if (this.#completed) return undefined;
+    this.#completed = true;
+    if (status === 0) this.#attempt?.connected();
+    else this.#attempt?.failed(status);
+    return this.#afterConnect.call(this.req, status, ...rest);
+  }
+
+  /**
+   * Ends the connect as the OS would. A single-address connect gets the
+   * emulated error itself (with Windows' text); a Happy Eyeballs connect gets
+   * the status through Node's own completion path, so Node moves on to the
+   * next address exactly as it would after a real failure.
+   */
+  #fail(status: number, error: Error, deferred: boolean): void {
+    const owner = ownerOf(this.handle);
+    const single = !this.#afterConnect.name.includes("Multiple");
+    const end =
+      owner && single
+        ? () => {
+            this.#completed = true;
+            owner.destroy(error);
+          }
+        : () => this.#complete(status, [this.handle, this.req, false, false]);
+    if (deferred) process.nextTick(end);
+    else end();
+  }
+
+  #wrapTeardown(method: "close" | "reset"): void {
+    const handle = this.handle;
+    const teardown = handle[method];
+    if (typeof teardown !== "function") return;
+    handle[method] = (...args: unknown[]) => {
+      // A queued attempt leaves the line; a pending one frees its slot. The
+      // kernel's own completion (ECANCELED) that may follow is then a no-op.
+      this.#attempt?.cancel();
+      return teardown.apply(handle, args);
+    };
+  }
+}
+
+let ownerSymbol: symbol | undefined;
+
+/** Node links each handle to its socket under an internal symbol. */
+function ownerOf(handle: TcpHandle): net.Socket | null {
+  ownerSymbol ??= Object.getOwnPropertySymbols(handle).find(
+    (s) => s.description === "owner_symbol",
+  );
+  if (!ownerSymbol) return null;
+  const owner = handle[ownerSymbol];
+  return owner instanceof net.Socket ? owner : null;
+}

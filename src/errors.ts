@@ -1,0 +1,127 @@
+import { constants as osConstants } from "node:os";
+
+/**
+ * The one error catalogue. Every error synlimit itself raises has a stable
+ * `SYNLIMIT_…` code; messages carry the numbers and addresses involved so a
+ * log line alone is enough to act on.
+ *
+ * Emulated operating-system failures are the exception: a limiter must fail a
+ * connect the way the OS would, so client libraries (pg, undici, ldapts) that
+ * branch on `ETIMEDOUT` or `ECONNREFUSED` keep working. Those errors carry the
+ * OS code in `code` and the synlimit code in `reason`.
+ */
+export type SynlimitCode =
+  | "SYNLIMIT_INVALID_OPTION"
+  | "SYNLIMIT_INVALID_ENV"
+  | "SYNLIMIT_ATTEMPT_REJECTED"
+  | "SYNLIMIT_EMULATED_TIMEOUT"
+  | "SYNLIMIT_ATTEMPT_CANCELLED"
+  | "SYNLIMIT_TARPIT_UNVERIFIED"
+  | "SYNLIMIT_UNSUPPORTED_PLATFORM"
+  | "SYNLIMIT_USAGE";
+
+export class SynlimitError extends Error {
+  readonly code: SynlimitCode;
+  constructor(code: SynlimitCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "SynlimitError";
+    this.code = code;
+  }
+}
+
+/** A bad option passed to a constructor or `install()`: a programming error. */
+export function invalidOption(name: string, expected: string, got: unknown): SynlimitError {
+  return new SynlimitError(
+    "SYNLIMIT_INVALID_OPTION",
+    `option ${name} must be ${expected}, got ${describe(got)}`,
+  );
+}
+
+/** A bad environment variable read by `synlimit/register`. */
+export function invalidEnv(variable: string, expected: string, got: string): SynlimitError {
+  return new SynlimitError(
+    "SYNLIMIT_INVALID_ENV",
+    `${variable} must be ${expected}, got ${JSON.stringify(got)}`,
+  );
+}
+
+export function usageError(message: string): SynlimitError {
+  return new SynlimitError("SYNLIMIT_USAGE", message);
+}
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** An error shaped like the one Node raises for a failed `connect(2)`. */
+export interface EmulatedOsError extends Error {
+  code: string;
+  errno: number;
+  syscall: "connect";
+  address: string;
+  port: number;
+  reason: SynlimitCode;
+}
+
+function osError(
+  errnoName: "ETIMEDOUT" | "ECONNREFUSED",
+  message: string,
+  endpoint: Endpoint,
+  reason: SynlimitCode,
+): EmulatedOsError {
+  const err = new Error(message) as EmulatedOsError;
+  err.code = errnoName;
+  // Node reports errno as the negative libuv value on Unix.
+  err.errno = -osConstants.errno[errnoName];
+  err.syscall = "connect";
+  err.address = endpoint.host;
+  err.port = endpoint.port;
+  err.reason = reason;
+  return err;
+}
+
+/** The text Windows (WSAETIMEDOUT, 10060) gives when the SYN is never answered. */
+export const WINDOWS_TIMEOUT_TEXT =
+  "A connection attempt failed because the connected party did not properly respond after a period of time, or established connection failed because connected host has failed to respond.";
+
+/** The deadline of an emulated OS profile ended a pending attempt. */
+export function emulatedTimeout(
+  endpoint: Endpoint,
+  profile: "windows" | "linux" | "fixed",
+  afterMs: number,
+): EmulatedOsError {
+  const where = `${formatEndpoint(endpoint)}`;
+  const message =
+    profile === "windows"
+      ? `${WINDOWS_TIMEOUT_TEXT} ${where}`
+      : `connect ETIMEDOUT ${where} (emulated ${profile} connect timeout after ${Math.round(afterMs)} ms)`;
+  return osError("ETIMEDOUT", message, endpoint, "SYNLIMIT_EMULATED_TIMEOUT");
+}
+
+/** The limiter's `reject` policy refused an attempt over the limit. */
+export function attemptRejected(
+  endpoint: Endpoint,
+  maxInFlight: number,
+  scopeKey: string,
+): EmulatedOsError {
+  return osError(
+    "ECONNREFUSED",
+    `connect ECONNREFUSED ${formatEndpoint(endpoint)} (synlimit: refused, ${maxInFlight} concurrent connect attempt(s) already in flight for ${scopeKey})`,
+    endpoint,
+    "SYNLIMIT_ATTEMPT_REJECTED",
+  );
+}
+
+export function formatEndpoint({ host, port }: Endpoint): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean" || value == null) {
+    return String(value);
+  }
+  if (typeof value === "function") return "a function";
+  return Object.prototype.toString.call(value);
+}

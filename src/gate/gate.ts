@@ -1,0 +1,485 @@
+import { type Clock, isClock, systemClock, type Timer } from "../clock.js";
+import { defaults } from "../defaults.js";
+import {
+  attemptRejected,
+  type EmulatedOsError,
+  emulatedTimeout,
+  formatEndpoint,
+  invalidOption,
+} from "../errors.js";
+import { type AttemptChannel, attemptChannels, limitReachedChannel } from "./channels.js";
+import { resolveTiming, type Timing } from "./timing.js";
+import type {
+  AttemptEvent,
+  AttemptState,
+  Destination,
+  GateOptions,
+  LimitReachedEvent,
+  Policy,
+} from "./types.js";
+
+/** What the owner of an attempt must do when the gate decides. */
+export interface AttemptHandlers {
+  /** The slot is granted: send the SYN now. May run before `request()` returns. */
+  onStart(attempt: Attempt): void;
+  /** The emulated OS deadline passed: end the socket with `error`. */
+  onTimeout(attempt: Attempt, error: EmulatedOsError): void;
+}
+
+export const EVENT_4226_TEXT =
+  "TCP/IP has reached the security limit imposed on the number of concurrent TCP connect attempts.";
+
+interface KeyState {
+  readonly key: string;
+  inFlight: number;
+  readonly queue: Attempt[];
+  draining: boolean;
+  limitReported: boolean;
+  // Williamson throttle: most recently used last.
+  readonly workingSet: string[];
+  lastReleaseAt: number;
+  releaseTimer: Timer | null;
+}
+
+const terminal: ReadonlySet<AttemptState> = new Set([
+  "connected",
+  "failed",
+  "timed-out",
+  "cancelled",
+  "rejected",
+]);
+
+/**
+ * One outbound connect attempt as the gate sees it: from the moment the SYN
+ * would be sent until connected, failed, timed out or cancelled. Only a
+ * `pending` attempt holds a slot; every way out of `pending` releases it once.
+ */
+export class Attempt {
+  readonly id: number;
+  readonly destination: Destination;
+  readonly key: string;
+  readonly queuedAt: number;
+  startedAt: number | null = null;
+  endedAt: number | null = null;
+  error: unknown;
+  #state: AttemptState = "queued";
+  #holdsSlot = false;
+  #deadline: Timer | null = null;
+  readonly #gate: AttemptGate;
+  readonly #handlers: AttemptHandlers;
+
+  /** @internal */
+  constructor(
+    gate: AttemptGate,
+    id: number,
+    destination: Destination,
+    key: string,
+    handlers: AttemptHandlers,
+    now: number,
+  ) {
+    this.#gate = gate;
+    this.id = id;
+    this.destination = destination;
+    this.key = key;
+    this.#handlers = handlers;
+    this.queuedAt = now;
+  }
+
+  get state(): AttemptState {
+    return this.#state;
+  }
+
+  get settled(): boolean {
+    return terminal.has(this.#state);
+  }
+
+  /** The handshake completed. Returns false if the attempt had already ended. */
+  connected(): boolean {
+    return this.#end("connected", "connected", undefined);
+  }
+
+  /** The connect failed (refused, unreachable, any OS error). */
+  failed(error?: unknown): boolean {
+    return this.#end("failed", "failed", error);
+  }
+
+  /**
+   * The owner gave up (socket destroyed, aborted). A queued attempt leaves
+   * the line and frees nothing it did not hold.
+   */
+  cancel(): boolean {
+    return this.#end("cancelled", "cancelled", undefined);
+  }
+
+  /** @internal the gate grants the slot. */
+  _start(now: number, timing: Timing, timeScale: number, clock: Clock): void {
+    this.#state = "pending";
+    this.#holdsSlot = true;
+    this.startedAt = now;
+    if (timing.failAtMs !== null) {
+      const afterMs = timing.failAtMs * timeScale;
+      this.#deadline = clock.setTimer(() => {
+        this.#deadline = null;
+        const kind = timing.kind === "none" ? "fixed" : timing.kind;
+        const error = emulatedTimeout(this.destination, kind, afterMs);
+        // The owner ends the socket before the slot passes on, as the OS
+        // closes the failed attempt before the next queued SYN goes out.
+        this.#end("timed-out", "timeout", error, () => this.#handlers.onTimeout(this, error));
+      }, afterMs);
+    }
+    this.#gate._publish("start", this);
+    try {
+      this.#handlers.onStart(this);
+    } catch (error) {
+      // A throwing owner must not keep the slot; the bug still surfaces.
+      this.failed(error);
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  /** @internal the `reject` policy refused it. */
+  _reject(error: EmulatedOsError): void {
+    this.#end("rejected", "rejected", error);
+  }
+
+  #end(
+    state: AttemptState,
+    channel: AttemptChannel,
+    error: unknown,
+    beforeRelease?: () => void,
+  ): boolean {
+    if (this.settled) return false;
+    const wasQueued = this.#state === "queued";
+    if (wasQueued && state === "connected") {
+      throw new Error(`attempt ${this.id} reported connected before it was started`);
+    }
+    this.#state = state;
+    this.error = error;
+    this.#deadline?.cancel();
+    this.#deadline = null;
+    const holdsSlot = this.#holdsSlot;
+    this.#holdsSlot = false;
+    this.endedAt = this.#gate._now();
+    try {
+      beforeRelease?.();
+    } finally {
+      this.#gate._settled(this, wasQueued, holdsSlot, channel);
+    }
+    return true;
+  }
+}
+
+interface NormalizedOptions {
+  readonly name: string;
+  readonly maxInFlight: number;
+  readonly policy: Policy;
+  readonly timing: Timing;
+  readonly timeScale: number;
+  readonly keyOf: (destination: Destination) => string;
+  readonly ratePerSecond: number;
+  readonly workingSetSize: number;
+  readonly clock: Clock;
+}
+
+export interface GateStats {
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly byKey: ReadonlyArray<{ key: string; inFlight: number; queued: number }>;
+  readonly totals: Readonly<Record<AttemptState, number>>;
+}
+
+/**
+ * The attempt gate: how many outbound connect attempts are in flight per
+ * scope key, and who waits. It never touches a socket; its owner (the
+ * in-process hook, the proxy) sends the SYN when told to and reports back.
+ */
+export class AttemptGate {
+  readonly options: NormalizedOptions;
+  #nextId = 1;
+  readonly #keys = new Map<string, KeyState>();
+  readonly #totals: Record<AttemptState, number> = {
+    queued: 0,
+    pending: 0,
+    connected: 0,
+    failed: 0,
+    "timed-out": 0,
+    cancelled: 0,
+    rejected: 0,
+  };
+
+  constructor(options: GateOptions = {}) {
+    this.options = normalize(options);
+  }
+
+  /**
+   * Asks for a slot for one attempt. `handlers.onStart` runs once the slot is
+   * granted, which may be before this returns. Under the `reject` policy the
+   * returned attempt may already be `rejected`, with the error in `error`.
+   */
+  request(destination: Destination, handlers: AttemptHandlers): Attempt {
+    const { keyOf, policy, maxInFlight, clock } = this.options;
+    const key = keyOf(destination);
+    const state = this.#keyState(key);
+    const attempt = new Attempt(this, this.#nextId++, destination, key, handlers, clock.now());
+
+    if (policy === "rate") {
+      this.#requestRate(state, attempt);
+    } else if (state.inFlight < maxInFlight && state.queue.length === 0) {
+      this.#start(state, attempt);
+    } else {
+      this.#reportLimit(state);
+      if (policy === "reject") {
+        attempt._reject(attemptRejected(destination, maxInFlight, key));
+      } else {
+        this.#enqueue(state, attempt);
+      }
+    }
+    return attempt;
+  }
+
+  stats(): GateStats {
+    let inFlight = 0;
+    let queued = 0;
+    const byKey: Array<{ key: string; inFlight: number; queued: number }> = [];
+    for (const s of this.#keys.values()) {
+      inFlight += s.inFlight;
+      queued += s.queue.length;
+      if (s.inFlight > 0 || s.queue.length > 0) {
+        byKey.push({ key: s.key, inFlight: s.inFlight, queued: s.queue.length });
+      }
+    }
+    return { inFlight, queued, byKey, totals: { ...this.#totals } };
+  }
+
+  /** @internal */
+  _now(): number {
+    return this.options.clock.now();
+  }
+
+  /** @internal an attempt reached a terminal state. */
+  _settled(attempt: Attempt, wasQueued: boolean, heldSlot: boolean, channel: AttemptChannel): void {
+    const state = this.#keys.get(attempt.key);
+    this.#totals[attempt.state]++;
+    if (state) {
+      if (wasQueued) {
+        const i = state.queue.indexOf(attempt);
+        if (i >= 0) state.queue.splice(i, 1);
+      }
+      if (heldSlot) state.inFlight--;
+    }
+    this._publish(channel, attempt);
+    if (state) {
+      if (heldSlot) this.#drain(state);
+      this.#maybeForget(state);
+    }
+  }
+
+  /** @internal */
+  _publish(channel: AttemptChannel, attempt: Attempt): void {
+    const ch = attemptChannels[channel];
+    if (!ch.hasSubscribers) return;
+    const now = this.options.clock.now();
+    const state = this.#keys.get(attempt.key);
+    const event: AttemptEvent = {
+      gate: this.options.name,
+      id: attempt.id,
+      key: attempt.key,
+      host: attempt.destination.host,
+      port: attempt.destination.port,
+      state: attempt.state,
+      at: now,
+      waitMs: (attempt.startedAt ?? now) - attempt.queuedAt,
+      pendingMs: attempt.startedAt === null ? 0 : now - attempt.startedAt,
+      inFlight: state?.inFlight ?? 0,
+      queued: state?.queue.length ?? 0,
+      error: attempt.error,
+    };
+    ch.publish(event);
+  }
+
+  #keyState(key: string): KeyState {
+    let state = this.#keys.get(key);
+    if (!state) {
+      state = {
+        key,
+        inFlight: 0,
+        queue: [],
+        draining: false,
+        limitReported: false,
+        workingSet: [],
+        lastReleaseAt: Number.NEGATIVE_INFINITY,
+        releaseTimer: null,
+      };
+      this.#keys.set(key, state);
+    }
+    return state;
+  }
+
+  #start(state: KeyState, attempt: Attempt): void {
+    const { timing, timeScale, clock } = this.options;
+    state.inFlight++;
+    this.#totals.pending++;
+    attempt._start(clock.now(), timing, timeScale, clock);
+  }
+
+  #enqueue(state: KeyState, attempt: Attempt): void {
+    state.queue.push(attempt);
+    this.#totals.queued++;
+    this._publish("queued", attempt);
+  }
+
+  #drain(state: KeyState): void {
+    if (this.options.policy !== "queue" || state.draining) return;
+    // Starting an attempt can end it at once (a synchronous connect error),
+    // which re-enters here; the flag keeps one loop in charge, in FIFO order.
+    state.draining = true;
+    try {
+      while (state.inFlight < this.options.maxInFlight) {
+        const next = state.queue.shift();
+        if (!next) break;
+        this.#start(state, next);
+      }
+    } finally {
+      state.draining = false;
+    }
+  }
+
+  #reportLimit(state: KeyState): void {
+    if (state.limitReported) return;
+    state.limitReported = true;
+    if (!limitReachedChannel.hasSubscribers) return;
+    const event: LimitReachedEvent = {
+      gate: this.options.name,
+      key: state.key,
+      maxInFlight: this.options.maxInFlight,
+      policy: this.options.policy,
+      at: this.options.clock.now(),
+      message: EVENT_4226_TEXT,
+    };
+    limitReachedChannel.publish(event);
+  }
+
+  // Williamson's throttle: a destination in the working set passes; a new
+  // one waits for the next release tick, which admits it to the working set
+  // together with every queued attempt to the same host.
+  #requestRate(state: KeyState, attempt: Attempt): void {
+    const host = attempt.destination.host;
+    const known = state.workingSet.indexOf(host);
+    if (known >= 0) {
+      state.workingSet.splice(known, 1);
+      state.workingSet.push(host);
+      this.#start(state, attempt);
+      return;
+    }
+    const now = this.options.clock.now();
+    if (state.queue.length === 0 && now - state.lastReleaseAt >= this.#releaseIntervalMs()) {
+      this.#admit(state, host, now);
+      this.#start(state, attempt);
+      return;
+    }
+    this.#reportLimit(state);
+    this.#enqueue(state, attempt);
+    this.#scheduleRelease(state);
+  }
+
+  #releaseIntervalMs(): number {
+    return (1000 / this.options.ratePerSecond) * this.options.timeScale;
+  }
+
+  #admit(state: KeyState, host: string, now: number): void {
+    state.lastReleaseAt = now;
+    state.workingSet.push(host);
+    while (state.workingSet.length > this.options.workingSetSize) state.workingSet.shift();
+  }
+
+  #scheduleRelease(state: KeyState): void {
+    if (state.releaseTimer || state.queue.length === 0) return;
+    const { clock } = this.options;
+    const delay = Math.max(0, state.lastReleaseAt + this.#releaseIntervalMs() - clock.now());
+    state.releaseTimer = clock.setTimer(() => {
+      state.releaseTimer = null;
+      const head = state.queue[0];
+      if (!head) return;
+      const host = head.destination.host;
+      this.#admit(state, host, clock.now());
+      const released = state.queue.filter((a) => a.destination.host === host);
+      for (const a of released) state.queue.splice(state.queue.indexOf(a), 1);
+      for (const a of released) this.#start(state, a);
+      this.#scheduleRelease(state);
+      this.#maybeForget(state);
+    }, delay);
+  }
+
+  #maybeForget(state: KeyState): void {
+    // Rate state (working set, last release) must outlive idle periods.
+    if (this.options.policy === "rate") {
+      if (state.queue.length === 0) {
+        state.releaseTimer?.cancel();
+        state.releaseTimer = null;
+      }
+      return;
+    }
+    if (state.inFlight === 0 && state.queue.length === 0) this.#keys.delete(state.key);
+  }
+}
+
+function normalize(options: GateOptions): NormalizedOptions {
+  if (typeof options !== "object" || options === null) {
+    throw invalidOption("options", "an object", options);
+  }
+  const maxInFlight = options.maxInFlight ?? defaults.maxInFlight;
+  if (
+    !(
+      maxInFlight === Number.POSITIVE_INFINITY ||
+      (Number.isInteger(maxInFlight) && maxInFlight >= 1)
+    )
+  ) {
+    throw invalidOption("maxInFlight", "a positive integer or Infinity", maxInFlight);
+  }
+  const policy = options.policy ?? "queue";
+  if (policy !== "queue" && policy !== "reject" && policy !== "rate") {
+    throw invalidOption("policy", "one of queue, reject, rate", policy);
+  }
+  const timeScale = options.timeScale ?? defaults.timeScale;
+  if (typeof timeScale !== "number" || !Number.isFinite(timeScale) || timeScale <= 0) {
+    throw invalidOption("timeScale", "a positive finite number", timeScale);
+  }
+  const scope = options.scope ?? "process";
+  let keyOf: (d: Destination) => string;
+  if (scope === "process") keyOf = () => "process";
+  else if (scope === "destination") keyOf = (d) => formatEndpoint(d);
+  else if (typeof scope === "function") {
+    keyOf = (d) => {
+      const key = scope(d);
+      if (typeof key !== "string") throw invalidOption("scope()", "to return a string", key);
+      return key;
+    };
+  } else throw invalidOption("scope", "process, destination or a function", scope);
+
+  const ratePerSecond =
+    options.rate?.newDestinationsPerSecond ?? defaults.rateNewDestinationsPerSecond;
+  if (typeof ratePerSecond !== "number" || !Number.isFinite(ratePerSecond) || ratePerSecond <= 0) {
+    throw invalidOption("rate.newDestinationsPerSecond", "a positive number", ratePerSecond);
+  }
+  const workingSetSize = options.rate?.workingSetSize ?? defaults.rateWorkingSetSize;
+  if (!Number.isInteger(workingSetSize) || workingSetSize < 0) {
+    throw invalidOption("rate.workingSetSize", "a non-negative integer", workingSetSize);
+  }
+  const clock = options.clock ?? systemClock;
+  if (!isClock(clock)) throw invalidOption("clock", "an object with now() and setTimer()", clock);
+  const name = options.name ?? "gate";
+  if (typeof name !== "string") throw invalidOption("name", "a string", name);
+  return {
+    name,
+    maxInFlight,
+    policy,
+    timing: resolveTiming(options.timing),
+    timeScale,
+    keyOf,
+    ratePerSecond,
+    workingSetSize,
+    clock,
+  };
+}

@@ -1,0 +1,77 @@
+import type { Clock } from "../clock.js";
+import type { TimingOption } from "./timing.js";
+
+/** Where an attempt goes: a resolved address, never a host name. */
+export interface Destination {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Who shares a limit: the whole process, each host:port, or a key you compute. */
+export type Scope = "process" | "destination" | ((destination: Destination) => string);
+
+/**
+ * What happens over the limit: wait in line (the incident, Windows XP SP2),
+ * fail at once, or Williamson's virus throttle (new destinations released at
+ * a fixed rate, recent ones pass freely).
+ */
+export type Policy = "queue" | "reject" | "rate";
+
+export interface RateOptions {
+  /** New destinations released per (scaled) second. */
+  newDestinationsPerSecond?: number;
+  /** Recently contacted destinations that pass without delay. */
+  workingSetSize?: number;
+}
+
+export interface GateOptions {
+  /** Concurrent attempts allowed per scope key (a positive integer or Infinity). */
+  maxInFlight?: number;
+  scope?: Scope;
+  policy?: Policy;
+  timing?: TimingOption;
+  /** Multiplies every duration: 0.1 runs the incident's 21 s in 2.1 s. */
+  timeScale?: number;
+  rate?: RateOptions;
+  clock?: Clock;
+  /** A label carried by every event, e.g. the profile name. */
+  name?: string;
+}
+
+export type AttemptState =
+  | "queued"
+  | "pending"
+  | "connected"
+  | "failed"
+  | "timed-out"
+  | "cancelled"
+  | "rejected";
+
+/** What every `synlimit:attempt:*` channel publishes. */
+export interface AttemptEvent {
+  readonly gate: string;
+  readonly id: number;
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+  readonly state: AttemptState;
+  /** Clock time of this event. */
+  readonly at: number;
+  /** Time spent waiting for a slot (so far, or in all once started). */
+  readonly waitMs: number;
+  /** Time from SYN to this event; 0 before the start. */
+  readonly pendingMs: number;
+  readonly inFlight: number;
+  readonly queued: number;
+  readonly error?: unknown;
+}
+
+/** Modelled on Windows Event 4226, published the first time a key hits its limit. */
+export interface LimitReachedEvent {
+  readonly gate: string;
+  readonly key: string;
+  readonly maxInFlight: number;
+  readonly policy: Policy;
+  readonly at: number;
+  readonly message: string;
+}

@@ -1,0 +1,202 @@
+import { once } from "node:events";
+import net from "node:net";
+import { Worker } from "node:worker_threads";
+import { defaults } from "../defaults.js";
+import { formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
+import { readTcpTable, socketInode, tcpTableSupported } from "../probe/tcp-table.js";
+
+export interface TarpitOptions {
+  /** A loopback address (default 127.0.0.1). */
+  host?: string;
+  /** Default 0: any free port. */
+  port?: number;
+  /**
+   * Prove, from the kernel's TCP table, that a connect to the tarpit stays in
+   * SYN_SENT before resolving (default true on Linux; elsewhere it cannot be
+   * checked and `verified` is false).
+   */
+  verify?: boolean;
+}
+
+// The listener lives in a worker whose event loop never runs again: nothing
+// ever calls accept(), so once the accept queue is full the kernel drops
+// every further SYN and the connecting side stays in SYN_SENT — what a
+// firewall that silently drops SYNs does, without root.
+const workerSource = `
+const { parentPort, workerData } = require("node:worker_threads");
+const net = require("node:net");
+const server = net.createServer();
+server.once("error", (error) => {
+  parentPort.postMessage({ error: { message: error.message, code: error.code } });
+});
+server.listen({ host: workerData.host, port: workerData.port, backlog: workerData.backlog }, () => {
+  parentPort.postMessage({ port: server.address().port });
+  const stop = new Int32Array(workerData.stop);
+  // Short waits so worker.terminate() can still interrupt between them.
+  while (Atomics.load(stop, 0) === 0) Atomics.wait(stop, 0, 0, 200);
+  server.close();
+  process.exit(0);
+});
+`;
+
+const MAX_FILLERS = 16;
+
+/**
+ * A loopback TCP endpoint whose connects never complete: each one sits in
+ * SYN_SENT until the client gives up (Linux: ~127 s) or the socket is
+ * destroyed. The incident's dead collector, as a test fixture.
+ */
+export class Tarpit {
+  readonly host: string;
+  readonly port: number;
+  #verified = false;
+  readonly #worker: Worker;
+  readonly #stop: Int32Array;
+  readonly #fillers: net.Socket[];
+  #closed: Promise<void> | null = null;
+
+  private constructor(
+    host: string,
+    port: number,
+    worker: Worker,
+    stop: Int32Array,
+    fillers: net.Socket[],
+  ) {
+    this.host = host;
+    this.port = port;
+    this.#worker = worker;
+    this.#stop = stop;
+    this.#fillers = fillers;
+  }
+
+  static async listen(options: TarpitOptions = {}): Promise<Tarpit> {
+    const host = options.host ?? "127.0.0.1";
+    if (net.isIP(host) === 0) throw invalidOption("host", "an IP address", host);
+    const port = options.port ?? 0;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw invalidOption("port", "an integer from 0 to 65535", port);
+    }
+    const verify = options.verify ?? tcpTableSupported();
+
+    const stopBuffer = new SharedArrayBuffer(4);
+    const stop = new Int32Array(stopBuffer);
+    const worker = new Worker(workerSource, {
+      eval: true,
+      workerData: { host, port, backlog: defaults.tarpitBacklog, stop: stopBuffer },
+    });
+    worker.unref();
+    const [message] = (await once(worker, "message")) as [
+      { port?: number; error?: { message: string; code?: string } },
+    ];
+    if (message.error || message.port === undefined) {
+      Atomics.store(stop, 0, 1);
+      await worker.terminate();
+      throw new SynlimitError(
+        "SYNLIMIT_INVALID_OPTION",
+        `tarpit cannot listen on ${formatEndpoint({ host, port })}: ${message.error?.message ?? "no port"}`,
+      );
+    }
+    const fillers: net.Socket[] = [];
+    const tarpit = new Tarpit(host, message.port, worker, stop, fillers);
+    try {
+      tarpit.#verified = await tarpit.#fill(verify);
+      return tarpit;
+    } catch (error) {
+      await tarpit.close();
+      throw error;
+    }
+  }
+
+  /** True when the kernel's TCP table showed a connect stuck in SYN_SENT. */
+  get verified(): boolean {
+    return this.#verified;
+  }
+
+  get address(): string {
+    return formatEndpoint(this);
+  }
+
+  /**
+   * Fills the accept queue (Linux admits backlog + 1 handshakes) and, when
+   * asked, proves the next connect stays in SYN_SENT. A connect that still
+   * completes becomes one more filler.
+   */
+  async #fill(verify: boolean): Promise<boolean> {
+    for (let i = 0; i <= defaults.tarpitBacklog; i++)
+      this.#fillers.push(await this.#connectFiller());
+    if (!verify) return false;
+    while (this.#fillers.length < MAX_FILLERS) {
+      const probe = net.connect({ host: this.host, port: this.port });
+      probe.unref();
+      const stuck = await stuckInSynSent(probe);
+      if (stuck) {
+        probe.destroy();
+        return true;
+      }
+      if (probe.connecting || probe.destroyed) {
+        probe.destroy();
+        break;
+      }
+      this.#fillers.push(probe);
+    }
+    throw new SynlimitError(
+      "SYNLIMIT_TARPIT_UNVERIFIED",
+      `tarpit at ${this.address}: connects do not stay in SYN_SENT on this system (a full accept queue may answer with RST); use a blackhole you control instead`,
+    );
+  }
+
+  async #connectFiller(): Promise<net.Socket> {
+    const socket = net.connect({ host: this.host, port: this.port });
+    socket.unref();
+    socket.on("error", () => {});
+    await once(socket, "connect");
+    return socket;
+  }
+
+  /** Keeps the process alive while the tarpit is open (the CLI wants this). */
+  ref(): this {
+    this.#worker.ref();
+    for (const s of this.#fillers) s.ref();
+    return this;
+  }
+
+  async close(): Promise<void> {
+    this.#closed ??= (async () => {
+      Atomics.store(this.#stop, 0, 1);
+      Atomics.notify(this.#stop, 0);
+      for (const s of this.#fillers) s.destroy();
+      if (this.#worker.threadId >= 0) {
+        const exited = once(this.#worker, "exit");
+        await Promise.race([exited, this.#worker.terminate()]);
+      }
+    })();
+    return this.#closed;
+  }
+}
+
+/**
+ * Polls the kernel's TCP table until `socket` shows up in SYN_SENT (true) or
+ * it connects or fails (false). The kernel enters SYN_SENT inside connect(2);
+ * the socket is found by its inode, as Node hides the local port until the
+ * connect completes.
+ */
+async function stuckInSynSent(socket: net.Socket): Promise<boolean> {
+  let settled = false;
+  const done = new Promise<void>((resolve) => {
+    const settle = () => {
+      settled = true;
+      resolve();
+    };
+    socket.once("connect", settle);
+    socket.once("error", settle);
+  });
+  for (let i = 0; i < 50 && !settled; i++) {
+    const inode = await socketInode(socket);
+    if (inode !== null) {
+      const row = (await readTcpTable()).find((e) => e.inode === inode);
+      if (row) return row.state === "SYN_SENT" && !settled;
+    }
+    await Promise.race([done, new Promise((r) => setTimeout(r, 10))]);
+  }
+  return false;
+}

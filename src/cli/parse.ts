@@ -2,17 +2,21 @@ import net from "node:net";
 import { InvalidArgumentError } from "commander";
 
 /** Argument parsers for commander: each throws a one-line InvalidArgumentError. */
+/** A port to listen on: 0 picks a free one. */
 export function port(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > 65535) {
-    throw new InvalidArgumentError("expected a port number from 0 to 65535.");
-  }
-  return Number(value);
+  return portIn(value, 0);
 }
 
+/** A port to connect to. */
 export function connectPort(value: string): number {
-  const p = port(value);
-  if (p === 0) throw new InvalidArgumentError("expected a port number from 1 to 65535.");
-  return p;
+  return portIn(value, 1);
+}
+
+function portIn(value: string, min: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > 65535) {
+    throw new InvalidArgumentError(`expected a port number from ${min} to 65535.`);
+  }
+  return Number(value);
 }
 
 export function milliseconds(value: string): number {

@@ -17,9 +17,10 @@ export function buildProgram(): Command {
       "Reproduce, detect and survive hosts that limit concurrent outbound TCP connect attempts.",
     )
     .version(version)
-    .showHelpAfterError("(run with --help for usage)")
     .configureOutput({
-      outputError: (text, write) => write(`synlimit: ${text.replace(/^error: /, "")}`),
+      // One line per error, hint included, so scripts can grep it.
+      outputError: (text, write) =>
+        write(`synlimit: ${text.replace(/^error: /, "").trimEnd()} (see --help)\n`),
     });
   registerDemo(program);
   registerConnectTest(program);

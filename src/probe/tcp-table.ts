@@ -117,7 +117,13 @@ export async function synSentOf(pid: number = process.pid): Promise<TcpEntry[]> 
 /** The kernel inode of a Node socket's file descriptor (Linux), or null. */
 export async function socketInode(socket: Socket): Promise<number | null> {
   // Node keeps the handle private; its fd is what /proc knows the socket by.
-  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  const fdOf = () => (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  // Node issues connect(2), and so creates the fd, on a later tick than
+  // net.connect() returns; a few turns of the event loop settle it.
+  for (let i = 0; i < 10 && (fdOf() ?? -1) < 0 && socket.connecting; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const fd = fdOf();
   if (typeof fd !== "number" || fd < 0) return null;
   const target = await readlink(`/proc/self/fd/${fd}`).catch(() => "");
   const m = /^socket:\[(\d+)\]$/.exec(target);

@@ -40,16 +40,15 @@ export class LiveListener {
     });
     server.listen({ host, port });
     await once(server, "listening");
+    const { address, port: boundPort } = server.address() as net.AddressInfo;
+    live.host = address;
+    live.port = boundPort;
     return live;
   }
 
-  get host(): string {
-    return (this.server.address() as net.AddressInfo).address;
-  }
-
-  get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
-  }
+  // Kept after close so reports can still name the address.
+  host = "";
+  port = 0;
 
   get address(): string {
     return formatEndpoint(this);

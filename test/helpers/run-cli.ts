@@ -1,0 +1,72 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const cliPath = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+export const registerUrl = new URL("../../src/emulate/register.js", import.meta.url).href;
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment without SYNLIMIT_* leaking in from the caller. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("SYNLIMIT_")) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** Runs the built CLI to completion. */
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<CliResult> {
+  const child = startCli(args, options);
+  return finished(child);
+}
+
+export function startCli(
+  args: string[],
+  options: { env?: Record<string, string>; nodeArgs?: string[] } = {},
+): ChildProcess & { stdoutText: () => string } {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), cliPath, ...args], {
+    env: cleanEnv(options.env),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  return Object.assign(child, { stdoutText: () => out });
+}
+
+export function finished(child: ChildProcess & { stdoutText?: () => string }): Promise<CliResult> {
+  let stderr = "";
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => {
+    child.once("close", (code, signal) =>
+      resolve({ code, signal, stdout: child.stdoutText?.() ?? "", stderr }),
+    );
+  });
+}
+
+/** Resolves with the first full line the child prints on stdout. */
+export function firstLine(child: ChildProcess & { stdoutText: () => string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const text = child.stdoutText();
+      const nl = text.indexOf("\n");
+      if (nl >= 0) {
+        child.stdout?.off("data", check);
+        resolve(text.slice(0, nl));
+      }
+    };
+    child.stdout?.on("data", check);
+    child.once("exit", (code) => reject(new Error(`exited ${code} before printing a line`)));
+    check();
+  });
+}

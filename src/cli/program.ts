@@ -4,6 +4,8 @@ import { SynlimitError } from "../errors.js";
 import { registerConnectTest } from "./commands/connect-test.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerEcho } from "./commands/echo.js";
+import { registerGate } from "./commands/gate.js";
+import { registerProbe } from "./commands/probe.js";
 import { registerProfiles } from "./commands/profiles.js";
 import { registerTarpit } from "./commands/tarpit.js";
 
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
     });
   registerDemo(program);
   registerConnectTest(program);
+  registerProbe(program);
+  registerGate(program);
   registerTarpit(program);
   registerEcho(program);
   registerProfiles(program);

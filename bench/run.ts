@@ -1,0 +1,59 @@
+import { writeFile } from "node:fs/promises";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { currentEmulation } from "../src/emulate/install.js";
+import { type OverheadOptions, runConnectOverhead } from "./connect-overhead.js";
+import { type HandoffOptions, runHandoff } from "./handoff.js";
+import { handoffTable, machine, markdown, overheadTable, verdicts } from "./report.js";
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    "no-write": { type: "boolean", default: false },
+  },
+  strict: true,
+});
+
+// Sized so the full run stays well under two minutes on a 2-core machine.
+const settings: { overhead: OverheadOptions; handoff: HandoffOptions } = args.quick
+  ? {
+      overhead: { rounds: 2, sequential: 200, concurrent: 400, concurrency: 16 },
+      handoff: { iterations: 50, warmup: 10 },
+    }
+  : {
+      overhead: { rounds: 10, sequential: 2_000, concurrent: 4_000, concurrency: 16 },
+      handoff: { iterations: 2_000, warmup: 200 },
+    };
+
+const docs = new URL("../../docs/benchmarks.md", import.meta.url);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const started = performance.now();
+log("connect overhead: hooked vs plain, interleaved rounds …");
+const overhead = await runConnectOverhead(settings.overhead);
+log("handoff: pending attempt destroyed → queued attempt's SYN …");
+const handoff = await runHandoff(settings.handoff);
+if (currentEmulation() !== null) throw new Error("bench left an emulation installed");
+
+const report = {
+  command: args.quick ? "npm run bench -- --quick" : "npm run bench",
+  date: new Date(),
+  durationS: (performance.now() - started) / 1000,
+  overhead,
+  handoff,
+};
+console.log(
+  [
+    ...machine(),
+    "",
+    ...overheadTable(overhead),
+    "",
+    ...handoffTable(handoff),
+    "",
+    ...verdicts(report),
+  ].join("\n"),
+);
+if (!args["no-write"]) {
+  await writeFile(docs, markdown(report));
+  log(`wrote ${docs.pathname}`);
+}

@@ -20,9 +20,11 @@ const rows: Array<{ metric: Metric; label: string; rate: boolean }> = [
   { metric: "seqRate", label: "sequential: connects/s", rate: true },
   { metric: "seqP50", label: "sequential: p50 latency (µs)", rate: false },
   { metric: "seqP99", label: "sequential: p99 latency (µs)", rate: false },
+  { metric: "seqCpu", label: "sequential: CPU per connect (µs)", rate: false },
   { metric: "concRate", label: "concurrency 16: connects/s", rate: true },
   { metric: "concP50", label: "concurrency 16: p50 latency (µs)", rate: false },
   { metric: "concP99", label: "concurrency 16: p99 latency (µs)", rate: false },
+  { metric: "concCpu", label: "concurrency 16: CPU per connect (µs)", rate: false },
 ];
 
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`;
@@ -41,7 +43,7 @@ export function machine(): string[] {
 
 export function overheadTable(result: OverheadResult): string[] {
   const lines = [
-    "| metric | plain | hooked | hooked/plain | overhead | per-round ratio (min–max) |",
+    "| metric | plain | hooked | hooked/plain | overhead | paired ratio: median (IQR) |",
     "| --- | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const { metric, label, rate } of rows) {
@@ -49,7 +51,7 @@ export function overheadTable(result: OverheadResult): string[] {
     const value = (x: number) => (rate ? x.toFixed(0) : us(x));
     const overhead = rate ? 1 / s.ratio - 1 : s.ratio - 1;
     lines.push(
-      `| ${label} | ${value(s.plain)} | ${value(s.hooked)} | ${s.ratio.toFixed(3)} | ${pct(overhead)} | ${s.ratioMin.toFixed(3)}–${s.ratioMax.toFixed(3)} |`,
+      `| ${label} | ${value(s.plain)} | ${value(s.hooked)} | ${s.ratio.toFixed(3)} | ${pct(overhead)} | ${s.paired.toFixed(3)} (${s.pairedQ1.toFixed(3)}–${s.pairedQ3.toFixed(3)}) |`,
     );
   }
   return lines;
@@ -67,17 +69,19 @@ export function handoffTable(result: HandoffResult): string[] {
 }
 
 export function verdicts(report: Report): string[] {
-  const worst = Math.max(
-    ...rows.map(({ metric, rate }) => {
+  // CPU rows explain; the issue's target is about rate and latency.
+  const [worst] = rows
+    .filter((r) => !r.metric.endsWith("Cpu"))
+    .map(({ metric, label, rate }) => {
       const { ratio } = summarize(report.overhead, metric);
-      return rate ? 1 / ratio - 1 : ratio - 1;
-    }),
-  );
+      return { label, overhead: rate ? 1 / ratio - 1 : ratio - 1 };
+    })
+    .sort((a, b) => b.overhead - a.overhead);
   const p99 = percentile(report.handoff.toSyn, 99);
   const met = (ok: boolean) => (ok ? "met" : "**not met**");
   return [
-    `- Hook overhead ≤ 5 %: ${met(worst <= OVERHEAD_TARGET)} (worst row ${pct(worst)}; compare with the per-round spread, which is the noise).`,
-    `- Handoff p99 ≤ 1 ms: ${met(p99 <= HANDOFF_P99_TARGET_MS)} (${us(p99)} µs to the SYN).`,
+    `- Hook overhead ≤ 5 %: ${met((worst?.overhead ?? 0) <= OVERHEAD_TARGET)} (worst row: ${worst?.label}, ${pct(worst?.overhead ?? 0)}; judge it against the paired-ratio IQR, which is the noise).`,
+    `- Handoff p99 ≤ 1 ms: ${met(p99 <= HANDOFF_P99_TARGET_MS)} (${us(p99)} µs from destroy() to the queued SYN).`,
   ];
 }
 
@@ -113,7 +117,8 @@ export function markdown(report: Report): string {
     "- Everything runs in one Node process on 127.0.0.1 only: client, listener and tarpit (the tarpit listener lives in a worker thread that never accepts).",
     "- Clock: `performance.now()` (monotonic, sub-microsecond) for every stamp. The gate stamps its events with the same clock, so a gate event's `at` and a stamp taken by the benchmark subtract directly.",
     "- Connect latency runs from just before `net.connect()` to the first line of the `'connect'` listener; the socket is then destroyed. Rates are connects divided by the wall time of the block.",
-    "- Interleaving: hooked and plain blocks alternate inside every round and the order flips each round (plain first in even rounds, hooked first in odd ones), after one unrecorded warm-up block of each, so drift hits both modes alike. The per-round ratio column is the spread of hooked/plain between adjacent blocks: an overhead inside it is not distinguishable from noise.",
+    "- Interleaving: hooked and plain blocks alternate inside every round and the order flips each round (plain first in even rounds, hooked first in odd ones), after one unrecorded warm-up block of each, so drift hits both modes alike. The paired-ratio column takes hooked/plain within each round (blocks a second apart) and gives its median and interquartile range: an overhead inside that range is not distinguishable from noise.",
+    "- CPU per connect is `process.cpuUsage()` (user + sys) over a block divided by its connects; it covers client and listener together and, unlike wall time, not the time the VM ran someone else.",
     "- Overhead is the extra time per connect: hooked/plain − 1 for latencies, plain/hooked − 1 for rates.",
     "- Handoff: the stamp is taken right before `socket.destroy()` on the pending socket; the SYN moment is the `synlimit:attempt:start` event of the queued attempt (published as the gate grants the slot, just before it calls the real `connect(2)`). Only the benchmark subscribes to the gate's channels, and only during the handoff run.",
     "- `npm run bench -- --quick` is a smoke test with few iterations; its numbers are not meant to be kept.",

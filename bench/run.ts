@@ -21,7 +21,7 @@ const settings: { overhead: OverheadOptions; handoff: HandoffOptions } = args.qu
       handoff: { iterations: 50, warmup: 10 },
     }
   : {
-      overhead: { rounds: 10, sequential: 2_000, concurrent: 4_000, concurrency: 16 },
+      overhead: { rounds: 40, sequential: 1_000, concurrent: 2_000, concurrency: 16 },
       handoff: { iterations: 2_000, warmup: 200 },
     };
 

@@ -6,14 +6,16 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number;
 }
 
-export const median = (values: readonly number[]): number => percentile(values, 50);
+/** The usual median (mean of the middle two): for summaries across rounds. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  if (sorted.length % 2 === 1) return sorted[mid] as number;
+  return ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
 
 export function max(values: readonly number[]): number {
   return values.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
-}
-
-export function min(values: readonly number[]): number {
-  return values.reduce((a, b) => (b < a ? b : a), Number.POSITIVE_INFINITY);
 }
 
 /** Microseconds from milliseconds, rounded for a table. */

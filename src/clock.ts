@@ -24,6 +24,19 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * The system clock with unref'd timers: a background client's retry timers
+ * must never keep the host process alive.
+ */
+export const backgroundClock: Clock = {
+  now: () => performance.now(),
+  setTimer(fn, ms) {
+    const handle = setTimeout(fn, ms);
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  },
+};
+
 export function isClock(value: unknown): value is Clock {
   return (
     typeof value === "object" &&

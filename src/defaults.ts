@@ -34,4 +34,35 @@ export const defaults = {
    * Linux then admits backlog + 1 = 2 handshakes before it drops SYNs.
    */
   tarpitBacklog: 1,
+  // Guard (src/guard/): a background client must never hold the host's
+  // connect slot for long.
+  /** Own attempt budget: one connect at a time per destination… */
+  guardMaxPerDestination: 1,
+  /** …and one overall, so a background client never queues several SYNs. */
+  guardMaxOverall: 1,
+  /** Connect deadline floor: loopback and LAN peers answer in well under 1 s. */
+  guardConnectTimeoutFloorMs: 1_000,
+  /** Connect deadline ceiling: never the OS's 21–127 s. */
+  guardConnectTimeoutCeilingMs: 3_000,
+  /** Deadline = RTO-style srtt + 4·rttvar, times this margin, clamped to floor..ceiling. */
+  guardRttMargin: 4,
+  /** gRPC connection backoff: 1 s initial, ×1.6, ±20 % jitter, 120 s max. */
+  backoffInitialMs: 1_000,
+  backoffMultiplier: 1.6,
+  backoffJitter: 0.2,
+  backoffMaxMs: 120_000,
+  /** Consecutive connect failures that open a destination's breaker: one, for background clients. */
+  breakerFailureThreshold: 1,
+  /** How long a UDP echo preflight waits for the echo. */
+  preflightTimeoutMs: 500,
+  /**
+   * When preflights keep failing (UDP may be filtered while TCP is fine),
+   * one TCP attempt is still allowed this often, so reconnection is never
+   * blocked forever; at a ≤ 3 s deadline that is ≤ 5 % of a connect slot.
+   */
+  sparseTcpIntervalMs: 60_000,
+  /** How long a background connect waits for the host app's connects to finish. */
+  yieldMaxWaitMs: 5_000,
+  /** ReconnectingLink: records kept while disconnected (drop-oldest past this). */
+  linkQueueLimit: 1_000,
 } as const;

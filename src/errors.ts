@@ -18,7 +18,11 @@ export type SynlimitCode =
   | "SYNLIMIT_ATTEMPT_CANCELLED"
   | "SYNLIMIT_TARPIT_UNVERIFIED"
   | "SYNLIMIT_UNSUPPORTED_PLATFORM"
-  | "SYNLIMIT_USAGE";
+  | "SYNLIMIT_USAGE"
+  | "SYNLIMIT_BREAKER_OPEN"
+  | "SYNLIMIT_PREFLIGHT_FAILED"
+  | "SYNLIMIT_CONNECT_TIMEOUT"
+  | "SYNLIMIT_ABORTED";
 
 export class SynlimitError extends Error {
   readonly code: SynlimitCode;
@@ -47,6 +51,67 @@ export function invalidEnv(variable: string, expected: string, got: string): Syn
 
 export function usageError(message: string): SynlimitError {
   return new SynlimitError("SYNLIMIT_USAGE", message);
+}
+
+/** Extra fields carried by guard errors, so callers can schedule without parsing text. */
+export interface GuardErrorDetails {
+  host: string;
+  port: number;
+  /** When the breaker will let the next try through (clock milliseconds from now). */
+  retryAfterMs?: number;
+}
+
+export class GuardError extends SynlimitError {
+  readonly host: string;
+  readonly port: number;
+  readonly retryAfterMs: number | undefined;
+  constructor(
+    code: SynlimitCode,
+    message: string,
+    details: GuardErrorDetails,
+    options?: ErrorOptions,
+  ) {
+    super(code, message, options);
+    this.name = "GuardError";
+    this.host = details.host;
+    this.port = details.port;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+}
+
+/** The breaker for a destination is open: failing fast instead of holding a connect slot. */
+export function breakerOpen(endpoint: Endpoint, retryAfterMs: number): GuardError {
+  return new GuardError(
+    "SYNLIMIT_BREAKER_OPEN",
+    `not connecting to ${formatEndpoint(endpoint)}: it has been failing; next try in ${Math.round(retryAfterMs)} ms`,
+    { ...endpoint, retryAfterMs },
+  );
+}
+
+/** The preflight found the peer dead, so no TCP attempt was made. */
+export function preflightFailed(
+  endpoint: Endpoint,
+  outcome: string,
+  retryAfterMs: number,
+): GuardError {
+  return new GuardError(
+    "SYNLIMIT_PREFLIGHT_FAILED",
+    `not connecting to ${formatEndpoint(endpoint)}: preflight ${outcome}; next try in ${Math.round(retryAfterMs)} ms`,
+    { ...endpoint, retryAfterMs },
+  );
+}
+
+/** The guard's own connect deadline ended the attempt (and its SYN_SENT). */
+export function connectTimeout(endpoint: Endpoint, afterMs: number): GuardError {
+  return new GuardError(
+    "SYNLIMIT_CONNECT_TIMEOUT",
+    `connect to ${formatEndpoint(endpoint)} timed out after ${Math.round(afterMs)} ms (guard deadline)`,
+    endpoint,
+  );
+}
+
+export function aborted(what: string, reason?: unknown): SynlimitError {
+  return new SynlimitError("SYNLIMIT_ABORTED", `${what} aborted`, { cause: reason });
 }
 
 export interface Endpoint {

@@ -30,6 +30,7 @@ const redact = {
  * written, not lost in a buffer.
  */
 export function createLogger(level = "info"): Logger {
-  if (!logLevels.includes(level)) throw invalidOption("logLevel", `one of ${logLevels.join(", ")}`, level);
+  if (!logLevels.includes(level))
+    throw invalidOption("logLevel", `one of ${logLevels.join(", ")}`, level);
   return pino({ name: "synlimit", level, redact }, pino.destination({ dest: 2, sync: true }));
 }

@@ -192,7 +192,11 @@ function validate(options: EchoServerOptions): ValidOptions {
     typeof tcpIdleTimeoutMs !== "number" ||
     !(tcpIdleTimeoutMs >= 0 && tcpIdleTimeoutMs <= MAX_TIMEOUT_MS)
   ) {
-    throw invalidOption("tcpIdleTimeoutMs", `a number from 0 to ${MAX_TIMEOUT_MS}`, tcpIdleTimeoutMs);
+    throw invalidOption(
+      "tcpIdleTimeoutMs",
+      `a number from 0 to ${MAX_TIMEOUT_MS}`,
+      tcpIdleTimeoutMs,
+    );
   }
   return { host, udpPort, tcp, tcpPort, maxTcpConnections, tcpIdleTimeoutMs };
 }

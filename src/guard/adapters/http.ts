@@ -1,0 +1,95 @@
+import http from "node:http";
+import https from "node:https";
+import type { Duplex } from "node:stream";
+import type tls from "node:tls";
+import { Guard, type GuardOptions } from "../guard.js";
+
+type CreateCallback = (error: Error | null, stream: Duplex) => void;
+
+function guardOf(guard: Guard | GuardOptions | undefined): Guard {
+  return guard instanceof Guard ? guard : new Guard(guard);
+}
+
+function portOf(options: http.ClientRequestArgs, fallback: number): number {
+  const port = Number(options.port ?? options.defaultPort ?? fallback);
+  return Number.isFinite(port) && port > 0 ? port : fallback;
+}
+
+/**
+ * An http.Agent whose new connections go through the guard. Node's Agent
+ * accepts a socket handed to the createConnection callback later, so the
+ * request simply waits while the guard decides (or fails fast).
+ */
+export class GuardedAgent extends http.Agent {
+  readonly guard: Guard;
+
+  constructor(guard?: Guard | GuardOptions, options?: http.AgentOptions) {
+    super(options);
+    this.guard = guardOf(guard);
+  }
+
+  override createConnection(options: http.ClientRequestArgs, callback?: CreateCallback): null {
+    connectThrough(this.guard, options, 80, undefined, callback);
+    return null;
+  }
+}
+
+/** The https flavour: TLS options of the request (ca, servername, …) apply to the upgrade. */
+export class GuardedHttpsAgent extends https.Agent {
+  readonly guard: Guard;
+
+  constructor(guard?: Guard | GuardOptions, options?: https.AgentOptions) {
+    super(options);
+    this.guard = guardOf(guard);
+  }
+
+  override createConnection(options: http.ClientRequestArgs, callback?: CreateCallback): null {
+    const o = options as https.RequestOptions & tls.ConnectionOptions;
+    const tlsOptions: tls.ConnectionOptions = {
+      ...pick(o, [
+        "ca",
+        "cert",
+        "key",
+        "pfx",
+        "passphrase",
+        "rejectUnauthorized",
+        "ciphers",
+        "minVersion",
+        "maxVersion",
+        "checkServerIdentity",
+      ]),
+      servername: o.servername ?? (typeof o.host === "string" ? o.host : undefined),
+      ALPNProtocols: ["http/1.1"],
+    };
+    connectThrough(this.guard, options, 443, tlsOptions, callback);
+    return null;
+  }
+}
+
+function connectThrough(
+  guard: Guard,
+  options: http.ClientRequestArgs,
+  defaultPort: number,
+  tlsOptions: tls.ConnectionOptions | undefined,
+  callback: CreateCallback | undefined,
+): void {
+  const host = options.hostname ?? options.host ?? "localhost";
+  guard
+    .connect({
+      host,
+      port: portOf(options, defaultPort),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(tlsOptions ? { tls: tlsOptions } : {}),
+    })
+    .then(
+      (socket) => callback?.(null, socket),
+      (error: Error) => callback?.(error, null as unknown as Duplex),
+    );
+}
+
+function pick<T extends object>(o: T, keys: string[]): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys)
+    if ((o as Record<string, unknown>)[k] !== undefined) out[k] = (o as Record<string, unknown>)[k];
+  return out as Partial<T>;
+}

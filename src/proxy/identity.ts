@@ -1,0 +1,165 @@
+import { readdir, readlink } from "node:fs/promises";
+import { readTcpTable, type TcpEntry, tcpTableSupported } from "../probe/tcp-table.js";
+import { canonicalAddress } from "./acl.js";
+
+/**
+ * Who a limit applies to:
+ * - `process`: the client program (one running process), found from its
+ *   socket via /proc, as the incident's security product limited each EXE;
+ * - `exe`: every process of the same executable together;
+ * - `user`: the SOCKS username or the Proxy-Authorization user;
+ * - `source`: the client's address;
+ * - `global`: the whole machine, as Windows XP SP2 did.
+ */
+export type IdentityKind = "process" | "exe" | "user" | "source" | "global";
+export const identityKinds: readonly IdentityKind[] = [
+  "process",
+  "exe",
+  "user",
+  "source",
+  "global",
+];
+
+export interface ClientEndpoints {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+}
+
+export interface ProcessInfo {
+  readonly pid: number;
+  readonly exe: string;
+}
+
+export function userIdentity(username: string | undefined): string {
+  return `user:${username ?? "anonymous"}`;
+}
+
+export function sourceIdentity(address: string): string {
+  return `source:${canonicalAddress(address) ?? address}`;
+}
+
+export function processIdentity(info: ProcessInfo): string {
+  return `process:${info.pid}:${info.exe}`;
+}
+
+export function exeIdentity(info: ProcessInfo): string {
+  return `exe:${info.exe}`;
+}
+
+interface Lookup {
+  readonly client: ClientEndpoints;
+  readonly resolve: (info: ProcessInfo | null) => void;
+}
+
+const RECENT_PIDS = 64;
+
+/**
+ * Finds the process on the other end of a loopback connection: the client's
+ * 4-tuple in /proc/net/tcp{,6} gives its socket inode, the process holding
+ * that inode among its /proc/<pid>/fd links gives the pid, /proc/<pid>/exe
+ * the program. Lookups made in the same turn of the event loop share one
+ * read of the TCP table and one scan of /proc, so a burst of clients costs
+ * about what one does. Needs the rights to read other processes' fds
+ * (root, or the same user).
+ */
+export class ProcessResolver {
+  #batch: Lookup[] = [];
+  #scheduled = false;
+  // Clients tend to reconnect: their fds are scanned first.
+  readonly #recent: number[] = [];
+
+  get supported(): boolean {
+    return tcpTableSupported();
+  }
+
+  lookup(client: ClientEndpoints): Promise<ProcessInfo | null> {
+    if (!this.supported) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.#batch.push({ client, resolve });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          const batch = this.#batch;
+          this.#batch = [];
+          this.#run(batch).catch(() => {
+            for (const l of batch) l.resolve(null);
+          });
+        });
+      }
+    });
+  }
+
+  async #run(batch: Lookup[]): Promise<void> {
+    const table = await readTcpTable();
+    const inodeOf = new Map<Lookup, number>();
+    const index = new Map<string, TcpEntry>();
+    for (const e of table) {
+      if (e.inode === 0) continue;
+      index.set(
+        `${canonicalAddress(e.local.host)}|${e.local.port}|${canonicalAddress(e.remote.host)}|${e.remote.port}`,
+        e,
+      );
+    }
+    for (const l of batch) {
+      const c = l.client;
+      // The client's own socket: its local end is our remote end.
+      const key = `${canonicalAddress(c.remoteAddress)}|${c.remotePort}|${canonicalAddress(c.localAddress)}|${c.localPort}`;
+      const row = index.get(key);
+      if (row) inodeOf.set(l, row.inode);
+      else l.resolve(null);
+    }
+    if (inodeOf.size === 0) return;
+    const wanted = new Set(inodeOf.values());
+    const owner = new Map<number, number>();
+    await this.#scan(this.#recent.slice(), wanted, owner);
+    if (owner.size < wanted.size) {
+      const all = (await readdir("/proc").catch(() => [] as string[]))
+        .filter((d) => /^\d+$/.test(d))
+        .map(Number);
+      await this.#scan(all, wanted, owner);
+    }
+    const exes = new Map<number, Promise<string>>();
+    for (const [l, inode] of inodeOf) {
+      const pid = owner.get(inode);
+      if (pid === undefined) {
+        l.resolve(null);
+        continue;
+      }
+      this.#remember(pid);
+      let exe = exes.get(pid);
+      if (!exe) {
+        exe = readlink(`/proc/${pid}/exe`).catch(() => "unknown");
+        exes.set(pid, exe);
+      }
+      l.resolve({ pid, exe: await exe });
+    }
+  }
+
+  async #scan(pids: number[], wanted: Set<number>, owner: Map<number, number>): Promise<void> {
+    const chunk = 32;
+    for (let i = 0; i < pids.length && owner.size < wanted.size; i += chunk) {
+      await Promise.all(
+        pids.slice(i, i + chunk).map(async (pid) => {
+          const dir = `/proc/${pid}/fd`;
+          const fds = await readdir(dir).catch(() => [] as string[]);
+          for (const fd of fds) {
+            const target = await readlink(`${dir}/${fd}`).catch(() => "");
+            if (!target.startsWith("socket:[")) continue;
+            const inode = Number(target.slice(8, -1));
+            if (wanted.has(inode) && !owner.has(inode)) owner.set(inode, pid);
+          }
+        }),
+      );
+    }
+  }
+
+  #remember(pid: number): void {
+    const i = this.#recent.indexOf(pid);
+    if (i >= 0) this.#recent.splice(i, 1);
+    this.#recent.unshift(pid);
+    if (this.#recent.length > RECENT_PIDS) this.#recent.pop();
+  }
+}

@@ -1,0 +1,325 @@
+import assert from "node:assert/strict";
+import diagnostics from "node:diagnostics_channel";
+import { once } from "node:events";
+import net from "node:net";
+import { type TestContext, test } from "node:test";
+import { install, uninstall } from "../../src/emulate/install.js";
+import { guardChannelNames } from "../../src/guard/channels.js";
+import { Guard, type GuardOptions } from "../../src/guard/guard.js";
+import { synSentOf } from "../../src/probe/tcp-table.js";
+import { EchoServer } from "../../src/targets/echo.js";
+import { LiveListener } from "../../src/targets/live.js";
+import { SilentUdpPort } from "../../src/targets/silent-udp.js";
+import { Tarpit } from "../../src/targets/tarpit.js";
+import { FakeClock } from "../helpers/fake-clock.js";
+import { TlsFixture, testCert } from "../helpers/servers.js";
+
+type GuardEvent = { channel: string } & Record<string, unknown>;
+
+/** Records every synlimit:guard:* event in order. */
+function recordGuard(t: TestContext): GuardEvent[] {
+  const events: GuardEvent[] = [];
+  for (const [channel, name] of Object.entries(guardChannelNames)) {
+    const fn = (m: unknown) => events.push({ channel, ...(m as object) });
+    diagnostics.subscribe(name, fn);
+    t.after(() => diagnostics.unsubscribe(name, fn));
+  }
+  return events;
+}
+
+/** Resolves on the next event published on a guard channel. */
+function nextGuardEvent(channel: keyof typeof guardChannelNames): Promise<unknown> {
+  const name = guardChannelNames[channel];
+  return new Promise((resolve) => {
+    const fn = (m: unknown) => {
+      diagnostics.unsubscribe(name, fn);
+      resolve(m);
+    };
+    diagnostics.subscribe(name, fn);
+  });
+}
+
+async function fixtures(t: TestContext) {
+  const live = await LiveListener.listen();
+  t.after(() => live.close());
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  return { live, tarpit };
+}
+
+let budgetSeq = 0;
+/** Each test gets its own process-wide budget name, so tests do not share slots. */
+const guardOptions = (o: GuardOptions = {}): GuardOptions => ({
+  budget: `test-${budgetSeq++}`,
+  ...o,
+});
+
+const code = (c: string) => (e: Error & { code?: string }) => e.code === c;
+
+test("connects to a live peer and returns the socket", async (t) => {
+  const { live } = await fixtures(t);
+  const guard = new Guard(guardOptions());
+  const socket = await guard.connect({ host: "127.0.0.1", port: live.port });
+  t.after(() => socket.destroy());
+  assert.equal(socket.remotePort, live.port);
+  assert.equal(guard.state("127.0.0.1", live.port), "closed");
+});
+
+test("the guard's deadline ends a SYN_SENT attempt: the socket is gone from the kernel's table", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const events = recordGuard(t);
+  const guard = new Guard(guardOptions({ connectTimeoutMs: 100 }));
+  await assert.rejects(
+    guard.connect({ host: "127.0.0.1", port: tarpit.port }),
+    (e: Error & { code?: string }) => {
+      return e.code === "SYNLIMIT_CONNECT_TIMEOUT" && /timed out after 100 ms/.test(e.message);
+    },
+  );
+  assert.deepEqual(
+    (await synSentOf()).filter((e) => e.remote.port === tarpit.port),
+    [],
+  );
+  assert.deepEqual(
+    events
+      .filter((e) => e.channel.startsWith("connect") || e.channel === "breaker")
+      .map((e) => `${e.channel}:${e.outcome ?? e.to ?? ""}`),
+    ["connectStart:", "connectEnd:timeout", "breaker:open"],
+  );
+});
+
+test("the default deadline is the 3 s ceiling until a connect is measured, then follows the peer down to the 1 s floor", async (t) => {
+  const { live } = await fixtures(t);
+  const events = recordGuard(t);
+  const guard = new Guard(guardOptions());
+  for (let i = 0; i < 2; i++)
+    (await guard.connect({ host: "127.0.0.1", port: live.port })).destroy();
+  const deadlines = events.filter((e) => e.channel === "connectStart").map((e) => e.deadlineMs);
+  assert.deepEqual(deadlines, [3000, 1000]);
+});
+
+test("an open breaker fails fast without a TCP attempt, then half-opens by preflight after the backoff", async (t) => {
+  const { live } = await fixtures(t);
+  const echo = await EchoServer.listen();
+  t.after(() => echo.close());
+  const closed = await LiveListener.listen();
+  const deadPort = closed.port;
+  await closed.close();
+  const clock = new FakeClock();
+  const events = recordGuard(t);
+  const guard = new Guard(
+    guardOptions({
+      clock,
+      preflight: { udpEchoPort: echo.udpPort },
+      backoff: { random: () => 0.5 },
+    }),
+  );
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port: deadPort }), code("ECONNREFUSED"));
+  assert.equal(guard.state("127.0.0.1", deadPort), "open");
+  assert.equal(guard.nextTryInMs("127.0.0.1", deadPort), 1000);
+  clock.advance(400);
+  await assert.rejects(
+    guard.connect({ host: "127.0.0.1", port: deadPort }),
+    (e: Error & { code?: string; retryAfterMs?: number }) => {
+      return e.code === "SYNLIMIT_BREAKER_OPEN" && e.retryAfterMs === 600;
+    },
+  );
+  // Other destinations are not affected by this one's breaker.
+  (await guard.connect({ host: "127.0.0.1", port: live.port })).destroy();
+  clock.advance(600);
+  // Half-open: the echo answers, so one TCP attempt is made; it is refused, so open again, 1.6 s.
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port: deadPort }), code("ECONNREFUSED"));
+  assert.equal(guard.nextTryInMs("127.0.0.1", deadPort), 1600);
+  const seq = events
+    .filter((e) => e.port === deadPort)
+    .map((e) => `${e.channel}:${e.to ?? e.outcome ?? e.reason ?? ""}`);
+  assert.deepEqual(seq, [
+    "connectStart:",
+    "connectEnd:failed",
+    "breaker:open",
+    "skipped:breaker-open",
+    "breaker:half-open",
+    "preflight:alive",
+    "connectStart:",
+    "connectEnd:failed",
+    "breaker:open",
+  ]);
+});
+
+test("a silent preflight means no TCP attempt at all; a refused one is told apart", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const silent = await SilentUdpPort.listen();
+  t.after(() => silent.close());
+  const clock = new FakeClock();
+  const events = recordGuard(t);
+  const guard = new Guard(
+    guardOptions({ clock, preflight: { udpEchoPort: silent.port, when: "always", timeoutMs: 50 } }),
+  );
+  const pending = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  await once(silent.socket, "message");
+  clock.advance(50);
+  await assert.rejects(
+    pending,
+    (e: Error & { code?: string }) =>
+      e.code === "SYNLIMIT_PREFLIGHT_FAILED" && /preflight silent/.test(e.message),
+  );
+  assert.equal(events.filter((e) => e.channel === "connectStart").length, 0, "no SYN was sent");
+  assert.equal(silent.received, 1);
+
+  const closedUdp = await SilentUdpPort.listen();
+  await closedUdp.close(); // nothing bound: the kernel answers with ICMP port unreachable
+  const refusing = new Guard(
+    guardOptions({ preflight: { udpEchoPort: closedUdp.port, when: "always", timeoutMs: 5000 } }),
+  );
+  await assert.rejects(
+    refusing.connect({ host: "127.0.0.1", port: tarpit.port }),
+    /preflight refused/,
+  );
+});
+
+test("UDP filtered but TCP alive: a sparse TCP attempt still gets through after the configured interval", async (t) => {
+  const { live } = await fixtures(t);
+  const silent = await SilentUdpPort.listen();
+  t.after(() => silent.close());
+  const clock = new FakeClock();
+  const guard = new Guard(
+    guardOptions({
+      clock,
+      preflight: {
+        udpEchoPort: silent.port,
+        when: "always",
+        timeoutMs: 10,
+        sparseTcpIntervalMs: 5000,
+      },
+      backoff: { random: () => 0.5 },
+    }),
+  );
+  let connected: net.Socket | null = null;
+  let tries = 0;
+  while (!connected && tries < 20) {
+    tries++;
+    const attempt = guard.connect({ host: "127.0.0.1", port: live.port });
+    attempt.catch(() => {});
+    // Let the preflight's datagram go out, then let its deadline pass.
+    await new Promise((r) => setImmediate(r));
+    clock.advance(10);
+    try {
+      connected = await attempt;
+    } catch (e) {
+      assert.match((e as Error).message, /preflight silent|breaker/);
+      clock.advance(guard.nextTryInMs("127.0.0.1", live.port));
+    }
+  }
+  assert.ok(connected, "the link got through by TCP");
+  connected.destroy();
+  // 1 s + 1.6 s + 2.56 s = 5.16 s ≥ 5 s: the fourth try is the sparse TCP one.
+  assert.equal(tries, 4);
+});
+
+test("guards share one process-wide attempt budget: the second waits while the first's attempt is pending", async (t) => {
+  const { live, tarpit } = await fixtures(t);
+  const events = recordGuard(t);
+  const name = `shared-${budgetSeq++}`;
+  const a = new Guard({ budget: name, connectTimeoutMs: 150 });
+  const b = new Guard({ budget: name });
+  const first = a.connect({ host: "127.0.0.1", port: tarpit.port });
+  first.catch(() => {});
+  const second = b.connect({ host: "127.0.0.1", port: live.port });
+  (await second).destroy();
+  await assert.rejects(first, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  const seq = events
+    .filter((e) => e.channel.startsWith("connect"))
+    .map((e) => `${e.channel}:${e.port}`);
+  assert.deepEqual(seq, [
+    `connectStart:${tarpit.port}`,
+    `connectEnd:${tarpit.port}`,
+    `connectStart:${live.port}`,
+    `connectEnd:${live.port}`,
+  ]);
+});
+
+test("yieldToHost: a background connect waits while the application has a connect in flight", async (t) => {
+  const { live, tarpit } = await fixtures(t);
+  const events = recordGuard(t);
+  const guard = new Guard(guardOptions({ yieldToHost: true }));
+  const app = net.connect(tarpit.port, "127.0.0.1"); // the app's own connect, pending
+  app.on("error", () => {});
+  t.after(() => app.destroy());
+  const yielded = nextGuardEvent("yield");
+  const background = guard.connect({ host: "127.0.0.1", port: live.port });
+  await yielded;
+  await new Promise((r) => setImmediate(r));
+  assert.equal(
+    events.filter((e) => e.channel === "connectStart").length,
+    0,
+    "held back while the app connects",
+  );
+  assert.equal(events.filter((e) => e.channel === "yield").length, 1);
+  app.destroy();
+  (await background).destroy();
+  assert.equal(events.filter((e) => e.channel === "connectStart").length, 1);
+});
+
+test("an AbortSignal ends the attempt and its SYN_SENT", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const guard = new Guard(guardOptions());
+  const abort = new AbortController();
+  const started = nextGuardEvent("connectStart");
+  const pending = guard.connect({ host: "127.0.0.1", port: tarpit.port, signal: abort.signal });
+  await started;
+  abort.abort();
+  await assert.rejects(pending, code("SYNLIMIT_ABORTED"));
+  assert.deepEqual(
+    (await synSentOf()).filter((e) => e.remote.port === tarpit.port),
+    [],
+  );
+  assert.equal(
+    guard.state("127.0.0.1", tarpit.port),
+    "closed",
+    "an abort is not the peer's failure",
+  );
+});
+
+test("tls: the connection is upgraded after the guarded TCP connect", async (t) => {
+  const server = await new TlsFixture().listen();
+  t.after(() => server.close());
+  const guard = new Guard(guardOptions());
+  const socket = await guard.connect({
+    host: "127.0.0.1",
+    port: server.port,
+    tls: { ca: testCert.cert, servername: "localhost" },
+  });
+  t.after(() => socket.destroy());
+  const [data] = (await once(socket, "data")) as [Buffer];
+  assert.equal(data.toString(), "hello");
+});
+
+test("under the incident's limiter, the guard's short deadline frees the process's only slot", async (t) => {
+  const { live, tarpit } = await fixtures(t);
+  install({ profile: "incident" }); // real Windows timing: 21 s if nothing ends the attempt
+  t.after(uninstall);
+  const guard = new Guard(guardOptions({ connectTimeoutMs: 100 }));
+  const background = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  background.catch(() => {});
+  const login = new Promise<void>((resolve, reject) => {
+    const s = net.connect(live.port, "127.0.0.1", () => {
+      s.destroy();
+      resolve();
+    });
+    s.on("error", reject);
+  });
+  await login; // would take 21 s without the guard's deadline
+  await assert.rejects(background, code("SYNLIMIT_CONNECT_TIMEOUT"));
+});
+
+test("options are validated at construction", () => {
+  assert.throws(
+    () => new Guard({ maxInFlight: 0 }),
+    /option maxInFlight must be a positive integer, got 0/,
+  );
+  assert.throws(() => new Guard({ connectTimeoutMs: -1 }), /connectTimeoutMs/);
+  assert.throws(() => new Guard({ preflight: { udpEchoPort: 70000 } }), /preflight.udpEchoPort/);
+  assert.throws(() => new Guard({ preflight: { when: "sometimes" as never } }), /preflight.when/);
+  assert.throws(() => new Guard({ backoff: { jitter: 2 } }), /backoff.jitter/);
+  assert.throws(() => new Guard({ yieldToHost: "yes" as never }), /yieldToHost/);
+  assert.throws(() => new Guard({ budget: "" }), /budget/);
+});

@@ -11,6 +11,8 @@ export interface OverheadOptions {
   /** Connects per round with `concurrency` in flight: throughput. */
   concurrent: number;
   concurrency: number;
+  /** A/A control: the "hooked" blocks run without the hook, to show the method's noise. */
+  control?: boolean;
 }
 
 export type Mode = "plain" | "hooked";
@@ -64,7 +66,8 @@ export async function runConnectOverhead(options: OverheadOptions): Promise<Over
 
 async function block(mode: Mode, live: AcceptWatch, o: OverheadOptions): Promise<RoundResult> {
   // Uncontended: the hook and gate run on every connect but never make one wait.
-  if (mode === "hooked") install({ maxInFlight: Number.POSITIVE_INFINITY });
+  const hook = mode === "hooked" && !o.control;
+  if (hook) install({ maxInFlight: Number.POSITIVE_INFINITY });
   try {
     const seq = await connectMany(live, o.sequential, 1);
     const conc = await connectMany(live, o.concurrent, o.concurrency);
@@ -79,7 +82,7 @@ async function block(mode: Mode, live: AcceptWatch, o: OverheadOptions): Promise
       concCpu: conc.cpu,
     };
   } finally {
-    if (mode === "hooked") uninstall();
+    if (hook) uninstall();
   }
 }
 

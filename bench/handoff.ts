@@ -31,15 +31,19 @@ const WAIT_MS = 5_000;
  */
 export async function runHandoff(options: HandoffOptions): Promise<HandoffResult> {
   const result: HandoffResult = { options, toSyn: [], toConnect: [] };
-  // Fixtures first: their own setup connects must not queue behind the limit.
-  const tarpit = await Tarpit.listen({ host: "127.0.0.1" });
-  const live = await LiveListener.listen({ host: "127.0.0.1" }).catch(async (error) => {
-    await tarpit.close();
-    throw error;
-  });
-  const events = new EventLog();
-  const emulation = install({ profile: "incident", timing: "none" });
+  // Undone in reverse whatever happens, so a failed run leaves nothing open.
+  const cleanup: Array<() => unknown> = [];
   try {
+    // Fixtures first: their own setup connects must not queue behind the limit.
+    const tarpit = await Tarpit.listen({ host: "127.0.0.1" });
+    cleanup.push(() => tarpit.close());
+    const live = await LiveListener.listen({ host: "127.0.0.1" });
+    cleanup.push(() => live.close());
+    const events = new EventLog();
+    cleanup.push(() => events.close());
+    const emulation = install({ profile: "incident", timing: "none" });
+    cleanup.push(() => emulation.uninstall());
+
     for (let i = 0; i < options.warmup + options.iterations; i++) {
       const sample = await handoffOnce(tarpit.port, live.port, events);
       if (i < options.warmup) continue;
@@ -51,10 +55,7 @@ export async function runHandoff(options: HandoffOptions): Promise<HandoffResult
       throw new Error(`handoff: gate not idle after run (${inFlight} in flight, ${queued} queued)`);
     }
   } finally {
-    emulation.uninstall();
-    events.close();
-    await live.close();
-    await tarpit.close();
+    for (const undo of cleanup.reverse()) await undo();
   }
   return result;
 }

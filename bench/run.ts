@@ -1,4 +1,5 @@
 import { writeFile } from "node:fs/promises";
+import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { currentEmulation } from "../src/emulate/install.js";
@@ -10,6 +11,8 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
+    // Both sides plain: whatever "overhead" this reports is the noise floor.
+    aa: { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -25,17 +28,20 @@ const settings: { overhead: OverheadOptions; handoff: HandoffOptions } = args.qu
       handoff: { iterations: 2_000, warmup: 200 },
     };
 
+settings.overhead.control = args.aa;
 const docs = new URL("../../docs/benchmarks.md", import.meta.url);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
+const loadAverage = os.loadavg();
 const started = performance.now();
 log("connect overhead: hooked vs plain, interleaved rounds …");
 const overhead = await runConnectOverhead(settings.overhead);
 log("handoff: pending attempt destroyed → queued attempt's SYN …");
 const handoff = await runHandoff(settings.handoff);
-if (currentEmulation() !== null) throw new Error("bench left an emulation installed");
+await leakCheck();
 
 const report = {
+  loadAverage,
   command: args.quick ? "npm run bench -- --quick" : "npm run bench",
   date: new Date(),
   durationS: (performance.now() - started) / 1000,
@@ -44,7 +50,7 @@ const report = {
 };
 console.log(
   [
-    ...machine(),
+    ...machine(loadAverage),
     "",
     ...overheadTable(overhead),
     "",
@@ -53,7 +59,19 @@ console.log(
     ...verdicts(report),
   ].join("\n"),
 );
-if (!args["no-write"]) {
+if (args.aa) log("A/A control: the hooked column ran without the hook; docs not written.");
+if (!args["no-write"] && !args.aa) {
   await writeFile(docs, markdown(report));
   log(`wrote ${docs.pathname}`);
+}
+
+/** Both benchmarks must leave no hook, socket, server or worker behind. */
+async function leakCheck(): Promise<void> {
+  // Destroyed handles close on the next turns of the loop.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  if (currentEmulation() !== null) throw new Error("bench left an emulation installed");
+  const open = process
+    .getActiveResourcesInfo()
+    .filter((r) => /^(TCP|ConnectWrap|Worker|MessagePort)/.test(r));
+  if (open.length > 0) throw new Error(`bench left open: ${open.join(", ")}`);
 }

@@ -15,7 +15,7 @@ export function median(values: readonly number[]): number {
 }
 
 export function max(values: readonly number[]): number {
-  return values.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
+  return values.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY);
 }
 
 /** Microseconds from milliseconds, rounded for a table. */

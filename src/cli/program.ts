@@ -5,6 +5,7 @@ import { registerConnectTest } from "./commands/connect-test.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerEcho } from "./commands/echo.js";
 import { registerGate } from "./commands/gate.js";
+import { registerLab } from "./commands/lab.js";
 import { registerProbe } from "./commands/probe.js";
 import { registerProfiles } from "./commands/profiles.js";
 import { registerTarpit } from "./commands/tarpit.js";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
       outputError: (text, write) =>
         write(`synlimit: ${text.replace(/^error: /, "").trimEnd()} (see --help)\n`),
     });
+  registerLab(program);
   registerDemo(program);
   registerConnectTest(program);
   registerProbe(program);

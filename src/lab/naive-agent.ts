@@ -6,17 +6,23 @@ import net from "node:net";
  * sits in SYN_SENT until the OS gives up — holding the process's slot.
  */
 export class NaiveAgent {
-  #socket: net.Socket | null = null;
+  readonly #sockets = new Set<net.Socket>();
   #stopped = false;
   attempts = 0;
 
+  /**
+   * @param channels independent reconnect loops, as an agent keeps one
+   *   connection per kind of data (traces, metrics): with two, one is always
+   *   pending and the other waiting in the limiter's line.
+   */
   constructor(
     readonly host: string,
     readonly port: number,
+    readonly channels = 1,
   ) {}
 
   start(): this {
-    this.#connect();
+    for (let i = 0; i < this.channels; i++) this.#connect();
     return this;
   }
 
@@ -24,10 +30,10 @@ export class NaiveAgent {
     if (this.#stopped) return;
     this.attempts++;
     const socket = net.connect(this.port, this.host);
-    this.#socket = socket;
+    this.#sockets.add(socket);
     socket.on("error", () => {});
     socket.once("close", () => {
-      this.#socket = null;
+      this.#sockets.delete(socket);
       // Retry at once, as the field agent did: the next SYN follows the last failure.
       setImmediate(() => this.#connect());
     });
@@ -35,6 +41,6 @@ export class NaiveAgent {
 
   stop(): void {
     this.#stopped = true;
-    this.#socket?.destroy();
+    for (const s of this.#sockets) s.destroy();
   }
 }

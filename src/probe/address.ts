@@ -18,7 +18,9 @@ export function parseHostPort(text: string, what: string): Endpoint {
   const host = m?.[1];
   const port = Number(m?.[2]);
   if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw usageError(`${what} must be HOST:PORT or [IPv6]:PORT with a port from 1 to 65535, got ${JSON.stringify(text)}`);
+    throw usageError(
+      `${what} must be HOST:PORT or [IPv6]:PORT with a port from 1 to 65535, got ${JSON.stringify(text)}`,
+    );
   }
   if (host.includes(":") && net.isIPv6(host) === false) {
     throw usageError(`${what}: ${JSON.stringify(host)} is not an IPv6 address`);
@@ -32,7 +34,9 @@ export function parseProxyUrl(text: string): ProxySpec {
   try {
     url = new URL(text);
   } catch {
-    throw usageError(`--via must be socks5://HOST:PORT or http://HOST:PORT, got ${JSON.stringify(text)}`);
+    throw usageError(
+      `--via must be socks5://HOST:PORT or http://HOST:PORT, got ${JSON.stringify(text)}`,
+    );
   }
   const protocol = url.protocol.replace(/:$/, "");
   if (protocol !== "socks5" && protocol !== "http") {

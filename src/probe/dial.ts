@@ -2,9 +2,11 @@ import net from "node:net";
 import type { Clock } from "../clock.js";
 import type { Endpoint } from "../errors.js";
 
+/** Where an error came from: the proxy hop or the helper process (the probe could not test), or the target. */
+export type DialStage = "proxy" | "helper" | "target";
+
 /**
- * How one connect attempt ended. `stage` says whether an error came from the
- * proxy hop (the probe could not test) or from the target (evidence).
+ * How one connect attempt ended.
  */
 export type DialOutcome =
   | { readonly kind: "connected"; readonly ms: number }
@@ -13,7 +15,7 @@ export type DialOutcome =
       readonly ms: number;
       readonly code: string;
       readonly message: string;
-      readonly stage: "proxy" | "target";
+      readonly stage: DialStage;
     }
   | { readonly kind: "cancelled"; readonly ms: number };
 
@@ -82,7 +84,7 @@ export class SocketDial implements Dial {
     if (this.#finish({ kind: "connected", ms: this.#elapsed() })) this.socket.resetAndDestroy();
   }
 
-  fail(code: string, message: string, stage?: "proxy" | "target"): void {
+  fail(code: string, message: string, stage?: DialStage): void {
     const where = stage ?? (this.viaProxy && !this.#reachedProxy ? "proxy" : "target");
     if (this.#finish({ kind: "error", ms: this.#elapsed(), code, message, stage: where })) {
       this.socket.destroy();

@@ -1,6 +1,7 @@
 import { readdir, readFile, readlink } from "node:fs/promises";
 import type { Endpoint } from "../errors.js";
-import { readTcpTable, socketInodesOf, tcpTableSupported } from "./tcp-table.js";
+import { readSynSent } from "./syn-sent.js";
+import { socketInodesOf, tcpTableSupported } from "./tcp-table.js";
 
 export interface PendingAttempt {
   readonly local: Endpoint;
@@ -38,7 +39,7 @@ export async function listHolders(): Promise<HoldersReport> {
       reason: `listing the processes that hold connect attempts needs Linux /proc, not ${process.platform}`,
     };
   }
-  const pending = (await readTcpTable()).filter((e) => e.state === "SYN_SENT");
+  const pending = await readSynSent();
   const byInode = new Map(pending.map((e) => [e.inode, { local: e.local, remote: e.remote }]));
   const holders: Holder[] = [];
   if (byInode.size > 0) {

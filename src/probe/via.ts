@@ -1,5 +1,4 @@
 import net from "node:net";
-import { SocksClient } from "socks";
 import type { Clock } from "../clock.js";
 import { type Endpoint, formatEndpoint } from "../errors.js";
 import type { ProxySpec } from "./address.js";
@@ -25,6 +24,14 @@ const socksReplyCodes: Record<string, string> = {
 // up, so it is set beyond any run (setTimeout's maximum).
 const NO_DEADLINE_MS = 2_147_483_647;
 
+// Loaded on first use: it is most of the probe's start-up time, and only
+// --via socks5:// needs it (the helper process included).
+let socks: Promise<typeof import("socks")> | null = null;
+const loadSocks = () => {
+  socks ??= import("socks");
+  return socks;
+};
+
 /**
  * SOCKS5 CONNECT with the `socks` client over a socket the probe owns, so
  * destroying that socket cancels the attempt at any stage.
@@ -36,7 +43,9 @@ function socksDial(proxy: ProxySpec, target: Endpoint, clock: Clock): Dial {
     // The greeting is 3 bytes; the CONNECT request (05 01 00 ATYP …) is longer.
     if (chunk.length >= 7 && chunk[0] === 5 && chunk[1] === 1) dial.markSent();
   });
-  socket.once("connect", () => {
+  socket.once("connect", async () => {
+    const { SocksClient } = await loadSocks();
+    if (dial.outcome) return;
     SocksClient.createConnection({
       command: "connect",
       destination: { host: target.host, port: target.port },
@@ -83,7 +92,8 @@ function httpConnectDial(proxy: ProxySpec, target: Endpoint, clock: Clock): Dial
     head += chunk.toString("latin1");
     const end = head.indexOf("\r\n\r\n");
     if (end < 0) {
-      if (head.length > MAX_RESPONSE_HEAD) dial.fail("EPROTO", "HTTP proxy: response head too long", "proxy");
+      if (head.length > MAX_RESPONSE_HEAD)
+        dial.fail("EPROTO", "HTTP proxy: response head too long", "proxy");
       return;
     }
     const statusLine = head.slice(0, head.indexOf("\r\n"));

@@ -23,6 +23,8 @@ export const proxyChannelNames = {
   admin: "synlimit:proxy:admin",
 } as const;
 
+export type ProxyChannelName = (typeof proxyChannelNames)[keyof typeof proxyChannelNames];
+
 export const proxyChannels = {
   client: diagnostics.channel(proxyChannelNames.client),
   clientError: diagnostics.channel(proxyChannelNames.clientError),

@@ -51,7 +51,16 @@ export interface ConnectionHost {
   closed(conn: Connection): void;
 }
 
-type Phase = "start" | "greeting" | "auth" | "request" | "http" | "dialing" | "tunnel" | "closing" | "closed";
+type Phase =
+  | "start"
+  | "greeting"
+  | "auth"
+  | "request"
+  | "http"
+  | "dialing"
+  | "tunnel"
+  | "closing"
+  | "closed";
 
 // While a dial is in progress the client's early bytes (an HTTP body, TLS
 // ClientHello) wait here; past this the client is paused, so a dial that
@@ -201,7 +210,11 @@ export class Connection {
             method = Method.userPass;
           }
           if (method === Method.noAcceptable) {
-            this.#replyAndClose(encodeMethod(Method.noAcceptable), "greeting", "no acceptable method");
+            this.#replyAndClose(
+              encodeMethod(Method.noAcceptable),
+              "greeting",
+              "no acceptable method",
+            );
             return;
           }
           this.socket.write(encodeMethod(method));
@@ -335,7 +348,10 @@ export class Connection {
     this.#phase = "tunnel";
     if (request.protocol === "socks5") {
       this.socket.write(
-        encodeReply(Rep.succeeded, { host: upstream.localAddress ?? "", port: upstream.localPort ?? 0 }),
+        encodeReply(Rep.succeeded, {
+          host: upstream.localAddress ?? "",
+          port: upstream.localPort ?? 0,
+        }),
       );
     } else if (request.protocol === "http-connect") {
       this.socket.write(connectEstablished);
@@ -417,9 +433,15 @@ export class Connection {
   }
 
   #onClose(): void {
-    const wasTunnel = this.#upstream !== null;
-    this.#destroy();
-    if (wasTunnel) this.#host.tunnelClosed(this);
+    const upstream = this.#upstream;
+    if (this.#phase === "tunnel" && upstream) {
+      // A clean close: what the client sent may still be on its way upstream.
+      this.#phase = "closed";
+      upstream.destroySoon();
+    } else {
+      this.#destroy();
+    }
+    if (upstream) this.#host.tunnelClosed(this);
     this.#host.closed(this);
   }
 }

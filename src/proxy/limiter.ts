@@ -86,7 +86,8 @@ export class Limiter {
     const out: IdentityStats[] = [];
     for (const e of this.#entries.values()) {
       const s = e.gate.stats();
-      if (s.inFlight > 0 || s.queued > 0) out.push({ identity: e.identity, inFlight: s.inFlight, queued: s.queued });
+      if (s.inFlight > 0 || s.queued > 0)
+        out.push({ identity: e.identity, inFlight: s.inFlight, queued: s.queued });
     }
     return out;
   }
@@ -119,7 +120,13 @@ export class Limiter {
     let e = this.#entries.get(identity);
     if (!e) {
       const settings = this.settingsFor(identity, aliases);
-      e = { identity, aliases, settings, gate: this.#newGate(settings, identity), dials: new Set() };
+      e = {
+        identity,
+        aliases,
+        settings,
+        gate: this.#newGate(settings, identity),
+        dials: new Set(),
+      };
       this.#entries.set(identity, e);
     }
     return e;

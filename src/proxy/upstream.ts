@@ -19,7 +19,12 @@ export type FailureKind =
 
 export type DialOutcome =
   | { readonly ok: true; readonly socket: net.Socket; readonly address: string }
-  | { readonly ok: false; readonly kind: FailureKind; readonly error?: unknown; readonly rule?: string };
+  | {
+      readonly ok: false;
+      readonly kind: FailureKind;
+      readonly error?: unknown;
+      readonly rule?: string;
+    };
 
 export type Lookup = (hostname: string) => Promise<string[]>;
 
@@ -38,7 +43,12 @@ export interface ResolveContext {
 
 export type Resolved =
   | { readonly ok: true; readonly addresses: string[]; readonly host: CanonicalHost }
-  | { readonly ok: false; readonly kind: FailureKind; readonly rule?: string; readonly error?: unknown };
+  | {
+      readonly ok: false;
+      readonly kind: FailureKind;
+      readonly rule?: string;
+      readonly error?: unknown;
+    };
 
 function isSelf(ctx: ResolveContext, host: CanonicalHost, port: number): boolean {
   if (!ctx.selfPorts.has(port)) return false;
@@ -117,7 +127,11 @@ export function classify(error: unknown): FailureKind {
 
 // Failures after which the next address of the name is worth a try, as a
 // resolver-aware client would; a timeout already cost the client its wait.
-const tryNext: ReadonlySet<FailureKind> = new Set(["refused", "host-unreachable", "network-unreachable"]);
+const tryNext: ReadonlySet<FailureKind> = new Set([
+  "refused",
+  "host-unreachable",
+  "network-unreachable",
+]);
 
 let nextDialId = 1;
 

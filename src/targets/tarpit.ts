@@ -40,6 +40,8 @@ server.listen({ host: workerData.host, port: workerData.port, backlog: workerDat
 `;
 
 const MAX_FILLERS = 16;
+// Loopback handshakes complete in well under a millisecond.
+const FILLER_GRACE_MS = 250;
 
 /**
  * A loopback TCP endpoint whose connects never complete: each one sits in
@@ -145,11 +147,23 @@ export class Tarpit {
     );
   }
 
+  /**
+   * A filler connects at once unless other clients already filled the queue
+   * (a tarpit taking over a busy port): then it stays pending too, which is
+   * just as good, and after a short grace we stop waiting for it.
+   */
   async #connectFiller(): Promise<net.Socket> {
     const socket = net.connect({ host: this.host, port: this.port });
     socket.unref();
     socket.on("error", () => {});
-    await once(socket, "connect");
+    await new Promise<void>((resolve) => {
+      const grace = setTimeout(resolve, FILLER_GRACE_MS);
+      grace.unref();
+      socket.once("connect", () => {
+        clearTimeout(grace);
+        resolve();
+      });
+    });
     return socket;
   }
 

@@ -1,4 +1,303 @@
-import type { Command } from "commander";
+import diagnostics from "node:diagnostics_channel";
+import { readFileSync } from "node:fs";
+import { type Command, InvalidArgumentError } from "commander";
+import { isProfileName, type ProfileName, profileNames } from "../../emulate/profiles.js";
+import { usageError } from "../../errors.js";
+import { proxyChannelNames } from "../../proxy/channels.js";
+import { loadConfig } from "../../proxy/config.js";
+import { parseUsersFile } from "../../proxy/credentials.js";
+import { type IdentityKind, identityKinds } from "../../proxy/identity.js";
+import type { LimitSettings } from "../../proxy/limits.js";
+import { GateProxy, type GateProxyOptions } from "../../proxy/server.js";
+import { createLogger, type Logger } from "../log.js";
+import { ipAddress, port, positiveNumber } from "../parse.js";
+import { logLevel } from "../parse-echo.js";
+import { untilSignal } from "../signals.js";
 
-// Placeholder until the gate proxy lands (issue 4).
-export function registerGate(_program: Command): void {}
+interface Flags {
+  config?: string;
+  host?: string;
+  port?: number;
+  allowNonLoopback?: boolean;
+  identity?: IdentityKind;
+  profile?: ProfileName;
+  maxInFlight?: number;
+  policy?: "queue" | "reject" | "rate";
+  timing?: LimitSettings["timing"];
+  timeScale?: number;
+  usersFile?: string;
+  allow?: string[];
+  deny?: string[];
+  admin: boolean;
+  adminHost?: string;
+  adminPort?: number;
+  handshakeTimeout?: number;
+  maxClients?: number;
+  maxHeaderBytes?: number;
+  json?: boolean;
+  logLevel?: string;
+}
+
+const DEFAULT_ADMIN_PORT = 9180;
+
+function identity(value: string): IdentityKind {
+  if (!(identityKinds as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`expected one of ${identityKinds.join(", ")}.`);
+  }
+  return value as IdentityKind;
+}
+
+function profile(value: string): ProfileName {
+  if (!isProfileName(value))
+    throw new InvalidArgumentError(`expected one of ${profileNames.join(", ")}.`);
+  return value;
+}
+
+function maxInFlight(value: string): number {
+  if (value === "unlimited") return Number.POSITIVE_INFINITY;
+  if (!/^[1-9]\d*$/.test(value))
+    throw new InvalidArgumentError('expected a positive integer or "unlimited".');
+  return Number(value);
+}
+
+function policy(value: string): Flags["policy"] {
+  if (value !== "queue" && value !== "reject" && value !== "rate") {
+    throw new InvalidArgumentError("expected one of queue, reject, rate.");
+  }
+  return value;
+}
+
+function timing(value: string): LimitSettings["timing"] {
+  if (value === "none" || value === "windows" || value === "linux") return value;
+  if (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0) return { connectTimeoutMs: Number(value) };
+  throw new InvalidArgumentError("expected none, windows, linux or a number of milliseconds.");
+}
+
+function integer(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError("expected a positive integer.");
+  return Number(value);
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+const help = `
+The proxy speaks SOCKS5 (RFC 1928; no auth or username/password, RFC 1929)
+and HTTP (CONNECT, and absolute http:// URIs) on one port. Each upstream
+connect is an attempt: it holds a slot of its identity's limit from the SYN
+until connected, failed or timed out. Once connected the proxy only pipes.
+
+Identities (--identity): process (the client program, via /proc; per
+running process, as in the incident), exe (all processes of one executable),
+user (SOCKS username / Proxy-Authorization), source (client address), global
+(the whole machine, as Windows XP SP2).
+
+Listens on loopback. A non-loopback --host needs --users-file and
+--allow-non-loopback. The admin API is always loopback-only.
+
+Examples:
+  synlimit gate --profile incident --identity process --port 1080 &
+  curl --socks5-hostname 127.0.0.1:1080 https://example.com/
+  curl -x http://127.0.0.1:1080 https://example.com/
+
+  # any program, unmodified: a proxychains4 config with
+  #   strict_chain
+  #   [ProxyList]
+  #   socks5 127.0.0.1 1080
+  proxychains4 -q -f ./proxychains.conf python3 app.py
+
+  # the admin API (Toxiproxy-like)
+  curl -s 127.0.0.1:${DEFAULT_ADMIN_PORT}/attempts
+  curl -s -X PUT -H 'Content-Type: application/json' \\
+    -d '{"profile":"winxp-sp2"}' 127.0.0.1:${DEFAULT_ADMIN_PORT}/limits/default
+  curl -s 127.0.0.1:${DEFAULT_ADMIN_PORT}/metrics
+
+See docs/gate.md for the config file, the admin API and the metrics.
+`;
+
+export function registerGate(program: Command): void {
+  program
+    .command("gate")
+    .description(
+      "an egress proxy (SOCKS5 and HTTP) that limits concurrent connect attempts per program, user, source or machine, until Ctrl-C",
+    )
+    .option("--config <file>", "JSON config file (flags override it)")
+    .option("--host <ip>", "address to listen on (default 127.0.0.1)", ipAddress)
+    .option("--port <port>", "port to listen on (default 1080; 0: any free port)", port)
+    .option("--allow-non-loopback", "allow a non-loopback --host (needs --users-file)")
+    .option(
+      "--identity <kind>",
+      `who a limit applies to: ${identityKinds.join(", ")} (default process)`,
+      identity,
+    )
+    .option(
+      "--profile <name>",
+      `limiter profile: ${profileNames.join(", ")} (default incident)`,
+      profile,
+    )
+    .option(
+      "--max-in-flight <n>",
+      'concurrent attempts per identity: a positive integer or "unlimited"',
+      maxInFlight,
+    )
+    .option("--policy <policy>", "over the limit: queue (FIFO), reject, rate", policy)
+    .option(
+      "--timing <timing>",
+      "attempt deadline: none, windows (21 s), linux (127 s) or milliseconds",
+      timing,
+    )
+    .option(
+      "--time-scale <factor>",
+      "multiplies every duration (0.1 runs 21 s in 2.1 s; default 1)",
+      positiveNumber,
+    )
+    .option("--users-file <file>", "username:password lines; enables authentication")
+    .option(
+      "--allow <rule>",
+      "allowed destination (repeatable): *, address, CIDR, name, *.suffix",
+      collect,
+    )
+    .option("--deny <rule>", "denied destination (repeatable; deny wins)", collect)
+    .option("--admin-host <ip>", "admin API address (loopback only; default 127.0.0.1)", ipAddress)
+    .option(
+      "--admin-port <port>",
+      `admin API port (default ${DEFAULT_ADMIN_PORT}; 0: any free port)`,
+      port,
+    )
+    .option("--no-admin", "no admin API")
+    .option(
+      "--handshake-timeout <ms>",
+      "time a client has to send its request (default 10000)",
+      integer,
+    )
+    .option("--max-clients <n>", "concurrent clients (default 16384)", integer)
+    .option("--max-header-bytes <n>", "largest HTTP request head (default 16384)", integer)
+    .option("--json", "print the listening addresses as one JSON line")
+    .option("--log-level <level>", "log level for the JSON logs on stderr (default info)", logLevel)
+    .addHelpText("after", help)
+    .action(async (flags: Flags, command: Command) => {
+      const { options, logLevel: configLevel } = flags.config
+        ? loadConfig(flags.config)
+        : { options: {}, logLevel: undefined };
+      const merged = mergeFlags(options, flags, command);
+      const log = createLogger(flags.logLevel ?? configLevel ?? "info");
+      const stop = subscribeLogs(log);
+      let proxy: GateProxy;
+      try {
+        proxy = await GateProxy.listen(merged);
+      } catch (error) {
+        stop();
+        throw error;
+      }
+      const admin = proxy.adminAddress;
+      const info = { host: proxy.host, port: proxy.port, admin };
+      process.stdout.write(
+        flags.json
+          ? `${JSON.stringify(info)}\n`
+          : `synlimit gate: SOCKS5 and HTTP proxy on ${proxy.address}${admin ? `, admin API on http://${admin.host.includes(":") ? `[${admin.host}]` : admin.host}:${admin.port}/` : ""}\n`,
+      );
+      log.info(
+        {
+          ...info,
+          identity: proxy.identityKind,
+          limits: proxy.limits().default,
+          timeScale: proxy.timeScale,
+          authentication: proxy.authenticated,
+        },
+        "gate listening",
+      );
+      const signal = await untilSignal();
+      const stats = proxy.stats();
+      await proxy.close();
+      stop();
+      log.info({ signal, ...stats }, "gate closed");
+    });
+}
+
+function mergeFlags(base: GateProxyOptions, flags: Flags, command: Command): GateProxyOptions {
+  const fromCli = (name: string) => command.getOptionValueSource(name) === "cli";
+  const o: GateProxyOptions = { ...base };
+  if (flags.host !== undefined) o.host = flags.host;
+  if (flags.port !== undefined) o.port = flags.port;
+  else if (o.port === undefined) o.port = 1080;
+  if (flags.allowNonLoopback) o.allowNonLoopback = true;
+  if (flags.identity !== undefined) o.identity = flags.identity;
+  const limitFlags: { -readonly [K in keyof LimitSettings]: LimitSettings[K] } = {};
+  if (flags.profile !== undefined) limitFlags.profile = flags.profile;
+  if (flags.maxInFlight !== undefined) limitFlags.maxInFlight = flags.maxInFlight;
+  if (flags.policy !== undefined) limitFlags.policy = flags.policy;
+  if (flags.timing !== undefined) limitFlags.timing = flags.timing;
+  if (Object.keys(limitFlags).length > 0) {
+    // A profile on the command line starts the limits afresh; other flags refine the file's.
+    o.limits = limitFlags.profile
+      ? limitFlags
+      : { ...(o.limits ?? { profile: "incident" }), ...limitFlags };
+  }
+  if (flags.timeScale !== undefined) o.timeScale = flags.timeScale;
+  if (flags.usersFile !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(flags.usersFile, "utf8");
+    } catch (error) {
+      throw usageError(
+        `users file ${flags.usersFile}: cannot read it (${(error as NodeJS.ErrnoException).code ?? "error"})`,
+      );
+    }
+    o.users = [...(o.users ?? []), ...parseUsersFile(text)];
+  }
+  if (flags.allow !== undefined) o.allow = [...(o.allow ?? []), ...flags.allow];
+  if (flags.deny !== undefined) o.deny = [...(o.deny ?? []), ...flags.deny];
+  if (fromCli("admin") && flags.admin === false) o.admin = false;
+  else if (o.admin !== false) {
+    const a = o.admin ?? {};
+    o.admin = {
+      host: flags.adminHost ?? a.host ?? "127.0.0.1",
+      port: flags.adminPort ?? a.port ?? DEFAULT_ADMIN_PORT,
+    };
+  }
+  if (flags.handshakeTimeout !== undefined) o.handshakeTimeoutMs = flags.handshakeTimeout;
+  if (flags.maxClients !== undefined) o.maxClients = flags.maxClients;
+  if (flags.maxHeaderBytes !== undefined) o.maxHeaderBytes = flags.maxHeaderBytes;
+  return o;
+}
+
+type Message = Record<string, unknown>;
+
+/** The proxy never logs; the CLI turns its events into log lines (never a password: none is published). */
+function subscribeLogs(log: Logger): () => void {
+  const subs: Array<[string, (m: unknown) => void]> = [
+    [
+      proxyChannelNames.limit,
+      (m) => {
+        const { message, ...rest } = m as Message;
+        log.warn(rest, String(message));
+      },
+    ],
+    [proxyChannelNames.denied, (m) => log.warn(m as Message, "destination denied")],
+    [
+      proxyChannelNames.attempt,
+      (m) => {
+        const e = m as Message;
+        if (e.outcome === "connected") log.debug(e, "attempt connected");
+        else log.info(e, `attempt ${String(e.outcome)}`);
+      },
+    ],
+    [proxyChannelNames.clientError, (m) => log.info(m as Message, "client closed")],
+    [proxyChannelNames.request, (m) => log.debug(m as Message, "request")],
+    [proxyChannelNames.client, (m) => log.trace(m as Message, "client")],
+    [proxyChannelNames.limits, (m) => log.info(m as Message, "limits changed")],
+    [
+      proxyChannelNames.admin,
+      (m) => {
+        const e = m as Message;
+        if (e.method === "GET" || e.method === "HEAD") log.debug(e, "admin request");
+        else log.info(e, "admin request");
+      },
+    ],
+  ];
+  for (const [name, fn] of subs) diagnostics.subscribe(name, fn);
+  return () => {
+    for (const [name, fn] of subs) diagnostics.unsubscribe(name, fn);
+  };
+}

@@ -1,4 +1,149 @@
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
+import { currentEmulation } from "../../emulate/install.js";
+import { type Endpoint, SynlimitError } from "../../errors.js";
+import { type ProxySpec, parseHostPort, parseProxyUrl } from "../../probe/address.js";
+import { PROBE_DEFAULT_MAX, PROBE_MAX_LIMIT, probe } from "../../probe/probe.js";
+import type { ProbeResult } from "../../probe/report.js";
+import { formatProbe, ProgressDisplay } from "../render/probe.js";
 
-// Placeholder until the probe lands (issue 3).
-export function registerProbe(_program: Command): void {}
+interface Flags {
+  max: number;
+  blackhole?: Endpoint;
+  live: Endpoint[];
+  via?: ProxySpec;
+  settle?: number;
+  holders?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** Exit codes: 0 no limit up to --max, 3 limit found, 2 could not test. */
+export const probeExit = { "no-limit": 0, limited: 3, "could-not-test": 2 } as const;
+
+const signalExit: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+
+export function registerProbe(program: Command): void {
+  program
+    .command("probe")
+    .description(
+      "tell in seconds whether this host (or a proxy) limits concurrent connect attempts: how many, per process or machine-wide, per destination or not, and what happens over the limit",
+    )
+    .option("--max <n>", "the most attempts to hold pending", count, PROBE_DEFAULT_MAX)
+    .option(
+      "--blackhole <host:port>",
+      "where attempts stay pending (SYNs silently dropped; default: a local tarpit on 127.0.0.1)",
+      (v: string) => usage(() => parseHostPort(v, "--blackhole")),
+    )
+    .option(
+      "--live <host:port>",
+      "a target that accepts at once (default: local listeners); repeat it to give new destinations for the rate test",
+      (v: string, all: Endpoint[]) => [...all, usage(() => parseHostPort(v, "--live"))],
+      [] as Endpoint[],
+    )
+    .option(
+      "--via <url>",
+      "probe through a proxy: socks5://HOST:PORT or http://HOST:PORT",
+      (v: string) => usage(() => parseProxyUrl(v)),
+    )
+    .option(
+      "--settle <ms>",
+      "how long a connect may take before it counts as waiting (default: 20× the baseline, at least 50 ms)",
+      settle,
+    )
+    .option(
+      "--holders",
+      "also list the processes on this host with connect attempts pending (Linux)",
+    )
+    .option("--json", "print the result as JSON (schema: docs/probe.md)")
+    .option("--quiet", "no progress on stderr")
+    .addHelpText(
+      "after",
+      `
+Exit codes: 0 no limit found up to --max, 3 limit found, 2 could not test (the reason is printed),
+130 interrupted (every pending attempt is cancelled first).
+
+The probe holds attempts pending against the blackhole and times a fresh connect to the live target
+against its baseline; it never picks a non-loopback target by itself.
+
+Examples:
+  synlimit probe                                    # this process's host, loopback targets
+  synlimit probe --via socks5://127.0.0.1:1080      # an egress proxy on this host
+  synlimit probe --via http://proxy:3128 --blackhole 10.0.0.9:9 --live 10.0.0.10:80
+  SYNLIMIT_PROFILE=incident node --import synlimit/register $(which synlimit) probe   # the incident, emulated
+`,
+    )
+    .action(async (flags: Flags) => {
+      const abort = new AbortController();
+      let caught: NodeJS.Signals | null = null;
+      const onSignal = (signal: NodeJS.Signals) => {
+        caught ??= signal;
+        abort.abort();
+      };
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      const mode = flags.quiet ? "off" : process.stderr.isTTY ? "tty" : "lines";
+      const progress = new ProgressDisplay(process.stderr, mode);
+      const startedAt = new Date();
+      let result: ProbeResult;
+      try {
+        result = await probe({
+          max: flags.max,
+          live: flags.live,
+          holders: flags.holders === true,
+          signal: abort.signal,
+          ...(flags.blackhole ? { blackhole: flags.blackhole } : {}),
+          ...(flags.via ? { via: flags.via } : {}),
+          ...(flags.settle !== undefined ? { settleMs: flags.settle } : {}),
+        });
+      } catch (error) {
+        if (!abort.signal.aborted) throw error;
+        progress.stop();
+        process.stderr.write("synlimit: probe interrupted; every pending attempt was cancelled\n");
+        process.exitCode = signalExit[caught ?? "SIGINT"] ?? 130;
+        return;
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+        progress.stop();
+      }
+      const emulation = currentEmulation();
+      const context = {
+        startedAt,
+        emulation: emulation
+          ? { profile: emulation.profile, timeScale: emulation.timeScale }
+          : null,
+      };
+      process.stdout.write(
+        flags.json
+          ? `${JSON.stringify({ ...result, ...context })}\n`
+          : formatProbe(result, context),
+      );
+      process.exitCode = probeExit[result.verdict.kind];
+    });
+}
+
+/** Library parse errors become commander's one-line "invalid argument" errors. */
+function usage<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof SynlimitError) throw new InvalidArgumentError(`${error.message}.`);
+    throw error;
+  }
+}
+
+function count(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > PROBE_MAX_LIMIT) {
+    throw new InvalidArgumentError(`expected an integer from 1 to ${PROBE_MAX_LIMIT}.`);
+  }
+  return n;
+}
+
+function settle(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) {
+    throw new InvalidArgumentError("expected a positive number of milliseconds.");
+  }
+  return n;
+}

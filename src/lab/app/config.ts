@@ -1,0 +1,37 @@
+import type { ProfileName } from "../../emulate/profiles.js";
+
+/** What the lab's app process is told at start (JSON in its argv). */
+export interface AppConfig {
+  /** The limiter for this process, or null for none. */
+  profile: ProfileName | null;
+  timeScale: number;
+  ldap: { url: string; bindDN: string; password: string };
+  postgresUrl: string;
+  /** API upstreams, by index: the app keeps a keep-alive pool to each. */
+  upstreams: Array<{ host: string; port: number }>;
+  collector: { host: string; port: number; udpEchoPort: number };
+  agent: "none" | "naive" | "guarded";
+  dbPoolSize: number;
+  apiConnectionsPerUpstream: number;
+}
+
+/** Messages from the app process to the lab. */
+export type AppMessage =
+  | { type: "ready"; port: number }
+  | { type: "agent-started"; at: number }
+  | { type: "flushed"; at: number }
+  | { type: "attempts"; records: RawAttempt[] };
+
+/** Messages from the lab to the app process. */
+export type LabMessage = { type: "start-agent" } | { type: "flush-pools" } | { type: "stop" };
+
+/** An attempt as the app process saw it; times are epoch milliseconds (high resolution). */
+export interface RawAttempt {
+  id: number;
+  host: string;
+  port: number;
+  queuedAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  outcome: "connected" | "failed" | "timed-out" | "cancelled" | "rejected" | null;
+}

@@ -1,0 +1,3 @@
+export { esc, formatStat, MISSING } from "./format.js";
+export { type ReportOptions, renderReport } from "./html.js";
+export { writeReport } from "./write.js";

@@ -1,0 +1,289 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { once } from "node:events";
+import os from "node:os";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { defaults } from "../defaults.js";
+import { invalidOption, SynlimitError } from "../errors.js";
+import { SilentUdpPort } from "../targets/silent-udp.js";
+import { Tarpit } from "../targets/tarpit.js";
+import type { AppConfig, AppMessage, LabMessage, RawAttempt } from "./app/config.js";
+import { LoadGenerator } from "./load.js";
+import { scenarios as allScenarios, type Scenario } from "./scenarios.js";
+import { summarizeScenario } from "./summarize.js";
+import type { LabEvent, LabResult, Operation, ScenarioName, ScenarioResult } from "./types.js";
+import { Upstream } from "./upstream.js";
+
+/** The directory and database the app talks to: embedded, or real servers. */
+export interface LabServices {
+  ldap: { url: string; bindDN: string; password: string };
+  postgresUrl: string;
+}
+
+export interface LabOptions {
+  services: LabServices;
+  scenarios?: readonly ScenarioName[];
+  /** 0.02 runs Windows' 21 s attempt in 420 ms; 1 is real time. */
+  timeScale?: number;
+  /** The measured window of each scenario, wall milliseconds. */
+  windowMs?: number;
+  intervalMs?: Record<Operation, number>;
+  onProgress?: (event: {
+    scenario: ScenarioName;
+    index: number;
+    total: number;
+    phase: string;
+  }) => void;
+}
+
+/** Defaults sized so all five scenarios run in well under a minute. */
+export const labDefaults = {
+  timeScale: 0.02,
+  windowMs: 2_500,
+  intervalMs: { login: 100, db: 40, api: 40 } as Record<Operation, number>,
+  upstreams: 3,
+  dbPoolSize: 4,
+  apiConnectionsPerUpstream: 2,
+};
+
+const appMain = fileURLToPath(new URL("./app/main.js", import.meta.url));
+
+/** Runs the scenarios one after another, each in a fresh app process. */
+export async function runLab(options: LabOptions): Promise<LabResult> {
+  const timeScale = options.timeScale ?? labDefaults.timeScale;
+  if (!(Number.isFinite(timeScale) && timeScale > 0))
+    throw invalidOption("timeScale", "a positive number", timeScale);
+  const windowMs = options.windowMs ?? labDefaults.windowMs;
+  if (!(Number.isFinite(windowMs) && windowMs > 0))
+    throw invalidOption("windowMs", "a positive number", windowMs);
+  const chosen = (options.scenarios ?? allScenarios.map((s) => s.name)).map((name) => {
+    const found = allScenarios.find((s) => s.name === name);
+    if (!found)
+      throw invalidOption(
+        "scenarios",
+        `names from ${allScenarios.map((s) => s.name).join(", ")}`,
+        name,
+      );
+    return found;
+  });
+  const results: ScenarioResult[] = [];
+  const startedAt = new Date().toISOString();
+  for (const [index, scenario] of chosen.entries()) {
+    const progress = (phase: string) =>
+      options.onProgress?.({ scenario: scenario.name, index, total: chosen.length, phase });
+    results.push(await runScenario(scenario, options, timeScale, windowMs, progress));
+  }
+  const cpus = os.cpus();
+  return {
+    version: 1,
+    startedAt,
+    timeScale,
+    attemptTimeoutMs: defaults.windowsFailAtMs * timeScale,
+    services: {
+      ldap: redact(options.services.ldap.url),
+      postgres: redact(options.services.postgresUrl),
+    },
+    machine: {
+      cpus: cpus[0]?.model ?? "unknown",
+      cores: cpus.length,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      os: `${os.type()} ${os.release()}`,
+    },
+    scenarios: results,
+  };
+}
+
+async function runScenario(
+  scenario: Scenario,
+  options: LabOptions,
+  timeScale: number,
+  windowMs: number,
+  progress: (phase: string) => void,
+): Promise<ScenarioResult> {
+  progress("starting services");
+  const upstreams = await Promise.all(
+    Array.from({ length: labDefaults.upstreams }, () => new Upstream().listen()),
+  );
+  const collector = await Tarpit.listen();
+  const silentEcho = await SilentUdpPort.listen();
+  const events: LabEvent[] = [];
+  let app: ChildProcess | null = null;
+  try {
+    const config: AppConfig = {
+      profile: scenario.profile,
+      timeScale,
+      ldap: options.services.ldap,
+      postgresUrl: options.services.postgresUrl,
+      upstreams: upstreams.map((u) => ({ host: "127.0.0.1", port: u.port })),
+      collector: { host: "127.0.0.1", port: collector.port, udpEchoPort: silentEcho.port },
+      agent: scenario.agent,
+      dbPoolSize: labDefaults.dbPoolSize,
+      apiConnectionsPerUpstream: labDefaults.apiConnectionsPerUpstream,
+    };
+    progress("starting the app");
+    const child = fork(appMain, [JSON.stringify(config)], {
+      stdio: ["ignore", "inherit", "pipe", "ipc"],
+      execArgv: [],
+    });
+    app = child;
+    let stderr = "";
+    child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    const ready = await nextMessage(child, "ready", () => stderr);
+    const epochAtT0 = () => performance.timeOrigin + performance.now();
+
+    const load = new LoadGenerator({
+      appPort: ready.port,
+      intervalMs: options.intervalMs ?? labDefaults.intervalMs,
+      upstreams: upstreams.length,
+    });
+    await load.warmUp();
+    if (scenario.agent !== "none") {
+      child.send({ type: "start-agent" } satisfies LabMessage);
+      await nextMessage(child, "agent-started", () => stderr);
+    }
+    progress("measuring");
+    const t0 = performance.now();
+    const t0Epoch = epochAtT0();
+    load.start(t0);
+    const timers: NodeJS.Timeout[] = [];
+    let deadSince = Number.POSITIVE_INFINITY;
+    const deadPorts = new Set<number>();
+    if (scenario.upstreamsDie) {
+      const { count, atFraction } = scenario.upstreamsDie;
+      timers.push(
+        setTimeout(() => {
+          deadSince = performance.now() - t0;
+          const dying = upstreams.slice(0, count);
+          for (const u of dying) deadPorts.add(u.port);
+          const detail = `${count} of ${upstreams.length} API upstreams died`;
+          Promise.all(dying.map((u) => u.die())).then(
+            () => events.push({ atMs: deadSince, kind: "upstreams-died", detail }),
+            (error: Error) =>
+              events.push({
+                atMs: deadSince,
+                kind: "upstreams-died",
+                detail: `${detail} (partly: ${error.message})`,
+              }),
+          );
+        }, windowMs * atFraction),
+      );
+    }
+    if (scenario.flushAtFraction !== undefined) {
+      timers.push(
+        setTimeout(() => {
+          events.push({
+            atMs: performance.now() - t0,
+            kind: "pools-flushed",
+            detail: "every pool flushed at once (iisreset)",
+          });
+          child.send({ type: "flush-pools" } satisfies LabMessage);
+        }, windowMs * scenario.flushAtFraction),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    load.stop();
+    progress("draining");
+    // An operation still waiting four attempt timeouts after the window is reported as failed.
+    await load.drain(4 * defaults.windowsFailAtMs * timeScale);
+    load.closeOpenSamples(performance.now());
+    for (const t of timers) clearTimeout(t);
+
+    const attemptsMessage = nextMessage(child, "attempts", () => stderr);
+    child.send({ type: "stop" } satisfies LabMessage);
+    const { records } = await attemptsMessage;
+    await exited(child);
+    app = null;
+    return summarizeScenario({
+      scenario,
+      durationMs: windowMs,
+      samples: load.samples,
+      records: records.map((r) => relative(r, t0Epoch)),
+      events,
+      roleOf: (r) => roleOf(r, config, deadPorts, deadSince),
+    });
+  } finally {
+    if (app) app.kill("SIGKILL");
+    await Promise.all([...upstreams.map((u) => u.close()), collector.close(), silentEcho.close()]);
+  }
+}
+
+/** Attempt times relative to the start of the measured window. */
+function relative(r: RawAttempt, t0Epoch: number): RawAttempt {
+  const rel = (t: number | null) => (t === null ? null : t - t0Epoch);
+  return {
+    ...r,
+    queuedAt: r.queuedAt - t0Epoch,
+    startedAt: rel(r.startedAt),
+    endedAt: rel(r.endedAt),
+  };
+}
+
+function roleOf(r: RawAttempt, config: AppConfig, deadPorts: Set<number>, deadSince: number) {
+  if (r.port === config.collector.port) return "agent" as const;
+  if (r.port === portOf(config.ldap.url)) return "login" as const;
+  if (r.port === portOf(config.postgresUrl)) return "db" as const;
+  if (config.upstreams.some((u) => u.port === r.port)) {
+    return deadPorts.has(r.port) && r.queuedAt >= deadSince
+      ? ("api-dead" as const)
+      : ("api" as const);
+  }
+  return "other" as const;
+}
+
+function portOf(url: string): number {
+  try {
+    const u = new URL(url);
+    return Number(u.port || (u.protocol === "ldap:" ? 389 : 5432));
+  } catch {
+    return -1;
+  }
+}
+
+/** Service URLs go into reports: never with a password. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
+function nextMessage<T extends AppMessage["type"]>(
+  child: ChildProcess,
+  type: T,
+  stderr: () => string,
+): Promise<Extract<AppMessage, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: AppMessage) => {
+      if (m.type !== type) return;
+      cleanup();
+      resolve(m as Extract<AppMessage, { type: T }>);
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      const why = stderr().trim().split("\n").slice(-3).join(" | ");
+      reject(
+        new SynlimitError(
+          "SYNLIMIT_USAGE",
+          `the lab's app exited (${code}) before '${type}': ${why || "no output"}`,
+        ),
+      );
+    };
+    const cleanup = () => {
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+    };
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+  });
+}
+
+async function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await once(child, "exit");
+}

@@ -1,0 +1,161 @@
+import { type Endpoint, formatEndpoint } from "../errors.js";
+import { selfReleaseWaitMs } from "./cross.js";
+import type { Dial } from "./dial.js";
+import type { LimitScope } from "./report.js";
+import { ms, type ProbeSession } from "./session.js";
+
+export interface RateFinding {
+  /** Time between releases of new destinations; null when only one could be tried. */
+  readonly intervalMs: number | null;
+  readonly ratePerSecond: number | null;
+}
+
+/**
+ * A throttle on new destinations (Williamson's virus throttle) ignores how
+ * many attempts are pending; it delays the first connect to a destination it
+ * has not seen recently and releases one such destination per interval.
+ * Connecting to several new destinations at once shows it: the last one
+ * waits, and they complete one interval apart.
+ */
+export async function findRateLimit(
+  s: ProbeSession,
+  destinations: readonly Endpoint[],
+): Promise<RateFinding | null> {
+  await s.setHeld(0);
+  if (destinations.length === 0) {
+    s.notes.push(
+      "a rate limit on new destinations was not tested: it needs destinations besides the live target (repeat --live)",
+    );
+    return null;
+  }
+  s.progress(`connecting to ${destinations.length} new destinations at once …`);
+  // The live target, known by now, goes last: a throttle lets it pass while
+  // new destinations wait, where a stall of this host would delay it too.
+  const dials = await dialInOrder(s, [...destinations, s.live], (d) => s.dial(d));
+  const known = dials.pop() as Dial;
+  try {
+    await settleAll(s, [...dials, known], selfReleaseWaitMs(s.settleMs));
+    const described = dials.map(describe).join(", ");
+    const last = dials[dials.length - 1]?.outcome;
+    if (last?.kind === "error" && last.stage !== "target") {
+      s.notes.push(`a rate limit was not tested: ${last.message}`);
+      return null;
+    }
+    if (last?.kind === "connected" && last.ms <= s.settleMs) {
+      s.record("rate", "through", `new destinations: ${described}: no rate limit`);
+      return null;
+    }
+    if (!fast(s, known)) {
+      s.record(
+        "rate",
+        "inconclusive",
+        `new destinations: ${described}; but the known ${describe(known)} too: this host is slow, not throttled`,
+      );
+      s.notes.push("a rate limit on new destinations could not be told from a slow host");
+      return null;
+    }
+    const ends = dials
+      .filter((d) => d.outcome?.kind === "connected")
+      .map((d) => d.endedAt ?? 0)
+      .sort((a, b) => a - b);
+    const gaps = ends.slice(1).map((t, i) => t - (ends[i] ?? t));
+    const intervalMs = gaps.length > 0 ? median(gaps) : null;
+    const ratePerSecond = intervalMs && intervalMs > 0 ? 1000 / intervalMs : null;
+    s.record(
+      "rate",
+      "delayed",
+      `new destinations: ${described}, while the known ${describe(known)}${intervalMs === null ? "" : `: one new destination released every ${ms(intervalMs)} ms`}`,
+      intervalMs === null ? {} : { ms: intervalMs },
+    );
+    return { intervalMs, ratePerSecond };
+  } finally {
+    for (const d of [...dials, known]) d.cancel();
+  }
+}
+
+const fast = (s: ProbeSession, d: Dial) =>
+  d.outcome?.kind === "connected" && d.outcome.ms <= s.settleMs;
+
+/**
+ * Per process or machine-wide, for a throttle: a fresh process connecting
+ * to a second destination right after its first meets a throttle of its own
+ * (it waits); a throttle shared by the host already knows both.
+ */
+export async function rateScope(
+  s: ProbeSession,
+  destinations: readonly Endpoint[],
+): Promise<LimitScope> {
+  const helper = await s.readyHelper();
+  const second = destinations[0];
+  if (!helper || !second) return "unknown";
+  // The warm-up connect to the live target was the helper's first; this one
+  // is new to a throttle of its own, but known to one the host shares.
+  const dials = await dialInOrder(s, [second, s.live], (d) => helper.dial(d));
+  const [fresh, known] = dials as [Dial, Dial];
+  try {
+    await settleAll(s, dials, selfReleaseWaitMs(s.settleMs));
+    const failed = dials.find((d) => d.outcome?.kind === "error" && d.outcome.stage !== "target");
+    if (failed?.outcome?.kind === "error") {
+      s.notes.push(`process or machine-wide: not determined (${failed.outcome.message})`);
+      return "unknown";
+    }
+    const scope: LimitScope = fast(s, fresh) ? "machine" : fast(s, known) ? "process" : "unknown";
+    s.record(
+      "helper",
+      scope === "machine" ? "through" : scope === "process" ? "delayed" : "inconclusive",
+      `helper process (pid ${helper.pid}): ${dials.map(describe).join(", ")}: ${
+        scope === "process"
+          ? "it meets a throttle of its own"
+          : scope === "machine"
+            ? "it passes freely to a destination this process just contacted: the throttle is shared"
+            : "both slow: cannot tell"
+      }`,
+    );
+    return scope;
+  } finally {
+    for (const d of dials) d.cancel();
+  }
+}
+
+/** Each dial leaves before the next starts, so a limiter sees them in this order. */
+async function dialInOrder(
+  s: ProbeSession,
+  targets: readonly Endpoint[],
+  dial: (t: Endpoint) => Dial,
+): Promise<Dial[]> {
+  const dials: Dial[] = [];
+  for (const t of targets) {
+    s.checkAborted();
+    const d = dial(t);
+    dials.push(d);
+    await d.sent;
+  }
+  return dials;
+}
+
+async function settleAll(s: ProbeSession, dials: readonly Dial[], capMs: number): Promise<void> {
+  const until = s.clock.now() + capMs;
+  for (const d of dials) {
+    const left = until - s.clock.now();
+    if (left > 0) await s.wait(d.done, left);
+  }
+}
+
+function describe(d: Dial): string {
+  const o = d.outcome;
+  const what =
+    o?.kind === "connected"
+      ? `connected in ${ms(o.ms)} ms`
+      : o?.kind === "error"
+        ? `failed (${o.code})`
+        : "no answer";
+  return `${formatEndpoint(d.target)} ${what}`;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}

@@ -1,0 +1,172 @@
+import type { HoldersReport } from "./holders.js";
+
+/** Bumped on any incompatible change to ProbeResult; documented in docs/probe.md. */
+export const PROBE_SCHEMA_VERSION = 1;
+
+export type ProbeVerdictKind = "limited" | "no-limit" | "could-not-test";
+export type Behaviour = "queued" | "refused" | "rate-limited";
+export type LimitScope = "process" | "machine" | "unknown";
+export type AppliesTo = "all-destinations" | "each-destination";
+
+export interface LimitFinding {
+  /** k: concurrent attempts allowed; null for a pure rate limit. */
+  readonly maxInFlight: number | null;
+  /** Whether pending attempts to one destination delay connects to another. */
+  readonly appliesTo: AppliesTo;
+  readonly scope: LimitScope;
+  readonly behaviour: Behaviour;
+  /** queued: whether waiting connects went in arrival order (null: not observed). */
+  readonly fifo: boolean | null;
+  /**
+   * queued: ms from ending a pending attempt to the waiting connect
+   * completing (per destination: to the waiting attempt's SYN, an upper
+   * bound set by how often the TCP table was read).
+   */
+  readonly handoffMs: number | null;
+  /** refused: the error a connect over the limit got. */
+  readonly errorCode: string | null;
+  /** rate-limited: new destinations released per second, and the interval measured. */
+  readonly ratePerSecond: number | null;
+  readonly intervalMs: number | null;
+}
+
+export type StepKind =
+  | "targets"
+  | "baseline"
+  | "blackhole"
+  | "trial"
+  | "release"
+  | "helper"
+  | "destination"
+  | "rate"
+  | "note";
+
+/** One line of evidence. `held` is how many attempts this process held pending then. */
+export interface TimelineEntry {
+  readonly atMs: number;
+  readonly step: StepKind;
+  readonly held: number;
+  readonly result: string;
+  readonly ms: number | null;
+  readonly code?: string;
+  readonly text: string;
+}
+
+export interface TargetsReport {
+  readonly blackhole: {
+    readonly host: string;
+    readonly port: number;
+    readonly kind: "tarpit" | "given";
+    /** True when the kernel's TCP table showed the probe's attempt in SYN_SENT. */
+    readonly verified: boolean;
+    readonly how: string;
+  } | null;
+  readonly live: {
+    readonly host: string;
+    readonly port: number;
+    readonly kind: "listener" | "given";
+  } | null;
+  /** Further destinations, each a new one for a rate limiter. */
+  readonly destinations: ReadonlyArray<{ readonly host: string; readonly port: number }>;
+  readonly via: { readonly protocol: string; readonly host: string; readonly port: number } | null;
+}
+
+export interface BaselineReport {
+  readonly samplesMs: readonly number[];
+  readonly medianMs: number;
+  readonly p99Ms: number;
+}
+
+export interface ProbeResult {
+  readonly schema: "synlimit.probe";
+  readonly version: typeof PROBE_SCHEMA_VERSION;
+  readonly verdict: { readonly kind: ProbeVerdictKind; readonly text: string };
+  readonly limit: LimitFinding | null;
+  /** could-not-test: why, and how to make it testable. */
+  readonly reason: string | null;
+  /** The most attempts the probe was allowed to hold pending (--max). */
+  readonly max: number;
+  readonly settleMs: number | null;
+  readonly targets: TargetsReport;
+  readonly baseline: BaselineReport | null;
+  readonly timeline: readonly TimelineEntry[];
+  /** What could not be tested, in words. */
+  readonly notes: readonly string[];
+  readonly advice: readonly string[];
+  readonly holders: HoldersReport | null;
+  readonly durationMs: number;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const round = (n: number) => (n >= 10 ? n.toFixed(0) : n.toPrecision(2).replace(/\.?0+$/, ""));
+
+function scopeWords(scope: LimitScope): string {
+  if (scope === "machine") return "machine-wide (every process shares it)";
+  if (scope === "process") return "per process";
+  return "(process or machine-wide: not determined)";
+}
+
+/** The one-line verdict the CLI prints first. */
+export function limitText(f: LimitFinding): string {
+  const scope = scopeWords(f.scope);
+  if (f.behaviour === "rate-limited") {
+    const rate =
+      f.ratePerSecond === null ? "slowly" : `at about ${round(f.ratePerSecond)} per second`;
+    return `limit: connects to new destinations are released ${rate} ${scope} (rate-limited); recently used destinations pass freely`;
+  }
+  const k = f.maxInFlight ?? 0;
+  const each = f.appliesTo === "each-destination";
+  const what = `${plural(k, "concurrent connect attempt")}${each ? " per destination (address:port)" : ""}`;
+  if (f.behaviour === "refused") {
+    return `limit: ${what} ${scope}; over the limit a connect fails at once (${f.errorCode ?? "error"})`;
+  }
+  const holders = k === 1 ? "a pending attempt delays" : `${k} pending attempts delay`;
+  const others = each ? "further connects to the same destination" : "others";
+  return `limit: ${what} ${scope}, queued${f.fifo ? " FIFO" : ""}; ${holders} ${others} until ${k === 1 ? "it ends" : "one ends"}`;
+}
+
+export function noLimitText(max: number): string {
+  return `no limit: with ${plural(max, "connect attempt")} pending, a new connect still went straight through`;
+}
+
+/** What to do about what was found. */
+export function adviceFor(f: LimitFinding | null): string[] {
+  if (!f) {
+    return [
+      "Nothing here limits connect attempts. If an application on this host still stalls behind a dead peer, probe under its conditions: a limiter may apply per executable or per user (run the probe the same way), or only to traffic through the egress proxy (--via).",
+    ];
+  }
+  const advice: string[] = [];
+  if (f.behaviour === "rate-limited") {
+    advice.push(
+      "Avoid fanning out to many new destinations at once: reuse connections (keep-alive, pools) and spread first contacts over time.",
+      "Ask the owner of the throttle for the rate and working-set size, or to exempt your service.",
+    );
+    return advice;
+  }
+  const who =
+    f.scope === "machine"
+      ? "every process on this host"
+      : f.appliesTo === "each-destination"
+        ? "every new connection to that destination"
+        : "every new connection this process makes";
+  advice.push(
+    `Keep attempts short: give every connect its own deadline of a few seconds (not the OS's 21-127 s), so a dead peer cannot hold a slot that ${who} needs.`,
+    "Check a peer is alive before connecting to it (e.g. a UDP echo preflight: synlimit echo), and back off from peers that keep failing.",
+    "Reuse connections (pools, keep-alive) so the steady state makes no new attempts.",
+  );
+  if (f.scope !== "machine" && f.appliesTo === "all-destinations") {
+    advice.push(
+      "Move background clients (agents, retries to collectors) out of the process that serves users, so their pending attempts do not take its slots.",
+    );
+  }
+  if (f.behaviour === "refused") {
+    advice.push(
+      `Treat ${f.errorCode ?? "the error"} on connect as possibly local: retry with backoff rather than marking the peer down.`,
+    );
+  }
+  advice.push(
+    "Ask the owner of the limiting product to raise or lift the limit (the numbers above are the evidence).",
+  );
+  return advice;
+}

@@ -1,0 +1,276 @@
+import type { Clock } from "../clock.js";
+import { aborted, type Endpoint, formatEndpoint } from "../errors.js";
+import type { ProxySpec } from "./address.js";
+import { probeChannels } from "./channels.js";
+import type { Dial, DialFn, DialOutcome } from "./dial.js";
+import { HelperProcess } from "./helper-process.js";
+import type { StepKind, TimelineEntry } from "./report.js";
+import type { Passage, TrialResult } from "./search.js";
+
+/** The probe cannot answer: why, and what would make it testable. Becomes exit code 2. */
+export class CannotTest extends Error {
+  override readonly name = "CannotTest";
+}
+
+export const ms = (n: number): string =>
+  n >= 10 ? n.toFixed(0) : n >= 1 ? n.toFixed(1) : n.toFixed(2);
+export const attempts = (n: number): string => `${n} pending attempt${n === 1 ? "" : "s"}`;
+
+let nextProbeId = 1;
+/** How long the helper's first connect, with nothing held, may take. */
+const LIVE_WARMUP_MS = 5_000;
+
+/** A held attempt that ended: refused at once (evidence of a limit) or otherwise. */
+export interface EndedHold {
+  readonly outcome: DialOutcome;
+  /** How many older held attempts were still pending when it was made. */
+  readonly pendingBefore: number;
+}
+
+/**
+ * The state of one probe run: the attempts it holds against the blackhole
+ * (oldest first), every dial it made (so all are cancelled at the end), the
+ * timeline, and the helper process once one is needed.
+ */
+export class ProbeSession {
+  readonly id = nextProbeId++;
+  readonly t0: number;
+  readonly timeline: TimelineEntry[] = [];
+  readonly notes: string[] = [];
+  /** Refusals and other ends of held attempts, in order. */
+  readonly ended: EndedHold[] = [];
+  settleMs = 50;
+  blackhole: Endpoint = { host: "", port: 0 };
+  live: Endpoint = { host: "", port: 0 };
+  readonly #held: Array<{ dial: Dial; pendingBefore: number }> = [];
+  readonly #dials = new Set<Dial>();
+  #helper: Promise<HelperProcess> | null = null;
+
+  constructor(
+    readonly clock: Clock,
+    readonly dialFn: DialFn,
+    readonly via: ProxySpec | null,
+    readonly signal: AbortSignal | undefined,
+  ) {
+    this.t0 = clock.now();
+  }
+
+  /**
+   * A connect counts as waiting for good only when it is still waiting after
+   * twice the settle window: a limiter holds it indefinitely, noise does not,
+   * and the longer wait is paid only where a limit was seen.
+   */
+  get confirmMs(): number {
+    return 2 * this.settleMs;
+  }
+
+  get heldCount(): number {
+    return this.#held.length;
+  }
+
+  dial(target: Endpoint): Dial {
+    this.checkAborted();
+    const d = this.dialFn(target);
+    this.#dials.add(d);
+    void d.done.then(() => this.#dials.delete(d));
+    return d;
+  }
+
+  record(step: StepKind, result: string, text: string, extra: { ms?: number; code?: string } = {}) {
+    const entry: TimelineEntry = {
+      atMs: this.clock.now() - this.t0,
+      step,
+      held: this.#held.length,
+      result,
+      ms: extra.ms ?? null,
+      ...(extra.code !== undefined ? { code: extra.code } : {}),
+      text,
+    };
+    this.timeline.push(entry);
+    if (probeChannels.step.hasSubscribers) probeChannels.step.publish({ probe: this.id, entry });
+  }
+
+  progress(text: string): void {
+    if (!probeChannels.progress.hasSubscribers) return;
+    probeChannels.progress.publish({ probe: this.id, atMs: this.clock.now() - this.t0, text });
+  }
+
+  checkAborted(): void {
+    if (this.signal?.aborted) throw aborted("probe", this.signal.reason);
+  }
+
+  /**
+   * Resolves with the value, or undefined after `withinMs`; rejects when the
+   * probe is aborted. When the timer fires, I/O gets one more turn first:
+   * after a stall of this process the event loop runs due timers before it
+   * polls sockets, and a connect that completed meanwhile must still count.
+   */
+  wait<T>(promise: Promise<T>, withinMs: number): Promise<T | undefined> {
+    return new Promise((resolve, reject) => {
+      if (this.signal?.aborted) return reject(aborted("probe", this.signal.reason));
+      let done = false;
+      const finish = (value: T | undefined) => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        this.signal?.removeEventListener("abort", onAbort);
+        resolve(value);
+      };
+      const timer = this.clock.setTimer(() => setImmediate(() => finish(undefined)), withinMs);
+      const onAbort = () => {
+        done = true;
+        timer.cancel();
+        reject(aborted("probe", this.signal?.reason));
+      };
+      this.signal?.addEventListener("abort", onAbort, { once: true });
+      void promise.then(finish);
+    });
+  }
+
+  /**
+   * Holds exactly `n` attempts pending against the blackhole where it can:
+   * cancels the newest first (under a FIFO limiter those are the ones still
+   * waiting, so the slots stay taken), or opens more. Returns how many are
+   * pending — fewer than `n` when a limiter refused some.
+   */
+  async setHeld(n: number): Promise<number> {
+    this.pruneHeld();
+    while (this.#held.length > n) this.#held.pop()?.dial.cancel();
+    const opened: Dial[] = [];
+    while (this.#held.length < n) {
+      const dial = this.dial(this.blackhole);
+      this.#held.push({ dial, pendingBefore: this.#held.length });
+      opened.push(dial);
+    }
+    await Promise.all(opened.map((d) => d.sent));
+    this.pruneHeld();
+    return this.#held.length;
+  }
+
+  /** Drops held attempts that ended; a blackhole that answers cannot be probed with. */
+  pruneHeld(): EndedHold[] {
+    const ended: EndedHold[] = [];
+    for (let i = this.#held.length - 1; i >= 0; i--) {
+      const h = this.#held[i];
+      const outcome = h?.dial.outcome;
+      if (!h || !outcome) continue;
+      this.#held.splice(i, 1);
+      if (outcome.kind === "connected") {
+        throw new CannotTest(
+          `the blackhole ${formatEndpoint(this.blackhole)} accepted a connection, so it cannot hold attempts pending`,
+        );
+      }
+      if (outcome.kind === "error" && outcome.stage !== "target") {
+        throw new CannotTest(`an attempt through the proxy failed: ${outcome.message}`);
+      }
+      if (outcome.kind === "error") ended.unshift({ outcome, pendingBefore: h.pendingBefore });
+    }
+    this.ended.push(...ended);
+    return ended;
+  }
+
+  /** Cancels the oldest held attempt — under a FIFO limiter, one that holds a slot. */
+  releaseOldest(): number {
+    this.#held.shift()?.dial.cancel();
+    return this.clock.now();
+  }
+
+  /**
+   * One trial: with `n` attempts held, does a fresh connect to the live
+   * target go through within the settle window? A queued connect never
+   * completes by itself, so not completing in 20× its usual time is the
+   * signal; the caller confirms it by releasing a held attempt.
+   */
+  async trial(n: number): Promise<TrialResult & { ms: number; code?: string }> {
+    for (let round = 0; ; round++) {
+      const held = await this.setHeld(n);
+      const who = `${attempts(held)}${held < n ? ` (${n - held} more refused at once)` : ""}`;
+      this.progress(`${attempts(held)}: connecting to ${formatEndpoint(this.live)} …`);
+      const live = this.dial(this.live);
+      await live.sent;
+      const outcome = await this.wait(live.done, this.settleMs);
+      live.cancel();
+      const endedDuring = this.pruneHeld().filter((e) => e.outcome.ms > this.settleMs);
+      const pending = Math.min(held, this.#held.length + endedDuring.length);
+      if (!outcome) {
+        this.record(
+          "trial",
+          "blocked",
+          `${who} → live blocked (no answer within ${ms(this.settleMs)} ms)`,
+        );
+        return { passage: "blocked", held: pending, ms: this.settleMs };
+      }
+      if (outcome.kind === "error" && outcome.stage !== "target") {
+        throw new CannotTest(
+          `the live connect failed before reaching the target: ${outcome.message}`,
+        );
+      }
+      // A held attempt that ended meanwhile (a timeout) may have freed the
+      // slot the live connect used: run the trial again.
+      if (endedDuring.length > 0 && outcome.kind === "connected") {
+        if (round < 2) continue;
+        throw new CannotTest(
+          `attempts held against ${formatEndpoint(this.blackhole)} keep ending (${endedDuring[0]?.outcome.kind === "error" ? (endedDuring[0].outcome as { code: string }).code : "ended"}) after ${ms(endedDuring[0]?.outcome.ms ?? 0)} ms: it must keep them pending longer than the ${ms(this.settleMs)} ms settle window`,
+        );
+      }
+      const passage: Passage = outcome.kind === "connected" ? "through" : "refused";
+      const code = outcome.kind === "error" ? outcome.code : undefined;
+      this.record(
+        "trial",
+        passage,
+        passage === "through"
+          ? `${who} → live connected in ${ms(outcome.ms)} ms`
+          : `${who} → live refused at once (${code}) after ${ms(outcome.ms)} ms`,
+        { ms: outcome.ms, ...(code !== undefined ? { code } : {}) },
+      );
+      return { passage, held: pending, ms: outcome.ms, ...(code !== undefined ? { code } : {}) };
+    }
+  }
+
+  /** Starts the helper process now, so its start-up overlaps other work. */
+  warmHelper(): void {
+    if (this.#helper) return;
+    this.#helper = HelperProcess.start(this.via, this.clock, this.signal);
+    // Used later; an early failure must not be an unhandled rejection.
+    this.#helper.catch(() => {});
+  }
+
+  /**
+   * The helper, once it has connected to the live target with nothing held
+   * here: a cold process's first connect is slow (module loading, JIT) and
+   * must not be mistaken for a delayed one. Null, with a note, if it fails.
+   */
+  async readyHelper(): Promise<HelperProcess | null> {
+    this.warmHelper();
+    this.progress("starting a helper process …");
+    try {
+      const helper = await (this.#helper as Promise<HelperProcess>);
+      const warm = helper.dial(this.live);
+      const o = await this.wait(warm.done, LIVE_WARMUP_MS);
+      warm.cancel();
+      if (o?.kind !== "connected") {
+        const why = !o
+          ? `no answer within ${LIVE_WARMUP_MS} ms`
+          : o.kind === "error"
+            ? o.message
+            : o.kind;
+        throw new Error(
+          `the helper process could not connect to ${formatEndpoint(this.live)} (${why})`,
+        );
+      }
+      return helper;
+    } catch (error) {
+      if (this.signal?.aborted) throw error;
+      this.notes.push(`process or machine-wide: not determined (${(error as Error).message})`);
+      return null;
+    }
+  }
+
+  /** Cancels every attempt the probe made and ends the helper: nothing stays pending. */
+  async close(): Promise<void> {
+    for (const d of this.#dials) d.cancel();
+    this.#held.length = 0;
+    const helper = await this.#helper?.catch(() => null);
+    await helper?.close();
+  }
+}

@@ -1,0 +1,175 @@
+import { lookup } from "node:dns/promises";
+import net from "node:net";
+import { type Endpoint, formatEndpoint, SynlimitError } from "../errors.js";
+import { LiveListener } from "../targets/live.js";
+import { Tarpit } from "../targets/tarpit.js";
+import { describeProxy, isLoopback, type ProxySpec } from "./address.js";
+import type { TargetsReport } from "./report.js";
+import { CannotTest, ms, type ProbeSession } from "./session.js";
+import { pollSynSent, tcpTableSupported } from "./syn-sent.js";
+
+/** How to make a host testable; repeated wherever the probe gives up on its targets. */
+export const TARGETS_HELP =
+  "the probe needs a blackhole, where connects stay pending (SYN_SENT: the SYN is silently dropped), and a live target that accepts at once; by default it starts both on 127.0.0.1, otherwise pass --blackhole HOST:PORT (a port where a firewall drops SYNs) and --live HOST:PORT (a listening port)";
+
+export interface ProbeTargets {
+  readonly blackhole: Endpoint;
+  readonly live: Endpoint;
+  /** Destinations a rate limiter has not seen yet (aliases of the live target by default). */
+  readonly destinations: readonly Endpoint[];
+  readonly report: TargetsReport;
+  close(): Promise<void>;
+}
+
+export interface TargetOptions {
+  readonly blackhole: Endpoint | null;
+  readonly live: readonly Endpoint[];
+  readonly via: ProxySpec | null;
+}
+
+/**
+ * The targets: the caller's, or a local tarpit and listeners on loopback.
+ * The probe never picks a non-loopback address by itself.
+ */
+export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
+  if (o.via && !isLoopback(o.via.host) && (!o.blackhole || o.live.length === 0)) {
+    throw new CannotTest(
+      `${describeProxy(o.via)} is on another host, where this host's loopback targets do not exist: pass --blackhole HOST:PORT and --live HOST:PORT as the proxy reaches them`,
+    );
+  }
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const c of closers.reverse()) await c();
+  };
+  try {
+    let blackhole: Endpoint;
+    let blackholeKind: "tarpit" | "given";
+    if (o.blackhole) {
+      blackhole = await resolve(o.blackhole, o.via, "--blackhole");
+      blackholeKind = "given";
+    } else {
+      const tarpit = await Tarpit.listen({ host: "127.0.0.1" }).catch((error: unknown) => {
+        if (error instanceof SynlimitError && error.code === "SYNLIMIT_TARPIT_UNVERIFIED") {
+          throw new CannotTest(`${error.message}; ${TARGETS_HELP}`);
+        }
+        throw error;
+      });
+      closers.push(() => tarpit.close());
+      blackhole = { host: tarpit.host, port: tarpit.port };
+      blackholeKind = "tarpit";
+    }
+
+    let live: Endpoint;
+    let destinations: Endpoint[];
+    if (o.live.length > 0) {
+      const all = await Promise.all(o.live.map((l) => resolve(l, o.via, "--live")));
+      live = all[0] as Endpoint;
+      destinations = all.slice(1);
+    } else {
+      const v4 = await LiveListener.listen({ host: "127.0.0.1" });
+      closers.push(() => v4.close());
+      live = { host: v4.host, port: v4.port };
+      destinations = [];
+      // ::1 is a second loopback address (skipped where IPv6 is off).
+      const v6 = await LiveListener.listen({ host: "::1" }).catch(() => null);
+      if (v6) {
+        closers.push(() => v6.close());
+        destinations.push({ host: "::1", port: v6.port });
+      }
+      // 127.0.0.1 again, written IPv4-mapped: a limiter that keys on the
+      // address as given (synlimit's own emulation does) sees a new one.
+      destinations.push({ host: "::ffff:127.0.0.1", port: v4.port });
+    }
+    return {
+      blackhole,
+      live,
+      destinations,
+      close,
+      report: {
+        blackhole: { ...blackhole, kind: blackholeKind, verified: false, how: "" },
+        live: { ...live, kind: o.live.length > 0 ? "given" : "listener" },
+        destinations,
+        via: o.via ? { protocol: o.via.protocol, host: o.via.host, port: o.via.port } : null,
+      },
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Direct dials go to an address (limiters count addresses); a proxy resolves names itself. */
+async function resolve(e: Endpoint, via: ProxySpec | null, what: string): Promise<Endpoint> {
+  if (via || net.isIP(e.host) !== 0) return e;
+  try {
+    const { address } = await lookup(e.host);
+    return { host: address, port: e.port };
+  } catch (error) {
+    throw new CannotTest(
+      `${what} ${formatEndpoint(e)}: cannot resolve ${e.host} (${(error as Error).message})`,
+    );
+  }
+}
+
+/** Can the kernel's TCP table on this host see the SYN_SENT sockets of the probe's attempts? */
+export function tableSees(via: ProxySpec | null): boolean {
+  return tcpTableSupported() && (!via || isLoopback(via.host));
+}
+
+/**
+ * One attempt proves the blackhole: it must neither connect nor fail within
+ * the settle window, and where the TCP table is visible it must show up in
+ * SYN_SENT.
+ */
+export async function verifyBlackhole(
+  s: ProbeSession,
+  localTarpit: boolean,
+): Promise<{ verified: boolean; how: string }> {
+  s.progress(`checking that ${formatEndpoint(s.blackhole)} holds attempts pending …`);
+  const d = s.dial(s.blackhole);
+  try {
+    await d.sent;
+    const seen = tableSees(s.via)
+      ? await pollSynSent(
+          s.blackhole,
+          s.via ? "any" : process.pid,
+          (n) => n > 0 || d.outcome !== null,
+          s.settleMs,
+          s.clock,
+          s.signal,
+        )
+      : null;
+    // A remote blackhole could still answer within a round trip; a local
+    // tarpit seen in SYN_SENT cannot (its accept queue drops every SYN).
+    const left = localTarpit && seen?.met ? 0 : s.settleMs - (s.clock.now() - d.startedAt);
+    const early = d.outcome ?? (left > 0 ? await s.wait(d.done, left) : undefined);
+    if (early) {
+      if (early.kind === "error" && early.stage !== "target") {
+        throw new CannotTest(`could not reach the blackhole: ${early.message}`);
+      }
+      const what =
+        early.kind === "connected"
+          ? "accepted the connection"
+          : early.kind === "error"
+            ? `answered at once (${early.code})`
+            : "ended the attempt";
+      throw new CannotTest(
+        `the blackhole ${formatEndpoint(s.blackhole)} ${what}, so no attempt stayed pending; ${TARGETS_HELP}`,
+      );
+    }
+    const verified = seen?.met === true;
+    const how = verified
+      ? `an attempt stayed in SYN_SENT in the kernel's TCP table (${s.via ? "the proxy's" : "this process's"} socket)`
+      : seen
+        ? `no answer within ${ms(s.settleMs)} ms, but no SYN_SENT socket to it appeared in the TCP table (held back before its SYN?)`
+        : `no answer within ${ms(s.settleMs)} ms (not checked in a TCP table: ${tcpTableSupported() ? "the proxy is on another host" : `no /proc TCP table on ${process.platform}`})`;
+    s.record(
+      "blackhole",
+      verified ? "verified" : "pending",
+      `blackhole ${formatEndpoint(s.blackhole)}: ${how}`,
+    );
+    return { verified, how };
+  } finally {
+    d.cancel();
+  }
+}

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ProbeResult } from "../../src/probe/report.js";
+import { registerUrl, runCli } from "../helpers/run-cli.js";
+
+type ProbeJson = ProbeResult & { emulation: { profile: string | null; timeScale: number } | null };
+
+/** `node --import synlimit/register synlimit probe --json` under a limiter set by env. */
+async function probeUnder(env: Record<string, string>, args: string[] = []) {
+  const r = await runCli(["probe", "--json", "--quiet", ...args], {
+    env,
+    nodeArgs: ["--import", registerUrl],
+  });
+  assert.equal(r.stderr, "", "--quiet: nothing on stderr");
+  let json: ProbeJson;
+  try {
+    json = JSON.parse(r.stdout) as ProbeJson;
+  } catch {
+    assert.fail(`no JSON on stdout (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  }
+  assert.equal(json.schema, "synlimit.probe");
+  assert.equal(json.version, 1);
+  return { code: r.code, json };
+}
+
+const summary = (j: ProbeJson) =>
+  `${j.verdict.text}\n${j.timeline.map((e) => e.text).join("\n")}\n${j.notes.join("\n")}`;
+
+// k = 1 is the incident itself, checked through the human output below.
+for (const k of [2, 3, 10]) {
+  test(`${k} attempt(s) per process, queued: k = ${k}, per process, queued FIFO, across destinations`, async () => {
+    const { code, json } = await probeUnder({
+      SYNLIMIT_PROFILE: "incident",
+      SYNLIMIT_MAX_IN_FLIGHT: String(k),
+      SYNLIMIT_TIMING: "none",
+    });
+    assert.equal(code, 3, summary(json));
+    assert.equal(json.verdict.kind, "limited");
+    assert.equal(json.limit?.maxInFlight, k, summary(json));
+    assert.equal(json.limit?.scope, "process", summary(json));
+    assert.equal(json.limit?.behaviour, "queued");
+    assert.equal(json.limit?.fifo, true);
+    assert.equal(json.limit?.appliesTo, "all-destinations");
+    assert.equal(typeof json.limit?.handoffMs, "number");
+    assert.equal(json.targets.blackhole?.verified, true);
+    assert.equal(json.emulation?.profile, "incident");
+    // The incident's own program needs 21 s for a yes/no; k itself costs O(log k) trials.
+    assert.ok(json.timeline.filter((e) => e.step === "trial").length <= 2 * Math.log2(k + 1) + 3);
+  });
+}
+
+test("the incident (k = 1), human output: the verdict first, then the evidence and what to do", async () => {
+  const r = await runCli(["probe", "--quiet"], {
+    env: { SYNLIMIT_PROFILE: "incident", SYNLIMIT_TIMING: "none" },
+    nodeArgs: ["--import", registerUrl],
+  });
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  const lines = r.stdout.split("\n");
+  assert.equal(
+    lines[0],
+    "limit: 1 concurrent connect attempt per process, queued FIFO; a pending attempt delays others until it ends",
+  );
+  assert.match(r.stdout, /per process: a second process on this host was not delayed/);
+  assert.match(r.stdout, /\n {2}\+\d+\.\d{3}s 1 pending attempt → live blocked/);
+  assert.match(r.stdout, /cancelled 1 pending attempt → the first waiting connect completed/);
+  assert.match(r.stdout, /\nwhat to do:\n {2}- Keep attempts short/);
+  assert.match(r.stdout, /synlimit emulation: profile incident/);
+});
+
+test("rfc6455: 1 attempt per destination, per process, queued; other destinations not delayed", async () => {
+  const { code, json } = await probeUnder({ SYNLIMIT_PROFILE: "rfc6455" });
+  assert.equal(code, 3, summary(json));
+  assert.equal(json.limit?.maxInFlight, 1, summary(json));
+  assert.equal(json.limit?.appliesTo, "each-destination");
+  assert.equal(json.limit?.scope, "process", summary(json));
+  assert.equal(json.limit?.behaviour, "queued");
+  assert.ok(
+    json.timeline.some((e) => e.step === "trial" && e.held === 64 && e.result === "through"),
+    "64 pending attempts to the blackhole did not delay the live target",
+  );
+});
+
+test("reject policy: k = 2, refused at once with ECONNREFUSED", async () => {
+  const { code, json } = await probeUnder({
+    SYNLIMIT_PROFILE: "incident",
+    SYNLIMIT_MAX_IN_FLIGHT: "2",
+    SYNLIMIT_POLICY: "reject",
+    SYNLIMIT_TIMING: "none",
+  });
+  assert.equal(code, 3, summary(json));
+  assert.equal(json.limit?.maxInFlight, 2, summary(json));
+  assert.equal(json.limit?.behaviour, "refused");
+  assert.equal(json.limit?.errorCode, "ECONNREFUSED");
+  assert.equal(json.limit?.scope, "process", summary(json));
+  assert.equal(json.limit?.appliesTo, "all-destinations");
+});
+
+test("williamson: new destinations rate-limited (10/s at time scale 0.1), per process, no k", async () => {
+  const { code, json } = await probeUnder({
+    SYNLIMIT_PROFILE: "williamson",
+    SYNLIMIT_TIME_SCALE: "0.1",
+  });
+  assert.equal(code, 3, summary(json));
+  assert.equal(json.limit?.behaviour, "rate-limited", summary(json));
+  assert.equal(json.limit?.maxInFlight, null);
+  assert.equal(json.limit?.scope, "process", summary(json));
+  const rate = json.limit?.ratePerSecond ?? 0;
+  // 1 new destination per second, time-compressed ten-fold.
+  assert.ok(rate > 5 && rate < 20, `rate ${rate}/s\n${summary(json)}`);
+});
+
+test("a host without a limit (the windows profile: timing only): exit 0, no limit up to --max", async () => {
+  const { code, json } = await probeUnder({ SYNLIMIT_PROFILE: "windows" }, ["--max", "16"]);
+  assert.equal(code, 0, summary(json));
+  assert.equal(json.verdict.kind, "no-limit");
+  assert.equal(json.limit, null);
+  assert.equal(json.max, 16);
+  assert.deepEqual(json.advice.length, 1);
+});

@@ -10,6 +10,8 @@ export interface Report {
   durationS: number;
   overhead: OverheadResult;
   handoff: HandoffResult;
+  /** Sections from the other benchmarks (guard, probe, proxy), in order. */
+  sections: Array<{ title: string; markdown: string }>;
 }
 
 const OVERHEAD_TARGET = 0.05;
@@ -75,18 +77,30 @@ export function handoffTable(result: HandoffResult): string[] {
 }
 
 export function verdicts(report: Report): string[] {
-  // CPU rows explain; the issue's target is about rate and latency.
-  const [worst] = rows
+  // CPU rows explain; the issue's target is about rate and latency. A row
+  // only counts as over the target when even its favourable quartile is.
+  const judged = rows
     .filter((r) => !r.metric.endsWith("Cpu"))
     .map(({ metric, label, rate }) => {
-      const { paired } = summarize(report.overhead, metric);
-      return { label, overhead: overheadOf(paired, rate) };
+      const s = summarize(report.overhead, metric);
+      const best = overheadOf(rate ? s.pairedQ3 : s.pairedQ1, rate);
+      return { label, overhead: overheadOf(s.paired, rate), best };
     })
     .sort((a, b) => b.overhead - a.overhead);
+  const over = judged.filter((r) => r.best > OVERHEAD_TARGET);
+  const unsure = judged.filter((r) => r.overhead > OVERHEAD_TARGET && r.best <= OVERHEAD_TARGET);
+  const list = (rs: typeof judged) =>
+    rs.map((r) => `${r.label} ${pct(r.overhead)} (IQR from ${pct(r.best)})`).join("; ");
+  const overhead =
+    over.length > 0
+      ? `**not met**: ${list(over)}`
+      : unsure.length > 0
+        ? `not resolved: over 5 % by the median but inside the noise: ${list(unsure)}`
+        : `met (largest: ${judged[0]?.label} ${pct(judged[0]?.overhead ?? 0)})`;
   const p99 = percentile(report.handoff.toSyn, 99);
   const met = (ok: boolean) => (ok ? "met" : "**not met**");
   return [
-    `- Hook overhead ≤ 5 %: ${met((worst?.overhead ?? 0) <= OVERHEAD_TARGET)} (worst row: ${worst?.label}, ${pct(worst?.overhead ?? 0)}; judge it against that row's IQR, which is the noise).`,
+    `- Hook overhead ≤ 5 %: ${overhead}.`,
     `- Handoff p99 ≤ 1 ms: ${met(p99 <= HANDOFF_P99_TARGET_MS)} (${us(p99)} µs from destroy() to the queued SYN).`,
   ];
 }
@@ -118,10 +132,12 @@ export function markdown(report: Report): string {
     "",
     ...handoffTable(h),
     "",
+    ...report.sections.flatMap((section) => [`## ${section.title}`, "", section.markdown, ""]),
     "## Method",
     "",
     "- Everything runs in one Node process on 127.0.0.1 only: client, listener and tarpit (the tarpit listener lives in a worker thread that never accepts).",
     "- Clock: `performance.now()` (monotonic, sub-microsecond) for every stamp. The gate stamps its events with the same clock, so a gate event's `at` and a stamp taken by the benchmark subtract directly.",
+    "- Plain means after `uninstall()`, in the same process as the hooked blocks: anything the hook deliberately leaves behind after uninstalling (when this was written, a pass-through wrapper on the TCP handle's `close()`, so a connect gated before uninstall still frees its slot) is in both columns and so not in the ratio.",
     "- Connect latency runs from just before `net.connect()` to the first line of the `'connect'` listener; the socket is then destroyed. Rates are connects divided by the wall time of the block.",
     "- Interleaving: hooked and plain blocks alternate inside every round and the order flips each round (plain first in even rounds, hooked first in odd ones), after one unrecorded warm-up block of each, so drift hits both modes alike. The paired-ratio column takes hooked/plain within each round (blocks run back to back) and gives its median and interquartile range: an overhead inside that range is not distinguishable from noise.",
     "- CPU per connect is `process.cpuUsage()` (user + sys) over a block divided by its connects; it covers the whole process (client, listener, GC threads) and, unlike wall time, not the time the machine ran someone else.",

@@ -4,6 +4,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { currentEmulation } from "../src/emulate/install.js";
 import { type OverheadOptions, runConnectOverhead } from "./connect-overhead.js";
+import { runGuardBench } from "./guard-incident.js";
 import { type HandoffOptions, runHandoff } from "./handoff.js";
 import { handoffTable, machine, markdown, overheadTable, verdicts } from "./report.js";
 
@@ -39,6 +40,14 @@ const overhead = await runConnectOverhead(settings.overhead);
 log("handoff: pending attempt destroyed → queued attempt's SYN …");
 const handoff = await runHandoff(settings.handoff);
 await leakCheck();
+// The other verbs' benchmarks, each a section of the same document.
+const sections: Array<{ title: string; markdown: string }> = [];
+log("guard: the incident fixed — logins with no agent, a naive agent, a guarded agent …");
+sections.push({
+  title: "The incident, fixed (issue 5)",
+  markdown: (await runGuardBench({ quick: args.quick })).markdown,
+});
+await leakCheck();
 
 const report = {
   loadAverage,
@@ -47,6 +56,7 @@ const report = {
   durationS: (performance.now() - started) / 1000,
   overhead,
   handoff,
+  sections,
 };
 console.log(
   [
@@ -56,6 +66,7 @@ console.log(
     "",
     ...handoffTable(handoff),
     "",
+    ...sections.flatMap((section) => [`## ${section.title}`, "", section.markdown, ""]),
     ...verdicts(report),
   ].join("\n"),
 );

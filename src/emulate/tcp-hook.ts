@@ -1,6 +1,6 @@
 import net from "node:net";
 import { getSystemErrorMap } from "node:util";
-import type { Attempt, AttemptGate } from "../gate/gate.js";
+import type { Attempt, AttemptGate, AttemptHandlers } from "../gate/gate.js";
 
 /**
  * The seam: Node's TCP handle, where `connect(2)` — and so the SYN — happens.
@@ -50,8 +50,13 @@ export type GateSource = () => AttemptGate | null;
 // Kept on globalThis so a second copy of synlimit in the process never wraps
 // the prototype twice.
 const originalSlot = Symbol.for("synlimit.tcpHook.original");
+type Teardown = (this: TcpHandle, ...args: unknown[]) => unknown;
 type Originals = { connect: ConnectFn; connect6: ConnectFn };
-const global = globalThis as typeof globalThis & { [originalSlot]?: Originals };
+const teardownSlot = Symbol.for("synlimit.tcpHook.teardown");
+const global = globalThis as typeof globalThis & {
+  [originalSlot]?: Originals;
+  [teardownSlot]?: true;
+};
 
 export function isHooked(): boolean {
   return global[originalSlot] !== undefined;
@@ -59,10 +64,19 @@ export function isHooked(): boolean {
 
 export function hookTcpConnect(gateFor: GateSource): void {
   if (global[originalSlot]) return;
-  const original = { connect: tcpPrototype.connect, connect6: tcpPrototype.connect6 };
+  const original: Originals = { connect: tcpPrototype.connect, connect6: tcpPrototype.connect6 };
   global[originalSlot] = original;
   tcpPrototype.connect = gated(original.connect, gateFor);
   tcpPrototype.connect6 = gated(original.connect6, gateFor);
+  // Own properties on TCP's prototype shadow the shared HandleWrap methods for
+  // TCP handles only; a handle with no gated connect falls straight through.
+  // They stay after unhooking: a connect gated before uninstall() must still
+  // give its slot back when its socket is destroyed afterwards.
+  if (!global[teardownSlot]) {
+    global[teardownSlot] = true;
+    tcpPrototype.close = teardown(tcpPrototype.close as Teardown);
+    if (tcpPrototype.reset) tcpPrototype.reset = teardown(tcpPrototype.reset as Teardown);
+  }
 }
 
 export function unhookTcpConnect(): void {
@@ -73,16 +87,44 @@ export function unhookTcpConnect(): void {
   delete global[originalSlot];
 }
 
+// The gated connect in progress on a handle (and on its connect request).
+const kGated = Symbol("synlimit.gatedConnect");
+type Tagged<T> = T & { [kGated]?: GatedConnect };
+
 function gated(connect: ConnectFn, gateFor: GateSource): ConnectFn {
   return function gatedConnect(this: TcpHandle, req, address, port, ...rest) {
     const gate = gateFor();
     if (!gate) return connect.call(this, req, address, port, ...rest);
-    return new GatedConnect(this, req, connect, [address, port, ...rest]).run(gate, address, port);
+    return new GatedConnect(this, req, connect, address, port, rest).run(gate);
   };
 }
 
-/** One intercepted `handle.connect()`: owns the bookkeeping between gate and handle. */
-class GatedConnect {
+function teardown(original: Teardown): Teardown {
+  return function gatedTeardown(this: Tagged<TcpHandle>, ...args: unknown[]): unknown {
+    // A queued attempt leaves the line; a pending one frees its slot. The
+    // kernel's own completion (ECANCELED) that may follow is then a no-op.
+    this[kGated]?.cancel();
+    return original.apply(this, args);
+  };
+}
+
+/** Node calls a request's oncomplete with the request as `this`. */
+function gatedAfterConnect(
+  this: Tagged<ConnectReq>,
+  status: number,
+  handle: unknown,
+  req: unknown,
+  readable: unknown,
+  writable: unknown,
+): unknown {
+  return this[kGated]?.complete(status, handle, req, readable, writable);
+}
+
+/**
+ * One intercepted `handle.connect()`: owns the bookkeeping between gate and
+ * handle, and is itself the gate's handler for the attempt.
+ */
+class GatedConnect implements AttemptHandlers {
   #attempt: Attempt | null = null;
   #inCall = true;
   #syncStatus = 0;
@@ -91,25 +133,21 @@ class GatedConnect {
   readonly #afterConnect: ConnectReq["oncomplete"];
 
   constructor(
-    readonly handle: TcpHandle,
-    readonly req: ConnectReq,
+    readonly handle: Tagged<TcpHandle>,
+    readonly req: Tagged<ConnectReq>,
     readonly connect: ConnectFn,
-    readonly args: [string, number, ...unknown[]],
+    readonly address: string,
+    readonly port: number,
+    readonly rest: unknown[],
   ) {
     this.#afterConnect = req.oncomplete;
-    req.oncomplete = (status, ...more) => this.#complete(status, more);
-    this.#wrapTeardown("close");
-    this.#wrapTeardown("reset");
+    req.oncomplete = gatedAfterConnect as ConnectReq["oncomplete"];
+    req[kGated] = this;
+    handle[kGated] = this;
   }
 
-  run(gate: AttemptGate, host: string, port: number): number {
-    const attempt = gate.request(
-      { host, port },
-      {
-        onStart: (a) => this.#start(a),
-        onTimeout: (_a, error) => this.#fail(uvStatus("ETIMEDOUT"), error, false),
-      },
-    );
+  run(gate: AttemptGate): number {
+    const attempt = gate.request({ host: this.address, port: this.port }, this);
     this.#attempt = attempt;
     this.#inCall = false;
     // Inside handle.connect() Node is not ready for a completion yet.
@@ -118,9 +156,9 @@ class GatedConnect {
     return this.#syncStatus;
   }
 
-  #start(attempt: Attempt): void {
+  onStart(attempt: Attempt): void {
     this.#attempt = attempt;
-    const status = this.connect.call(this.handle, this.req, ...this.args);
+    const status = this.connect.call(this.handle, this.req, this.address, this.port, ...this.rest);
     if (status === 0) return;
     attempt.failed(status);
     if (this.#inCall) {
@@ -128,16 +166,30 @@ class GatedConnect {
       this.#syncStatus = status;
       this.#completed = true;
     } else {
-      process.nextTick(() => this.#complete(status, [this.handle, this.req, false, false]));
+      process.nextTick(() => this.complete(status, this.handle, this.req, false, false));
     }
   }
 
-  #complete(status: number, rest: unknown[]): unknown {
+  onTimeout(_attempt: Attempt, error: Error): void {
+    this.#fail(uvStatus("ETIMEDOUT"), error, false);
+  }
+
+  cancel(): void {
+    this.#attempt?.cancel();
+  }
+
+  complete(
+    status: number,
+    handle: unknown,
+    req: unknown,
+    readable: unknown,
+    writable: unknown,
+  ): unknown {
     if (this.#completed) return undefined;
     this.#completed = true;
     if (status === 0) this.#attempt?.connected();
     else this.#attempt?.failed(status);
-    return this.#afterConnect.call(this.req, status, ...rest);
+    return this.#afterConnect.call(this.req, status, handle, req, readable, writable);
   }
 
   /**
@@ -155,21 +207,9 @@ class GatedConnect {
             this.#completed = true;
             owner.destroy(error);
           }
-        : () => this.#complete(status, [this.handle, this.req, false, false]);
+        : () => this.complete(status, this.handle, this.req, false, false);
     if (deferred) process.nextTick(end);
     else end();
-  }
-
-  #wrapTeardown(method: "close" | "reset"): void {
-    const handle = this.handle;
-    const teardown = handle[method];
-    if (typeof teardown !== "function") return;
-    handle[method] = (...args: unknown[]) => {
-      // A queued attempt leaves the line; a pending one frees its slot. The
-      // kernel's own completion (ECANCELED) that may follow is then a no-op.
-      this.#attempt?.cancel();
-      return teardown.apply(handle, args);
-    };
   }
 }
 

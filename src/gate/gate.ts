@@ -421,9 +421,20 @@ export class AttemptGate {
       }
       return;
     }
-    if (state.inFlight === 0 && state.queue.length === 0) this.#keys.delete(state.key);
+    if (state.inFlight > 0 || state.queue.length > 0) return;
+    // Idle: the congestion episode is over. The state is kept for reuse (one
+    // allocation per key, not per connect) until many keys pile up.
+    state.limitReported = false;
+    if (this.#keys.size > IDLE_KEYS_KEPT) {
+      for (const [key, s] of this.#keys) {
+        if (s.inFlight === 0 && s.queue.length === 0) this.#keys.delete(key);
+      }
+    }
   }
 }
+
+/** Idle per-key states kept before a sweep (destination scope can see many keys). */
+const IDLE_KEYS_KEPT = 1024;
 
 function normalize(options: GateOptions): NormalizedOptions {
   if (typeof options !== "object" || options === null) {

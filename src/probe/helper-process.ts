@@ -61,17 +61,17 @@ class RemoteDial implements Dial {
 export class HelperProcess {
   #nextId = 1;
   readonly #dials = new Map<number, RemoteDial>();
-  #exited: Promise<void>;
-  #stderr = "";
 
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
     private readonly clock: Clock,
     readonly pid: number,
+    private readonly exited: Promise<void>,
+    stderr: () => string,
   ) {
-    this.#exited = new Promise((resolve) => child.once("close", () => resolve()));
-    void this.#exited.then(() => {
-      const why = this.#stderr.trim().split("\n")[0] || "no message";
+    // A helper that dies mid-run ends its dials, so no wait hangs on it.
+    void exited.then(() => {
+      const why = stderr().trim().split("\n")[0] || "no message";
       for (const d of this.#dials.values()) {
         d.finish({
           kind: "error",
@@ -89,6 +89,7 @@ export class HelperProcess {
     clock: Clock,
     signal?: AbortSignal,
   ): Promise<HelperProcess> {
+    if (signal?.aborted) throw aborted("probe", signal.reason);
     const child = spawn(process.execPath, [...inheritedExecArgv(), helperScript], {
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -140,11 +141,7 @@ export class HelperProcess {
     });
     try {
       const pid = await ready;
-      helper = new HelperProcess(child, clock, pid);
-      helper.#stderr = stderr;
-      child.stderr.on("data", (d: string) => {
-        if (helper && helper.#stderr.length < 4096) helper.#stderr += d;
-      });
+      helper = new HelperProcess(child, clock, pid, exited, () => stderr);
       helper.#send({ op: "init", via });
       return helper;
     } catch (error) {
@@ -168,7 +165,7 @@ export class HelperProcess {
     for (const d of this.#dials.values()) d.cancel();
     this.child.stdin.end();
     const timer = this.clock.setTimer(() => this.child.kill("SIGKILL"), EXIT_GRACE_MS);
-    await this.#exited;
+    await this.exited;
     timer.cancel();
   }
 

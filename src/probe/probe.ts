@@ -1,8 +1,8 @@
-import { type Clock, isClock, systemClock } from "../clock.js";
-import { type Endpoint, formatEndpoint, invalidOption } from "../errors.js";
-import { describeProxy, type ProxySpec, parseProxyUrl } from "./address.js";
+import { aborted, formatEndpoint } from "../errors.js";
+import { describeProxy, type ProxySpec } from "./address.js";
 import { type CrossFinding, crossScope, findCrossLimit } from "./cross.js";
 import { type HoldersReport, listHolders } from "./holders.js";
+import { normalize, type ProbeOptions } from "./options.js";
 import { destinationScope, findDestinationLimit } from "./per-destination.js";
 import { findRateLimit, rateScope } from "./rate.js";
 import {
@@ -19,30 +19,6 @@ import { CannotTest, ms, ProbeSession } from "./session.js";
 import { type ProbeTargets, setupTargets, TARGETS_HELP, verifyBlackhole } from "./targets.js";
 import { dialerFor } from "./via.js";
 
-export interface ProbeOptions {
-  /** Where attempts stay pending (default: a local tarpit on 127.0.0.1). */
-  blackhole?: Endpoint;
-  /**
-   * Targets that accept at once (default: local listeners on 127.0.0.1 and
-   * ::1). The first takes the trial connects; the others serve as new
-   * destinations for the rate test.
-   */
-  live?: Endpoint | readonly Endpoint[];
-  /** Probe through an egress proxy: a `ProxySpec`, or socks5:// / http:// URL. */
-  via?: ProxySpec | string | null;
-  /** The most attempts to hold pending (default 64). */
-  max?: number;
-  /** How long a connect may take before it counts as waiting (default: from the baseline). */
-  settleMs?: number;
-  /** Also list the processes on this host with connect attempts pending. */
-  holders?: boolean;
-  signal?: AbortSignal;
-  clock?: Clock;
-}
-
-export const PROBE_DEFAULT_MAX = 64;
-/** Beyond this the probe would mostly measure its own file-descriptor limit. */
-export const PROBE_MAX_LIMIT = 1000;
 const BASELINE_SAMPLES = 5;
 /** A loopback connect takes ~0.1 ms; 50 ms is far beyond scheduling noise, and cheap. */
 const MIN_SETTLE_MS = 50;
@@ -50,17 +26,6 @@ const SETTLE_BASELINE_FACTOR = 20;
 const MAX_SETTLE_MS = 10_000;
 /** How long the first connect to the live target may take before the probe gives up on it. */
 const LIVE_TIMEOUT_MS = 5_000;
-
-interface Normalized {
-  blackhole: Endpoint | null;
-  live: Endpoint[];
-  via: ProxySpec | null;
-  max: number;
-  settleMs: number | null;
-  holders: boolean;
-  signal: AbortSignal | undefined;
-  clock: Clock;
-}
 
 /**
  * Tells whether this host (or the proxy it goes through) limits concurrent
@@ -71,6 +36,7 @@ interface Normalized {
  */
 export async function probe(options: ProbeOptions = {}): Promise<ProbeResult> {
   const o = normalize(options);
+  if (o.signal?.aborted) throw aborted("probe", o.signal.reason);
   const started = o.clock.now();
   const holders = o.holders ? await listHolders() : null;
   const s = new ProbeSession(o.clock, dialerFor(o.via, o.clock), o.via, o.signal);
@@ -237,56 +203,5 @@ function describeTargets(t: ProbeTargets, via: ProxySpec | null): string {
   ].join(", ");
 }
 
-function normalize(options: ProbeOptions): Normalized {
-  if (typeof options !== "object" || options === null)
-    throw invalidOption("options", "an object", options);
-  const endpoint = (name: string, e: unknown): Endpoint => {
-    const x = e as Endpoint;
-    if (typeof x !== "object" || x === null || typeof x.host !== "string" || x.host === "") {
-      throw invalidOption(name, "{ host, port }", e);
-    }
-    if (!Number.isInteger(x.port) || x.port < 1 || x.port > 65535) {
-      throw invalidOption(`${name}.port`, "an integer from 1 to 65535", x.port);
-    }
-    return { host: x.host, port: x.port };
-  };
-  const max = options.max ?? PROBE_DEFAULT_MAX;
-  if (!Number.isInteger(max) || max < 1 || max > PROBE_MAX_LIMIT) {
-    throw invalidOption("max", `an integer from 1 to ${PROBE_MAX_LIMIT}`, max);
-  }
-  const settleMs = options.settleMs ?? null;
-  if (
-    settleMs !== null &&
-    !(typeof settleMs === "number" && Number.isFinite(settleMs) && settleMs > 0)
-  ) {
-    throw invalidOption("settleMs", "a positive number of milliseconds", settleMs);
-  }
-  const live =
-    options.live === undefined ? [] : Array.isArray(options.live) ? options.live : [options.live];
-  let via: ProxySpec | null = null;
-  if (typeof options.via === "string") via = parseProxyUrl(options.via);
-  else if (options.via) {
-    const v = options.via;
-    if (v.protocol !== "socks5" && v.protocol !== "http") {
-      throw invalidOption("via.protocol", "socks5 or http", v.protocol);
-    }
-    via = { ...v, ...endpoint("via", v) };
-  }
-  const clock = options.clock ?? systemClock;
-  if (!isClock(clock)) throw invalidOption("clock", "an object with now() and setTimer()", clock);
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw invalidOption("signal", "an AbortSignal", options.signal);
-  }
-  return {
-    blackhole: options.blackhole === undefined ? null : endpoint("blackhole", options.blackhole),
-    live: live.map((l, i) => endpoint(`live[${i}]`, l)),
-    via,
-    max,
-    settleMs,
-    holders: options.holders === true,
-    signal: options.signal,
-    clock,
-  };
-}
-
+export { PROBE_DEFAULT_MAX, PROBE_MAX_LIMIT, type ProbeOptions } from "./options.js";
 export type { HoldersReport };

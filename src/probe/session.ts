@@ -17,12 +17,14 @@ export const ms = (n: number): string =>
 export const attempts = (n: number): string => `${n} pending attempt${n === 1 ? "" : "s"}`;
 
 let nextProbeId = 1;
+/** Errors of this host's own making: no limiter's evidence. */
+const localShortage = new Set(["EMFILE", "ENFILE", "ENOBUFS", "EADDRNOTAVAIL", "ENOMEM"]);
 /** How long the helper's first connect, with nothing held, may take. */
 const LIVE_WARMUP_MS = 5_000;
 
 /** A held attempt that ended: refused at once (evidence of a limit) or otherwise. */
 export interface EndedHold {
-  readonly outcome: DialOutcome;
+  readonly outcome: Extract<DialOutcome, { kind: "error" }>;
   /** How many older held attempts were still pending when it was made. */
   readonly pendingBefore: number;
 }
@@ -163,10 +165,19 @@ export class ProbeSession {
       if (outcome.kind === "error" && outcome.stage !== "target") {
         throw new CannotTest(`an attempt through the proxy failed: ${outcome.message}`);
       }
+      this.#notLocal(outcome);
       if (outcome.kind === "error") ended.unshift({ outcome, pendingBefore: h.pendingBefore });
     }
     this.ended.push(...ended);
     return ended;
+  }
+
+  #notLocal(outcome: DialOutcome): void {
+    if (outcome.kind === "error" && localShortage.has(outcome.code)) {
+      throw new CannotTest(
+        `this host ran out of sockets (${outcome.code}) with ${attempts(this.#held.filter((h) => !h.dial.outcome).length)} held: lower --max, or raise the file-descriptor limit (ulimit -n)`,
+      );
+    }
   }
 
   /** Cancels the oldest held attempt — under a FIFO limiter, one that holds a slot. */
@@ -205,12 +216,14 @@ export class ProbeSession {
           `the live connect failed before reaching the target: ${outcome.message}`,
         );
       }
+      this.#notLocal(outcome);
       // A held attempt that ended meanwhile (a timeout) may have freed the
       // slot the live connect used: run the trial again.
       if (endedDuring.length > 0 && outcome.kind === "connected") {
         if (round < 2) continue;
+        const first = endedDuring[0]?.outcome;
         throw new CannotTest(
-          `attempts held against ${formatEndpoint(this.blackhole)} keep ending (${endedDuring[0]?.outcome.kind === "error" ? (endedDuring[0].outcome as { code: string }).code : "ended"}) after ${ms(endedDuring[0]?.outcome.ms ?? 0)} ms: it must keep them pending longer than the ${ms(this.settleMs)} ms settle window`,
+          `attempts held against ${formatEndpoint(this.blackhole)} keep ending (${first?.code}) after ${ms(first?.ms ?? 0)} ms: it must keep them pending longer than the ${ms(this.settleMs)} ms settle window`,
         );
       }
       const passage: Passage = outcome.kind === "connected" ? "through" : "refused";
@@ -244,7 +257,18 @@ export class ProbeSession {
     this.warmHelper();
     this.progress("starting a helper process …");
     try {
-      const helper = await (this.#helper as Promise<HelperProcess>);
+      const helper = await (this.#helper as Promise<HelperProcess>).catch((error: unknown) => {
+        this.checkAborted();
+        // One more try: spawning can fail for passing reasons (EAGAIN, a
+        // busy host); a second failure is reported.
+        this.#helper = HelperProcess.start(this.via, this.clock, this.signal);
+        this.record(
+          "note",
+          "retry",
+          `the helper process failed (${(error as Error).message}); starting another`,
+        );
+        return this.#helper;
+      });
       const warm = helper.dial(this.live);
       const o = await this.wait(warm.done, LIVE_WARMUP_MS);
       warm.cancel();

@@ -86,7 +86,7 @@ export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
       destinations,
       close,
       report: {
-        blackhole: { ...blackhole, kind: blackholeKind, verified: false, how: "" },
+        blackhole: { ...blackhole, kind: blackholeKind, verified: false, how: "not checked" },
         live: { ...live, kind: o.live.length > 0 ? "given" : "listener" },
         destinations,
         via: o.via ? { protocol: o.via.protocol, host: o.via.host, port: o.via.port } : null,

@@ -43,29 +43,29 @@ function socksDial(proxy: ProxySpec, target: Endpoint, clock: Clock): Dial {
     // The greeting is 3 bytes; the CONNECT request (05 01 00 ATYP …) is longer.
     if (chunk.length >= 7 && chunk[0] === 5 && chunk[1] === 1) dial.markSent();
   });
-  socket.once("connect", async () => {
-    const { SocksClient } = await loadSocks();
-    if (dial.outcome) return;
-    SocksClient.createConnection({
-      command: "connect",
-      destination: { host: target.host, port: target.port },
-      proxy: {
-        host: proxy.host,
-        port: proxy.port,
-        type: 5,
-        ...(proxy.username !== undefined ? { userId: proxy.username } : {}),
-        ...(proxy.password !== undefined ? { password: proxy.password } : {}),
-      },
-      existing_socket: socket,
-      timeout: NO_DEADLINE_MS,
-    }).then(
-      () => dial.succeed(),
-      (error: Error) => {
+  socket.once("connect", () => {
+    loadSocks()
+      .then(({ SocksClient }) => {
+        if (dial.outcome) return;
+        return SocksClient.createConnection({
+          command: "connect",
+          destination: { host: target.host, port: target.port },
+          proxy: {
+            host: proxy.host,
+            port: proxy.port,
+            type: 5,
+            ...(proxy.username !== undefined ? { userId: proxy.username } : {}),
+            ...(proxy.password !== undefined ? { password: proxy.password } : {}),
+          },
+          existing_socket: socket,
+          timeout: NO_DEADLINE_MS,
+        }).then(() => dial.succeed());
+      })
+      .catch((error: Error) => {
         const reply = /rejected connection - (\w+)/.exec(error.message)?.[1];
         if (reply) dial.fail(socksReplyCodes[reply] ?? `SOCKS5_${reply}`, error.message, "target");
         else dial.fail("EPROTO", `SOCKS5 proxy: ${error.message}`, "proxy");
-      },
-    );
+      });
   });
   return dial;
 }

@@ -203,11 +203,12 @@ export class Connection {
           let method: number = Method.noAcceptable;
           if (creds) {
             if (methods.includes(Method.userPass)) method = Method.userPass;
+          } else if (methods.includes(Method.userPass)) {
+            // No users configured: a username offered is taken as a label
+            // (the `user` identity), as Tor takes it for stream isolation.
+            method = Method.userPass;
           } else if (methods.includes(Method.noAuth)) {
             method = Method.noAuth;
-          } else if (methods.includes(Method.userPass)) {
-            // No users configured: a username is accepted as a label only.
-            method = Method.userPass;
           }
           if (method === Method.noAcceptable) {
             this.#replyAndClose(

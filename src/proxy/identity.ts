@@ -67,6 +67,7 @@ const RECENT_PIDS = 64;
 export class ProcessResolver {
   #batch: Lookup[] = [];
   #scheduled = false;
+  #running = false;
   // Clients tend to reconnect: their fds are scanned first.
   readonly #recent: number[] = [];
 
@@ -78,17 +79,28 @@ export class ProcessResolver {
     if (!this.supported) return Promise.resolve(null);
     return new Promise((resolve) => {
       this.#batch.push({ client, resolve });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => {
-          this.#scheduled = false;
-          const batch = this.#batch;
-          this.#batch = [];
-          this.#run(batch).catch(() => {
-            for (const l of batch) l.resolve(null);
-          });
+      this.#kick();
+    });
+  }
+
+  // One batch at a time: lookups arriving meanwhile wait for the next one,
+  // so a burst of clients never runs concurrent scans of /proc.
+  #kick(): void {
+    if (this.#scheduled || this.#running || this.#batch.length === 0) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      const batch = this.#batch;
+      this.#batch = [];
+      this.#running = true;
+      this.#run(batch)
+        .catch(() => {
+          for (const l of batch) l.resolve(null);
+        })
+        .finally(() => {
+          this.#running = false;
+          this.#kick();
         });
-      }
     });
   }
 

@@ -14,7 +14,8 @@ export interface LimitSettings {
   readonly profile?: ProfileName;
   readonly maxInFlight?: number;
   readonly policy?: Policy;
-  readonly timing?: TimingOption;
+  /** `none`, `windows`, `linux`, `{ connectTimeoutMs }` or plain milliseconds. */
+  readonly timing?: TimingOption | number;
   readonly scope?: "identity" | "destination";
   readonly rate?: RateOptions;
 }
@@ -130,7 +131,10 @@ function effective(s: LimitSettings): Effective {
   return {
     maxInFlight: s.maxInFlight ?? base.maxInFlight ?? 1,
     policy: s.policy ?? base.policy ?? "queue",
-    timing: s.timing ?? base.timing ?? "none",
+    timing:
+      typeof s.timing === "number"
+        ? { connectTimeoutMs: s.timing }
+        : (s.timing ?? base.timing ?? "none"),
     scope: s.scope ?? baseScope,
     rate: { ...(base.rate ?? {}), ...(s.rate ?? {}) },
   };

@@ -7,7 +7,7 @@ import { LiveListener } from "../../src/targets/live.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
 import { finished, firstLine, registerUrl, runCli, startCli } from "../helpers/run-cli.js";
 
-const commands = ["demo", "connect-test", "tarpit", "echo", "profiles"];
+const commands = ["lab", "demo", "connect-test", "probe", "gate", "tarpit", "echo", "profiles"];
 
 test("--help lists every command, and every command has its own --help", async () => {
   const top = await runCli(["--help"]);

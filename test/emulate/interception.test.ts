@@ -10,6 +10,7 @@ import { Agent, request as undiciRequest } from "undici";
 import { install, uninstall } from "../../src/emulate/install.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
 import { EventRecorder } from "../helpers/events.js";
+import { get } from "../helpers/http.js";
 import {
   HttpFixture,
   HttpsFixture,
@@ -103,29 +104,15 @@ test("node:tls connects are gated", async (t) => {
   });
 });
 
-function get(module: typeof http | typeof https, options: https.RequestOptions): Promise<string> {
-  return new Promise((resolve, reject) => {
-    module
-      .get(options, (res) => {
-        let body = "";
-        res.setEncoding("utf8").on("data", (d: string) => {
-          body += d;
-        });
-        res.on("end", () => resolve(body));
-      })
-      .on("error", reject);
-  });
-}
-
 test("node:http requests are gated", async (t) => {
   await assertGated(t, new HttpFixture(), async (port) => {
-    assert.equal(await get(http, { host: "127.0.0.1", port, agent: false }), "ok");
+    assert.equal((await get(http, { host: "127.0.0.1", port, agent: false })).body, "ok");
   });
 });
 
 test("node:https requests are gated", async (t) => {
   await assertGated(t, new HttpsFixture(), async (port) => {
-    const body = await get(https, {
+    const { body } = await get(https, {
       host: "127.0.0.1",
       port,
       agent: false,

@@ -18,6 +18,7 @@ import { synSentOf } from "../../src/probe/tcp-table.js";
 import { LiveListener } from "../../src/targets/live.js";
 import { SilentUdpPort } from "../../src/targets/silent-udp.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
+import { get } from "../helpers/http.js";
 import { HttpFixture, HttpsFixture, testCert } from "../helpers/servers.js";
 
 let seq = 0;
@@ -27,23 +28,6 @@ async function closedPort(): Promise<number> {
   const l = await LiveListener.listen();
   await l.close();
   return l.port;
-}
-
-function get(
-  module: typeof http | typeof https,
-  options: https.RequestOptions,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    module
-      .get(options, (res) => {
-        let body = "";
-        res.setEncoding("utf8").on("data", (d: string) => {
-          body += d;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on("error", reject);
-  });
 }
 
 test("node:http GuardedAgent: requests go through the guard; an open breaker fails the next request fast", async (t) => {

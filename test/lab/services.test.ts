@@ -18,6 +18,7 @@ import {
   startPostgresServer,
   startSlapd,
 } from "../../src/lab/services/index.js";
+import { requireFile } from "../../src/lab/services/process.js";
 
 const LOGIN = "cn=login,dc=synlimit,dc=test";
 
@@ -229,6 +230,47 @@ test("EmbeddedPostgres: a pool of 4 runs 20 concurrent queries; close leaves no 
   await p.end();
   await db.close();
   assert.equal(await refused(db.port), true);
+});
+
+test("EmbeddedPostgres: protocol garbage closes that connection; the database keeps serving", async (t) => {
+  const db = await EmbeddedPostgres.listen({ maxConnections: 4 });
+  t.after(() => db.close());
+  const startup = () => {
+    const params = Buffer.from("user\0postgres\0database\0postgres\0\0");
+    const header = Buffer.alloc(8);
+    header.writeInt32BE(8 + params.length);
+    header.writeInt32BE(196608, 4);
+    return Buffer.concat([header, params]);
+  };
+  const garbage: Array<Buffer[]> = [
+    [Buffer.from("GET / HTTP/1.1\r\n\r\n")],
+    [Buffer.from([0, 0, 0, 8, 0, 3, 0, 0])], // startup packet with no parameters
+    [startup(), Buffer.from("z\0\0\0\x04")], // unknown message type (PGlite would spin)
+    [startup(), Buffer.from("Q\0\0\0\x02")], // length shorter than itself
+  ];
+  for (const writes of garbage) {
+    const raw = await rawConnection(t, db.port);
+    for (const bytes of writes) raw.socket.write(bytes);
+    await raw.closed;
+    const reply = Buffer.concat(raw.received).toString("latin1");
+    assert.match(reply, /C08P01/); // protocol_violation, as PostgreSQL answers
+  }
+  assert.equal(db.protocolErrors, garbage.length);
+  const p = pool(t, db.url);
+  const ones = await Promise.all(Array.from({ length: 8 }, () => p.query("SELECT 1 AS one")));
+  assert.ok(ones.every((r) => r.rows[0]?.one === 1));
+  // A fifth client beyond maxConnections gets PostgreSQL's own refusal.
+  const extra = new pg.Client({ connectionString: db.url });
+  extra.on("error", () => {});
+  t.after(() => extra.end().catch(() => {}));
+  await assert.rejects(extra.connect(), /too many clients/);
+});
+
+test("a missing server binary is a one-line usage error naming the Debian package", async () => {
+  await assert.rejects(requireFile("/nonexistent/sbin/slapd", "slapd"), {
+    code: "SYNLIMIT_USAGE",
+    message: "/nonexistent/sbin/slapd not found: install the Debian package slapd",
+  });
 });
 
 test("startSlapd: a real slapd, bound with ldapts, stopped", { timeout: 15_000 }, async (t) => {

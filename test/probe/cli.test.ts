@@ -9,10 +9,22 @@ test("probe --help: the flags, the exit codes, an example", async () => {
   const r = await runCli(["probe", "--help"]);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^Usage: synlimit probe/);
-  for (const flag of ["--max", "--blackhole", "--live", "--via", "--settle", "--holders", "--json", "--quiet"]) {
+  for (const flag of [
+    "--max",
+    "--blackhole",
+    "--live",
+    "--via",
+    "--settle",
+    "--holders",
+    "--json",
+    "--quiet",
+  ]) {
     assert.match(r.stdout, new RegExp(`${flag}\\b`));
   }
-  assert.match(r.stdout, /Exit codes: 0 no limit found up to --max, 3 limit found, 2 could not test/);
+  assert.match(
+    r.stdout,
+    /Exit codes: 0 no limit found up to --max, 3 limit found, 2 could not test/,
+  );
 });
 
 const usageErrors: Array<[string[], RegExp]> = [
@@ -20,7 +32,10 @@ const usageErrors: Array<[string[], RegExp]> = [
     ["probe", "--via", "ftp://127.0.0.1:21"],
     /^synlimit: option '--via <url>' argument 'ftp:\/\/127\.0\.0\.1:21' is invalid\. --via supports socks5:\/\/ and http:\/\/ proxies, not ftp:\/\/\. \(see --help\)$/,
   ],
-  [["probe", "--max", "0", "--blackhole", "127.0.0.1"], /^synlimit: option '--max <n>' argument '0' is invalid\. expected an integer from 1 to 1000\./],
+  [
+    ["probe", "--max", "0", "--blackhole", "127.0.0.1"],
+    /^synlimit: option '--max <n>' argument '0' is invalid\. expected an integer from 1 to 1000\./,
+  ],
 ];
 
 for (const [args, message] of usageErrors) {
@@ -38,13 +53,26 @@ test("a blackhole that refuses: could not test, exit 2, the reason and how to fi
   await once(server, "listening");
   const { port } = server.address() as net.AddressInfo;
   await new Promise((resolve) => server.close(resolve));
-  const r = await runCli(["probe", "--blackhole", `127.0.0.1:${port}`, "--holders", "--json", "--quiet"]);
+  const r = await runCli([
+    "probe",
+    "--blackhole",
+    `127.0.0.1:${port}`,
+    "--holders",
+    "--json",
+    "--quiet",
+  ]);
   assert.equal(r.code, 2, r.stdout + r.stderr);
   const json = JSON.parse(r.stdout) as ProbeResult;
   assert.equal(json.verdict.kind, "could-not-test");
-  assert.match(json.verdict.text, /^could not test: the blackhole 127\.0\.0\.1:\d+ answered at once \(ECONNREFUSED\)/);
+  assert.match(
+    json.verdict.text,
+    /^could not test: the blackhole 127\.0\.0\.1:\d+ answered at once \(ECONNREFUSED\)/,
+  );
   assert.match(json.reason ?? "", /--blackhole HOST:PORT .* --live HOST:PORT/);
   assert.equal(json.targets.blackhole?.kind, "given");
   assert.equal(json.limit, null);
-  assert.ok(json.holders?.supported, "--holders: the list is there even when the probe could not test");
+  assert.ok(
+    json.holders?.supported,
+    "--holders: the list is there even when the probe could not test",
+  );
 });

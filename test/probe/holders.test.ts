@@ -28,7 +28,8 @@ test("lists the processes with attempts in SYN_SENT, with their executable and d
 
   const report = await listHolders();
   assert.ok(report.supported);
-  const byPid = (pid: number | undefined): Holder | undefined => report.holders.find((h) => h.pid === pid);
+  const byPid = (pid: number | undefined): Holder | undefined =>
+    report.holders.find((h) => h.pid === pid);
   const other = byPid(child.pid);
   assert.ok(other, `the child is listed: ${JSON.stringify(report)}`);
   assert.equal(other.exe, process.execPath);
@@ -40,7 +41,10 @@ test("lists the processes with attempts in SYN_SENT, with their executable and d
       { host: "127.0.0.1", port: tarpit.port },
     ],
   );
-  assert.deepEqual(byPid(process.pid)?.attempts.map((a) => a.remote.port), [tarpit.port]);
+  assert.deepEqual(
+    byPid(process.pid)?.attempts.map((a) => a.remote.port),
+    [tarpit.port],
+  );
   // Most attempts first.
   assert.ok(report.holders.indexOf(other) < report.holders.indexOf(byPid(process.pid) as Holder));
 });

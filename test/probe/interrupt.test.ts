@@ -4,7 +4,10 @@ import { readSynSent } from "../../src/probe/syn-sent.js";
 import { finished, registerUrl, startCli } from "../helpers/run-cli.js";
 
 /** Resolves with the first match of `pattern` in the child's stderr. */
-function stderrMatch(child: ReturnType<typeof startCli>, pattern: RegExp): Promise<RegExpExecArray> {
+function stderrMatch(
+  child: ReturnType<typeof startCli>,
+  pattern: RegExp,
+): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
     let text = "";
     const onData = (d: Buffer) => {
@@ -28,7 +31,9 @@ test("Ctrl-C mid-run: exit 130 with one line, and no SYN_SENT socket to the tarp
     nodeArgs: ["--import", registerUrl],
   });
   t.after(() => child.kill("SIGKILL"));
-  const port = Number((await stderrMatch(child, /blackhole 127\.0\.0\.1:(\d+) \(local tarpit\)/))[1]);
+  const port = Number(
+    (await stderrMatch(child, /blackhole 127\.0\.0\.1:(\d+) \(local tarpit\)/))[1],
+  );
   await stderrMatch(child, /1 pending attempt → live blocked/);
   const pending = (await readSynSent()).filter((e) => e.remote.port === port);
   assert.equal(pending.length, 1, "the probe holds one attempt in SYN_SENT while it confirms");

@@ -20,9 +20,17 @@ for (const policy of ["queue", "reject"] as const) {
     assert.equal(json.limit?.behaviour, policy === "queue" ? "queued" : "refused", summary);
     if (policy === "reject") assert.equal(json.limit?.errorCode, "ECONNREFUSED");
     assert.deepEqual(json.targets.via, { protocol: "socks5", host: "127.0.0.1", port: proxy.port });
-    assert.equal(json.targets.blackhole?.verified, true, "the proxy's upstream attempt seen in SYN_SENT");
+    assert.equal(
+      json.targets.blackhole?.verified,
+      true,
+      "the proxy's upstream attempt seen in SYN_SENT",
+    );
     await proxy.idle();
     const stats = proxy.gate.stats();
-    assert.deepEqual([stats.inFlight, stats.queued], [0, 0], "the probe left nothing pending at the proxy");
+    assert.deepEqual(
+      [stats.inFlight, stats.queued],
+      [0, 0],
+      "the probe left nothing pending at the proxy",
+    );
   });
 }

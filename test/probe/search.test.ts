@@ -58,6 +58,9 @@ test("a failure below an earlier pass wins: the latest evidence decides", async 
     [4, "blocked"],
     [3, "blocked"],
   ]);
-  const r = await searchLimit(64, async (held) => ({ passage: answers.get(held) ?? "blocked", held }));
+  const r = await searchLimit(64, async (held) => ({
+    passage: answers.get(held) ?? "blocked",
+    held,
+  }));
   assert.equal(r.limit, 3);
 });

@@ -51,11 +51,15 @@ async function closedPort(): Promise<number> {
 test("HOST:PORT and proxy URLs: parsed, or one clear usage error", () => {
   assert.deepEqual(parseHostPort("127.0.0.1:80", "--live"), { host: "127.0.0.1", port: 80 });
   assert.deepEqual(parseHostPort("[::1]:9", "--live"), { host: "::1", port: 9 });
-  assert.deepEqual(parseHostPort("db.internal:5432", "--live"), { host: "db.internal", port: 5432 });
+  assert.deepEqual(parseHostPort("db.internal:5432", "--live"), {
+    host: "db.internal",
+    port: 5432,
+  });
   for (const bad of ["127.0.0.1", "::1:80", "[::1]", "host:0", "host:70000", ":80"]) {
     assert.throws(
       () => parseHostPort(bad, "--live"),
-      (e: unknown) => e instanceof SynlimitError && e.code === "SYNLIMIT_USAGE" && /--live/.test(e.message),
+      (e: unknown) =>
+        e instanceof SynlimitError && e.code === "SYNLIMIT_USAGE" && /--live/.test(e.message),
       bad,
     );
   }
@@ -82,7 +86,10 @@ for (const kind of ["http", "socks5"] as const) {
     t.after(() => live.close());
     const tarpit = await Tarpit.listen();
     t.after(() => tarpit.close());
-    const proxy = kind === "http" ? await httpConnectProxy() : await new GlobalSocksGate({ maxInFlight: Number.POSITIVE_INFINITY }).listen();
+    const proxy =
+      kind === "http"
+        ? await httpConnectProxy()
+        : await new GlobalSocksGate({ maxInFlight: Number.POSITIVE_INFINITY }).listen();
     t.after(() => proxy.close());
     const dial = dialerFor({ protocol: kind, host: "127.0.0.1", port: proxy.port }, systemClock);
 
@@ -93,7 +100,10 @@ for (const kind of ["http", "socks5"] as const) {
     const refused = await dial({ host: "127.0.0.1", port: await closedPort() }).done;
     assert.equal(refused.kind, "error");
     assert.equal(refused.kind === "error" && refused.stage, "target");
-    assert.equal(refused.kind === "error" && refused.code, kind === "http" ? "HTTP_502" : "ECONNREFUSED");
+    assert.equal(
+      refused.kind === "error" && refused.code,
+      kind === "http" ? "HTTP_502" : "ECONNREFUSED",
+    );
 
     const pending = dial({ host: "127.0.0.1", port: tarpit.port });
     await pending.sent;
@@ -101,7 +111,10 @@ for (const kind of ["http", "socks5"] as const) {
     pending.cancel();
     assert.equal((await pending.done).kind, "cancelled");
 
-    const dead = await dialerFor({ protocol: kind, host: "127.0.0.1", port: await closedPort() }, systemClock)({
+    const dead = await dialerFor(
+      { protocol: kind, host: "127.0.0.1", port: await closedPort() },
+      systemClock,
+    )({
       host: "127.0.0.1",
       port: live.port,
     }).done;

@@ -4,11 +4,10 @@ import { type Command, InvalidArgumentError } from "commander";
 import { isProfileName, type ProfileName, profileNames } from "../../emulate/profiles.js";
 import { usageError } from "../../errors.js";
 import { proxyChannelNames } from "../../proxy/channels.js";
-import { loadConfig } from "../../proxy/config.js";
 import { parseUsersFile } from "../../proxy/credentials.js";
 import { type IdentityKind, identityKinds } from "../../proxy/identity.js";
 import type { LimitSettings } from "../../proxy/limits.js";
-import { GateProxy, type GateProxyOptions } from "../../proxy/server.js";
+import type { GateProxy, GateProxyOptions } from "../../proxy/server.js";
 import { createLogger, type Logger } from "../log.js";
 import { ipAddress, port, positiveNumber } from "../parse.js";
 import { logLevel } from "../parse-echo.js";
@@ -177,6 +176,11 @@ export function registerGate(program: Command): void {
     .option("--log-level <level>", "log level for the JSON logs on stderr (default info)", logLevel)
     .addHelpText("after", help)
     .action(async (flags: Flags, command: Command) => {
+      // Loaded here, not at startup: other commands need neither zod nor prom-client.
+      const [{ loadConfig }, { GateProxy }] = await Promise.all([
+        import("../../proxy/config.js"),
+        import("../../proxy/server.js"),
+      ]);
       const { options, logLevel: configLevel } = flags.config
         ? loadConfig(flags.config)
         : { options: {}, logLevel: undefined };

@@ -9,7 +9,7 @@ import { formatProbe, ProgressDisplay } from "../render/probe.js";
 interface Flags {
   max: number;
   blackhole?: Endpoint;
-  live: Endpoint[];
+  live?: Endpoint[];
   via?: ProxySpec;
   settle?: number;
   holders?: boolean;
@@ -37,8 +37,10 @@ export function registerProbe(program: Command): void {
     .option(
       "--live <host:port>",
       "a target that accepts at once (default: local listeners); repeat it to give new destinations for the rate test",
-      (v: string, all: Endpoint[]) => [...all, usage(() => parseHostPort(v, "--live"))],
-      [] as Endpoint[],
+      (v: string, all: Endpoint[] | undefined) => [
+        ...(all ?? []),
+        usage(() => parseHostPort(v, "--live")),
+      ],
     )
     .option(
       "--via <url>",
@@ -88,7 +90,7 @@ Examples:
       try {
         result = await probe({
           max: flags.max,
-          live: flags.live,
+          live: flags.live ?? [],
           holders: flags.holders === true,
           signal: abort.signal,
           ...(flags.blackhole ? { blackhole: flags.blackhole } : {}),

@@ -54,6 +54,7 @@ export class EmbeddedPostgres implements RealService {
   readonly #front: net.Server;
   readonly #dir: string;
   readonly #sockets = new Set<net.Socket>();
+  #sessions = 0;
   #closed: Promise<void> | null = null;
 
   private constructor(parts: {
@@ -102,16 +103,19 @@ export class EmbeddedPostgres implements RealService {
       startupMs: performance.now() - started,
     });
     front.on("connection", (socket) => {
-      if (pg.#sockets.size < maxConnections) return pg.#onConnection(socket, path);
+      // Tracked even when refused: a client that never closes its side would
+      // otherwise keep the listener from closing.
+      pg.#sockets.add(socket);
+      socket.once("close", () => pg.#sockets.delete(socket));
       socket.on("error", () => {});
+      if (pg.#sessions < maxConnections) return pg.#onConnection(socket, path);
       socket.end(errorResponse("53300", "sorry, too many clients already"));
     });
     return pg;
   }
 
   #onConnection(client: net.Socket, path: string): void {
-    this.#sockets.add(client);
-    client.on("error", () => {});
+    this.#sessions++;
     client.setNoDelay(true);
     let inner: net.Socket | null = null;
     const closeBoth = () => {
@@ -119,12 +123,14 @@ export class EmbeddedPostgres implements RealService {
       inner?.destroy();
     };
     client.once("close", () => {
-      this.#sockets.delete(client);
+      this.#sessions--;
       inner?.destroy();
     });
     let started = false;
     let buffered: Buffer = Buffer.alloc(0);
     client.on("data", (chunk: Buffer) => {
+      // Bytes after a Terminate, a CancelRequest or a violation are not read.
+      if (client.writableEnded) return;
       buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
       for (;;) {
         const step = started ? readMessage(buffered) : readStartup(buffered);

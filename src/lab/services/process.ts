@@ -79,6 +79,7 @@ export class ChildService {
   #exitCode: number | null = null;
   #exitSignal: NodeJS.Signals | null = null;
   #hasExited = false;
+  readonly #killOnExit = () => this.child.kill("SIGKILL");
 
   constructor(name: string, command: string, args: readonly string[], options: ChildOptions = {}) {
     this.name = name;
@@ -90,6 +91,9 @@ export class ChildService {
     };
     this.child.stdout?.on("data", keep);
     this.child.stderr?.on("data", keep);
+    // If our process exits without close() (a crash, process.exit), the
+    // server must not outlive it holding a port; only SIGKILL of us escapes this.
+    process.once("exit", this.#killOnExit);
     this.exited = new Promise<void>((resolve) => {
       this.child.once("error", (error) => {
         keep(Buffer.from(`${error.message}\n`));
@@ -104,6 +108,7 @@ export class ChildService {
   }
 
   #markExited(code: number | null, signal: NodeJS.Signals | null): void {
+    process.removeListener("exit", this.#killOnExit);
     this.#hasExited = true;
     this.#exitCode = code;
     this.#exitSignal = signal;

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runCli } from "../helpers/run-cli.js";
+
+test("lab --scenario baseline,incident --report DIR --json: results, report, exit 0 when the facts hold", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "synlimit-lab-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const r = await runCli(["lab", "--scenario", "baseline,incident", "--window", "1500", "--report", dir, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.deepEqual(
+    result.scenarios.map((s: { name: string }) => s.name),
+    ["baseline", "incident"],
+  );
+  const written = JSON.parse(await readFile(join(dir, "results.json"), "utf8"));
+  assert.deepEqual(written, result);
+  const html = await readFile(join(dir, "index.html"), "utf8");
+  assert.match(html, /data-chart="timeline" data-scenario="incident"/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+});
+
+const usageErrors: Array<[string[], RegExp]> = [
+  [["lab", "--scenario", "outage"], /expected scenario names from baseline, incident, fixed, escalation, restart/],
+  [["lab", "--ldap", "http://127.0.0.1:1"], /expected a ldap: or ldaps:\/\/ URL/],
+  [["lab", "--ldap", "ldap://127.0.0.1:1"], /^synlimit: --ldap needs --ldap-bind-dn$/],
+  [["lab", "--ldap", "ldap://127.0.0.1:1", "--ldap-bind-dn", "cn=x", "--ldap-password-env", "SYNLIMIT_TEST_UNSET"], /needs the bind password in \$SYNLIMIT_TEST_UNSET/],
+  [["lab", "--time-scale", "-1"], /expected a positive number/],
+];
+
+for (const [args, message] of usageErrors) {
+  test(`usage error ${args.join(" ")}: one line, exit 2`, async () => {
+    const r = await runCli(args);
+    assert.equal(r.code, 2, r.stderr);
+    const lines = r.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0] ?? "", message);
+  });
+}

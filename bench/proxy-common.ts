@@ -17,7 +17,8 @@ export async function freePort(): Promise<number> {
 /** Resolves once something accepts on the port (a started proxy is ready). */
 export async function waitForPort(port: number, child?: ChildProcess): Promise<void> {
   for (let i = 0; i < 500; i++) {
-    if (child && child.exitCode !== null) throw new Error(`${child.spawnfile} exited with ${child.exitCode}`);
+    if (child && child.exitCode !== null)
+      throw new Error(`${child.spawnfile} exited with ${child.exitCode}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, "127.0.0.1");
       s.once("connect", () => {
@@ -59,11 +60,13 @@ export async function stop(child: ChildProcess): Promise<void> {
 /** Reads exactly `n` bytes (or fails if the socket ends first). */
 export function readExactly(socket: net.Socket, n: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     const onData = (d: Buffer) => {
       buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
       if (buf.length >= n) {
         cleanup();
+        // Paused first: bytes put back must wait for the next reader, not flow away.
+        socket.pause();
         if (buf.length > n) socket.unshift(buf.subarray(n));
         resolve(buf.subarray(0, n));
       }
@@ -79,6 +82,7 @@ export function readExactly(socket: net.Socket, n: number): Promise<Buffer> {
       socket.off("close", onEnd);
     };
     socket.on("data", onData);
+    socket.resume();
     socket.once("end", onEnd);
     socket.once("error", onEnd);
     socket.once("close", onEnd);

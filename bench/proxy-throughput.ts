@@ -45,7 +45,19 @@ function gateSubject(identity: "global" | "process"): Subject {
       // The `windows` profile has no limit: this measures the proxy, not the gate's waits.
       const child = spawn(
         process.execPath,
-        [cliPath, "gate", "--port", String(port), "--no-admin", "--profile", "windows", "--identity", identity, "--log-level", "warn"],
+        [
+          cliPath,
+          "gate",
+          "--port",
+          String(port),
+          "--no-admin",
+          "--profile",
+          "windows",
+          "--identity",
+          identity,
+          "--log-level",
+          "warn",
+        ],
         { stdio: ["ignore", "ignore", "inherit"] },
       );
       await waitForPort(port, child);
@@ -146,7 +158,12 @@ async function tunnel(proxyPort: number | null, port: number): Promise<net.Socke
   return proxyPort === null ? directTunnel(target) : socks5Tunnel(proxyPort, target);
 }
 
-async function setupsPerSecond(proxyPort: number | null, targets: Targets, total: number, concurrency: number) {
+async function setupsPerSecond(
+  proxyPort: number | null,
+  targets: Targets,
+  total: number,
+  concurrency: number,
+) {
   let started = 0;
   const port = targets.port(targets.hello);
   const worker = async () => {

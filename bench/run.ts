@@ -6,12 +6,17 @@ import { currentEmulation } from "../src/emulate/install.js";
 import { type OverheadOptions, runConnectOverhead } from "./connect-overhead.js";
 import { runGuardBench } from "./guard-incident.js";
 import { type HandoffOptions, runHandoff } from "./handoff.js";
+import { runProbeBench } from "./probe-speed.js";
+import { runProxyBench as runProxyLoad } from "./proxy-load.js";
+import { runProxyBench as runProxyThroughput } from "./proxy-throughput.js";
 import { handoffTable, machine, markdown, overheadTable, verdicts } from "./report.js";
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
+    // The proxy benchmarks take minutes and need microsocks and dante-server.
+    "no-proxy": { type: "boolean", default: false },
     // Both sides plain: whatever "overhead" this reports is the noise floor.
     aa: { type: "boolean", default: false },
   },
@@ -48,6 +53,25 @@ sections.push({
   markdown: (await runGuardBench({ quick: args.quick })).markdown,
 });
 await leakCheck();
+log("probe: time to verdict for k = 1, 4, 16 …");
+sections.push({
+  title: "Probe: time to verdict (issue 3)",
+  markdown: (await runProbeBench({ quick: args.quick })).markdown,
+});
+await leakCheck();
+if (!args["no-proxy"]) {
+  log("gate proxy: setups/s and throughput vs direct, microsocks and dante …");
+  sections.push({
+    title: "Gate proxy throughput (issue 4)",
+    markdown: (await runProxyThroughput({ quick: args.quick })).markdown,
+  });
+  log("gate proxy: 10,000 clients, 1,000 pending attempts …");
+  sections.push({
+    title: "Gate proxy under load (issue 4)",
+    markdown: (await runProxyLoad({ quick: args.quick })).markdown,
+  });
+  await leakCheck();
+}
 
 const report = {
   loadAverage,

@@ -29,29 +29,25 @@ export async function findRateLimit(
     return null;
   }
   s.progress(`connecting to ${destinations.length} new destinations at once …`);
-  // The live target, known by now, goes last: a throttle lets it pass while
-  // new destinations wait, where a stall of this host would delay it too.
+  // The live target, known by now, goes last. A throttle lets it pass while
+  // the new destinations wait; a stall of this process delays them all
+  // alike. So what counts is how much later than it the last new one ends.
   const dials = await dialInOrder(s, [...destinations, s.live], (d) => s.dial(d));
   const known = dials.pop() as Dial;
   try {
     await settleAll(s, [...dials, known], selfReleaseWaitMs(s.settleMs));
     const described = dials.map(describe).join(", ");
-    const last = dials[dials.length - 1]?.outcome;
-    if (last?.kind === "error" && last.stage !== "target") {
-      s.notes.push(`a rate limit was not tested: ${last.message}`);
+    const last = dials[dials.length - 1] as Dial;
+    if (last.outcome?.kind === "error" && last.outcome.stage !== "target") {
+      s.notes.push(`a rate limit was not tested: ${last.outcome.message}`);
       return null;
     }
-    if (last?.kind === "connected" && last.ms <= s.settleMs) {
+    if (known.outcome?.kind !== "connected") {
+      s.notes.push(`a rate limit was not tested: the known ${describe(known)}`);
+      return null;
+    }
+    if (!waitedBehind(s, last, known)) {
       s.record("rate", "through", `new destinations: ${described}: no rate limit`);
-      return null;
-    }
-    if (!fast(s, known)) {
-      s.record(
-        "rate",
-        "inconclusive",
-        `new destinations: ${described}; but the known ${describe(known)} too: this host is slow, not throttled`,
-      );
-      s.notes.push("a rate limit on new destinations could not be told from a slow host");
       return null;
     }
     const ends = dials
@@ -73,8 +69,11 @@ export async function findRateLimit(
   }
 }
 
-const fast = (s: ProbeSession, d: Dial) =>
-  d.outcome?.kind === "connected" && d.outcome.ms <= s.settleMs;
+/** `d` ended (or is still pending) more than a settle window after `reference`, dialed after it, connected. */
+function waitedBehind(s: ProbeSession, d: Dial, reference: Dial): boolean {
+  const ref = reference.endedAt ?? s.clock.now();
+  return (d.outcome?.kind === "connected" ? (d.endedAt ?? ref) : s.clock.now()) - ref > s.settleMs;
+}
 
 /**
  * Per process or machine-wide, for a throttle: a fresh process connecting
@@ -99,7 +98,12 @@ export async function rateScope(
       s.notes.push(`process or machine-wide: not determined (${failed.outcome.message})`);
       return "unknown";
     }
-    const scope: LimitScope = fast(s, fresh) ? "machine" : fast(s, known) ? "process" : "unknown";
+    const scope: LimitScope =
+      known.outcome?.kind !== "connected"
+        ? "unknown"
+        : waitedBehind(s, fresh, known)
+          ? "process"
+          : "machine";
     s.record(
       "helper",
       scope === "machine" ? "through" : scope === "process" ? "delayed" : "inconclusive",
@@ -108,7 +112,7 @@ export async function rateScope(
           ? "it meets a throttle of its own"
           : scope === "machine"
             ? "it passes freely to a destination this process just contacted: the throttle is shared"
-            : "both slow: cannot tell"
+            : "its connect to the live target failed: cannot tell"
       }`,
     );
     return scope;

@@ -107,7 +107,12 @@ export class AdminServer {
       else throw error;
       this.#send(res, status, { error: error.message });
     } finally {
-      publish(proxyChannels.admin, { method, path, status, remote: req.socket.remoteAddress });
+      publish(proxyChannels.admin, () => ({
+        method,
+        path,
+        status,
+        remote: req.socket.remoteAddress,
+      }));
     }
   }
 

@@ -36,6 +36,7 @@ export const proxyChannels = {
   admin: diagnostics.channel(proxyChannelNames.admin),
 };
 
-export function publish(channel: diagnostics.Channel, message: object): void {
-  if (channel.hasSubscribers) channel.publish(message);
+/** Builds the message only when someone listens: publishing stays free otherwise. */
+export function publish(channel: diagnostics.Channel, message: () => object): void {
+  if (channel.hasSubscribers) channel.publish(message());
 }

@@ -119,10 +119,10 @@ const failureText: Record<FailureKind, string> = {
 export class Connection {
   readonly id = nextClientId++;
   readonly socket: net.Socket;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
+  // Read on first use: each is a getpeername/getsockname system call, and
+  // most identities never need them.
+  #remoteAddress: string | undefined;
+  #remotePort: number | undefined;
   protocol: Protocol | null = null;
   #phase: Phase = "start";
   #buf: Buffer = Buffer.alloc(0);
@@ -136,10 +136,6 @@ export class Connection {
   constructor(socket: net.Socket, host: ConnectionHost) {
     this.socket = socket;
     this.#host = host;
-    this.remoteAddress = socket.remoteAddress ?? "";
-    this.remotePort = socket.remotePort ?? 0;
-    this.localAddress = socket.localAddress ?? "";
-    this.localPort = socket.localPort ?? 0;
     socket.setNoDelay(true);
     socket.on("error", () => this.#destroy());
     socket.on("close", () => this.#onClose());
@@ -149,6 +145,24 @@ export class Connection {
       this.#deadline = null;
       this.#fail(this.#phase, "handshake deadline passed");
     }, host.handshakeTimeoutMs);
+  }
+
+  get remoteAddress(): string {
+    this.#remoteAddress ??= this.socket.remoteAddress ?? "";
+    return this.#remoteAddress;
+  }
+
+  get remotePort(): number {
+    this.#remotePort ??= this.socket.remotePort ?? 0;
+    return this.#remotePort;
+  }
+
+  get localAddress(): string {
+    return this.socket.localAddress ?? "";
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
   }
 
   get phase(): Phase {

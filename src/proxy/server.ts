@@ -253,7 +253,12 @@ export class GateProxy {
       dial: (conn, request, signal) => this.#dial(conn, request, signal),
       clientError: (conn, phase, reason) => {
         this.#metrics.clientErrors.inc({ reason: metricReason(reason) });
-        publish(proxyChannels.clientError, { client: conn.id, remote: conn.remote, phase, reason });
+        publish(proxyChannels.clientError, () => ({
+          client: conn.id,
+          remote: conn.remote,
+          phase,
+          reason,
+        }));
       },
       tunnelOpened: () => {
         this.#tunnels++;
@@ -263,14 +268,14 @@ export class GateProxy {
       },
       closed: (conn) => {
         this.#conns.delete(conn);
-        publish(proxyChannels.client, {
+        publish(proxyChannels.client, () => ({
           client: conn.id,
           remote: conn.remote,
           protocol: conn.protocol,
           event: "close",
           bytesIn: conn.socket.bytesRead,
           bytesOut: conn.socket.bytesWritten,
-        });
+        }));
       },
     };
   }
@@ -344,7 +349,7 @@ export class GateProxy {
     }
     const conn = new Connection(socket, this.#host);
     this.#conns.add(conn);
-    publish(proxyChannels.client, { client: conn.id, remote: conn.remote, event: "open" });
+    publish(proxyChannels.client, () => ({ client: conn.id, remote: conn.remote, event: "open" }));
     if (this.#o.identity === "process" || this.#o.identity === "exe") {
       // Looked up while the client is still shaking hands.
       this.#processOf.set(conn, this.#resolver.lookup(conn));
@@ -380,13 +385,13 @@ export class GateProxy {
     const { identity, aliases } = await this.#identify(conn, request);
     if (signal.aborted) return { ok: false, kind: "cancelled" };
     const where = { client: conn.id, identity, host: request.host, port: request.port };
-    publish(proxyChannels.request, { ...where, protocol: request.protocol });
+    publish(proxyChannels.request, () => ({ ...where, protocol: request.protocol }));
     const resolved = await resolveDestination(ctx, request.host, request.port);
     if (signal.aborted) return { ok: false, kind: "cancelled" };
     if (!resolved.ok) {
       this.#metrics.attempts.inc({ outcome: resolved.kind });
       if (resolved.kind === "denied")
-        publish(proxyChannels.denied, { ...where, rule: resolved.rule });
+        publish(proxyChannels.denied, () => ({ ...where, rule: resolved.rule }));
       return resolved;
     }
     const dial = new GatedDial({
@@ -410,7 +415,7 @@ export class GateProxy {
     const kind = outcome.ok ? "connected" : outcome.kind;
     this.#metrics.attempts.inc({ outcome: kind });
     const a = dial.attempt;
-    publish(proxyChannels.attempt, {
+    publish(proxyChannels.attempt, () => ({
       dial: dial.id,
       ...where,
       address: dial.address,
@@ -420,7 +425,7 @@ export class GateProxy {
           ? a.startedAt - dial.requestedAt
           : this.#o.clock.now() - dial.requestedAt,
       ...(outcome.ok ? {} : { code: (outcome.error as { code?: string } | undefined)?.code }),
-    });
+    }));
     return outcome;
   }
 
@@ -428,14 +433,14 @@ export class GateProxy {
     const identity = this.#limiter.gateNames.get(event.gate);
     if (identity === undefined) return;
     this.#metrics.limitReached.inc({ identity });
-    publish(proxyChannels.limit, {
+    publish(proxyChannels.limit, () => ({
       identity,
       key: event.key,
       maxInFlight: event.maxInFlight === Number.POSITIVE_INFINITY ? "unlimited" : event.maxInFlight,
       policy: event.policy,
       eventId: 4226,
       message: event.message,
-    });
+    }));
   }
 
   /** The default limit and every identity's override, as JSON. */
@@ -455,13 +460,13 @@ export class GateProxy {
     const s = validateSettings(settings, "settings");
     if (identity === "default") this.#limiter.setDefault(s);
     else this.#limiter.setOverride(identity, s);
-    publish(proxyChannels.limits, { identity, settings: settingsToJson(s) });
+    publish(proxyChannels.limits, () => ({ identity, settings: settingsToJson(s) }));
   }
 
   /** Drops an identity's own limit; it follows the default again. */
   clearLimits(identity: string): boolean {
     const had = this.#limiter.clearOverride(identity);
-    if (had) publish(proxyChannels.limits, { identity, settings: null });
+    if (had) publish(proxyChannels.limits, () => ({ identity, settings: null }));
     return had;
   }
 
@@ -512,7 +517,7 @@ export class GateProxy {
     dials.sort((a, b) => (a.state === "queued" ? 0 : 1) - (b.state === "queued" ? 0 : 1));
     for (const d of dials) d.cancel("reset");
     this.#limiter.restore();
-    publish(proxyChannels.limits, { identity: "*", settings: "restored" });
+    publish(proxyChannels.limits, () => ({ identity: "*", settings: "restored" }));
     return { cancelled: dials.length };
   }
 

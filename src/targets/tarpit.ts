@@ -3,7 +3,8 @@ import net from "node:net";
 import { Worker } from "node:worker_threads";
 import { defaults } from "../defaults.js";
 import { formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
-import { readTcpTable, socketInode, tcpTableSupported } from "../probe/tcp-table.js";
+import { readSynSent } from "../probe/syn-sent.js";
+import { socketInode, tcpTableSupported } from "../probe/tcp-table.js";
 
 export interface TarpitOptions {
   /** A loopback address (default 127.0.0.1). */
@@ -206,10 +207,8 @@ async function stuckInSynSent(socket: net.Socket): Promise<boolean> {
   });
   for (let i = 0; i < 50 && !settled; i++) {
     const inode = await socketInode(socket);
-    if (inode !== null) {
-      const row = (await readTcpTable()).find((e) => e.inode === inode);
-      if (row) return row.state === "SYN_SENT" && !settled;
-    }
+    // Only SYN_SENT rows are parsed: a busy host lists thousands of TIME_WAIT ones.
+    if (inode !== null && (await readSynSent()).some((e) => e.inode === inode)) return !settled;
     await Promise.race([done, new Promise((r) => setTimeout(r, 10))]);
   }
   return false;

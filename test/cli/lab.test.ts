@@ -8,7 +8,16 @@ import { runCli } from "../helpers/run-cli.js";
 test("lab --scenario baseline,incident --report DIR --json: results, report, exit 0 when the facts hold", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "synlimit-lab-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const r = await runCli(["lab", "--scenario", "baseline,incident", "--window", "1500", "--report", dir, "--json"]);
+  const r = await runCli([
+    "lab",
+    "--scenario",
+    "baseline,incident",
+    "--window",
+    "1500",
+    "--report",
+    dir,
+    "--json",
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const result = JSON.parse(r.stdout);
   assert.deepEqual(
@@ -23,10 +32,24 @@ test("lab --scenario baseline,incident --report DIR --json: results, report, exi
 });
 
 const usageErrors: Array<[string[], RegExp]> = [
-  [["lab", "--scenario", "outage"], /expected scenario names from baseline, incident, fixed, escalation, restart/],
+  [
+    ["lab", "--scenario", "outage"],
+    /expected scenario names from baseline, incident, fixed, escalation, restart/,
+  ],
   [["lab", "--ldap", "http://127.0.0.1:1"], /expected a ldap: or ldaps:\/\/ URL/],
   [["lab", "--ldap", "ldap://127.0.0.1:1"], /^synlimit: --ldap needs --ldap-bind-dn$/],
-  [["lab", "--ldap", "ldap://127.0.0.1:1", "--ldap-bind-dn", "cn=x", "--ldap-password-env", "SYNLIMIT_TEST_UNSET"], /needs the bind password in \$SYNLIMIT_TEST_UNSET/],
+  [
+    [
+      "lab",
+      "--ldap",
+      "ldap://127.0.0.1:1",
+      "--ldap-bind-dn",
+      "cn=x",
+      "--ldap-password-env",
+      "SYNLIMIT_TEST_UNSET",
+    ],
+    /needs the bind password in \$SYNLIMIT_TEST_UNSET/,
+  ],
   [["lab", "--time-scale", "-1"], /expected a positive number/],
 ];
 

@@ -38,12 +38,21 @@ test(`load: ${PENDING} attempts pending on a tarpit, ${OTHERS} clients of other 
   };
 
   // One identity's attempts pile up against the dead peer: 1 in SYN_SENT, the rest in line.
-  const dead = Array.from({ length: PENDING }, () => connect("dead", tarpit.port).catch(() => null));
-  await until(() => proxy.stats().inFlight + proxy.stats().queued === PENDING, `${PENDING} pending`);
-  assert.deepEqual(proxy.stats().identities, [{ identity: "user:dead", inFlight: 1, queued: PENDING - 1 }]);
+  const dead = Array.from({ length: PENDING }, () =>
+    connect("dead", tarpit.port).catch(() => null),
+  );
+  await until(
+    () => proxy.stats().inFlight + proxy.stats().queued === PENDING,
+    `${PENDING} pending`,
+  );
+  assert.deepEqual(proxy.stats().identities, [
+    { identity: "user:dead", inFlight: 1, queued: PENDING - 1 },
+  ]);
 
   // Everyone else connects through the same proxy meanwhile, each its own identity.
-  const others = await Promise.all(Array.from({ length: OTHERS }, (_, i) => connect(`u${i}`, live.port)));
+  const others = await Promise.all(
+    Array.from({ length: OTHERS }, (_, i) => connect(`u${i}`, live.port)),
+  );
   assert.equal(others.length, OTHERS);
   await until(() => live.accepted === OTHERS, "all others accepted upstream");
   const queuedOthers = recorder.of("queued").filter((e) => e.key !== "user:dead");

@@ -1,6 +1,7 @@
 import diagnostics from "node:diagnostics_channel";
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
+import type { pino } from "pino";
 import { isProfileName, type ProfileName, profileNames } from "../../emulate/profiles.js";
 import { usageError } from "../../errors.js";
 import { proxyChannelNames } from "../../proxy/channels.js";
@@ -270,29 +271,34 @@ type Message = Record<string, unknown>;
 
 /** The proxy never logs; the CLI turns its events into log lines (never a password: none is published). */
 function subscribeLogs(log: Logger): () => void {
-  const subs: Array<[string, (m: unknown) => void]> = [
+  // Only channels whose lines would be written: a channel nobody listens to
+  // costs the proxy nothing per connection.
+  const subs: Array<[string, pino.Level, (m: unknown) => void]> = [
     [
       proxyChannelNames.limit,
+      "warn",
       (m) => {
         const { message, ...rest } = m as Message;
         log.warn(rest, String(message));
       },
     ],
-    [proxyChannelNames.denied, (m) => log.warn(m as Message, "destination denied")],
+    [proxyChannelNames.denied, "warn", (m) => log.warn(m as Message, "destination denied")],
     [
       proxyChannelNames.attempt,
+      "info",
       (m) => {
         const e = m as Message;
         if (e.outcome === "connected") log.debug(e, "attempt connected");
         else log.info(e, `attempt ${String(e.outcome)}`);
       },
     ],
-    [proxyChannelNames.clientError, (m) => log.info(m as Message, "client closed")],
-    [proxyChannelNames.request, (m) => log.debug(m as Message, "request")],
-    [proxyChannelNames.client, (m) => log.trace(m as Message, "client")],
-    [proxyChannelNames.limits, (m) => log.info(m as Message, "limits changed")],
+    [proxyChannelNames.clientError, "info", (m) => log.info(m as Message, "client closed")],
+    [proxyChannelNames.request, "debug", (m) => log.debug(m as Message, "request")],
+    [proxyChannelNames.client, "trace", (m) => log.trace(m as Message, "client")],
+    [proxyChannelNames.limits, "info", (m) => log.info(m as Message, "limits changed")],
     [
       proxyChannelNames.admin,
+      "info",
       (m) => {
         const e = m as Message;
         if (e.method === "GET" || e.method === "HEAD") log.debug(e, "admin request");
@@ -300,8 +306,9 @@ function subscribeLogs(log: Logger): () => void {
       },
     ],
   ];
-  for (const [name, fn] of subs) diagnostics.subscribe(name, fn);
+  const active = subs.filter(([, level]) => log.isLevelEnabled(level));
+  for (const [name, , fn] of active) diagnostics.subscribe(name, fn);
   return () => {
-    for (const [name, fn] of subs) diagnostics.unsubscribe(name, fn);
+    for (const [name, , fn] of active) diagnostics.unsubscribe(name, fn);
   };
 }

@@ -1,10 +1,8 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { SynlimitError } from "../../errors.js";
-import { writeReport } from "../../lab/report/index.js";
 import { type LabServices, labDefaults, runLab } from "../../lab/run.js";
 import { isScenarioName, scenarioNames } from "../../lab/scenarios.js";
-import { EmbeddedLdap, EmbeddedPostgres } from "../../lab/services/index.js";
 import { findings, renderTable } from "../../lab/table.js";
 import type { ScenarioName } from "../../lab/types.js";
 import { milliseconds, positiveNumber } from "../parse.js";
@@ -105,6 +103,10 @@ Examples:
           `--ldap needs the bind password in $${flags.ldapPasswordEnv}`,
         );
       }
+      // Loaded here, not at startup: PGlite and the chart renderer are heavy,
+      // and every other command would pay for them.
+      const { EmbeddedLdap, EmbeddedPostgres } = await import("../../lab/services/index.js");
+      const { writeReport } = await import("../../lab/report/index.js");
       const progress = new Progress();
       progress.line("starting services…");
       const ldap = flags.ldap ? null : await EmbeddedLdap.listen();

@@ -99,8 +99,8 @@ const subjects: Subject[] = [
           "socksmethod: none",
           "user.privileged: root",
           "user.unprivileged: nobody",
-          "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
-          "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
+          "client pass { from: 127.0.0.0/8 to: 127.0.0.0/8 }",
+          "socks pass { from: 127.0.0.0/8 to: 127.0.0.0/8 }",
           "",
         ].join("\n"),
       );

@@ -49,24 +49,25 @@ test("canonical addresses: every inet_aton and IPv6 spelling of one address is o
 });
 
 test("ACL: CIDR blocks, names, suffixes, deny wins, resolved addresses checked", () => {
-  const acl = new Acl(["10.0.0.0/8", "*.example.com", "::1"], ["10.9.0.0/16", "evil.example.com"]);
+  // Rules over loopback blocks only: parsing needs no other address.
+  const acl = new Acl(["127.0.0.0/9", "*.example.com", "::1"], ["127.9.0.0/16", "evil.example.com"]);
   const v = (h: string) => acl.checkRequested(canonicalHost(h) ?? { kind: "name", name: "" });
-  assert.equal(v("10.1.2.3").allowed, true);
-  assert.equal(v("012.1.2.3").allowed, true, "octal 012 is 10");
-  assert.equal(v("10.9.1.1").allowed, false);
-  assert.equal(v("11.0.0.1").allowed, false);
+  assert.equal(v("127.1.2.3").allowed, true);
+  assert.equal(v("0177.1.2.3").allowed, true, "octal 0177 is 127");
+  assert.equal(v("127.9.1.1").allowed, false);
+  assert.equal(v("127.200.0.1").allowed, false, "outside 127.0.0.0/9");
   assert.equal(v("evil.example.com.").allowed, false);
   assert.equal(v("EVIL.example.com").allowed, false);
   assert.equal(v("www.example.com").allowed, true);
   const name = canonicalHost("www.example.com");
-  const addr = canonicalHost("10.9.3.3");
+  const addr = canonicalHost("127.9.3.3");
   assert.ok(name && addr);
   assert.equal(
     acl.checkResolved(name, addr).allowed,
     false,
     "a name resolving into a denied block",
   );
-  assert.throws(() => parseRule("10.0.0.0/33"), /prefix length/);
+  assert.throws(() => parseRule("127.0.0.0/33"), /prefix length/);
   assert.throws(() => parseRule("*.1.2"), /acl rule/);
   assert.equal(new Acl(["*"], []).checkRequested({ kind: "name", name: "x" }).allowed, true);
 });
@@ -196,7 +197,7 @@ test("config file: unknown keys and bad values are one-line errors naming the fi
     port: 0,
     identity: "user",
     limits: { profile: "winxp-sp2", maxInFlight: "unlimited" },
-    deny: ["10.0.0.0/8"],
+    deny: ["127.9.0.0/16"],
   });
   assert.equal(ok.identity, "user");
 });

@@ -70,7 +70,7 @@ against its baseline; it never picks a non-loopback target by itself.
 Examples:
   synlimit probe                                    # this process's host, loopback targets
   synlimit probe --via socks5://127.0.0.1:1080      # an egress proxy on this host
-  synlimit probe --via http://proxy:3128 --blackhole 10.0.0.9:9 --live 10.0.0.10:80
+  synlimit probe --via http://proxy.internal:3128 --blackhole dead.internal:9 --live web.internal:80
   SYNLIMIT_PROFILE=incident node --import synlimit/register $(which synlimit) probe   # the incident, emulated
 `,
     )

@@ -50,7 +50,10 @@ test("canonical addresses: every inet_aton and IPv6 spelling of one address is o
 
 test("ACL: CIDR blocks, names, suffixes, deny wins, resolved addresses checked", () => {
   // Rules over loopback blocks only: parsing needs no other address.
-  const acl = new Acl(["127.0.0.0/9", "*.example.com", "::1"], ["127.9.0.0/16", "evil.example.com"]);
+  const acl = new Acl(
+    ["127.0.0.0/9", "*.example.com", "::1"],
+    ["127.9.0.0/16", "evil.example.com"],
+  );
   const v = (h: string) => acl.checkRequested(canonicalHost(h) ?? { kind: "name", name: "" });
   assert.equal(v("127.1.2.3").allowed, true);
   assert.equal(v("0177.1.2.3").allowed, true, "octal 0177 is 127");

@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
 import { realpathSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { envWithout, runNode } from "../src/cli/child.js";
 import type { ProbeResult } from "../src/probe/report.js";
 
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -25,29 +25,18 @@ interface Run {
  * spawn to exit — node start-up included, as a user waits for it.
  */
 async function probeOnce(k: number): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith("SYNLIMIT_")) env[name] = value;
-  }
-  Object.assign(env, {
+  const env = {
+    ...envWithout("SYNLIMIT_"),
     SYNLIMIT_PROFILE: "incident",
     SYNLIMIT_MAX_IN_FLIGHT: String(k),
     SYNLIMIT_TIMING: "none",
-  });
+  };
   const started = performance.now();
-  const child = spawn(process.execPath, ["--import", register, cli, "probe", "--json", "--quiet"], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    out += d;
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    err += d;
-  });
-  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  const {
+    code,
+    stdout: out,
+    stderr: err,
+  } = await runNode(["--import", register, cli, "probe", "--json", "--quiet"], env);
   const wallS = (performance.now() - started) / 1000;
   let result: ProbeResult;
   try {

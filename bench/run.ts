@@ -56,7 +56,8 @@ await leakCheck();
 log("probe: time to verdict for k = 1, 4, 16 …");
 sections.push({
   title: "Probe: time to verdict (issue 3)",
-  markdown: (await runProbeBench({ quick: args.quick })).markdown,
+  // The probe's markdown brings its own heading; the section supplies one.
+  markdown: (await runProbeBench({ quick: args.quick })).markdown.replace(/^## .*\n+/, ""),
 });
 await leakCheck();
 if (!args["no-proxy"]) {

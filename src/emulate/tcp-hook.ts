@@ -1,6 +1,7 @@
 import net from "node:net";
 import { getSystemErrorMap } from "node:util";
 import type { Attempt, AttemptGate, AttemptHandlers } from "../gate/gate.js";
+import type { Destination } from "../gate/types.js";
 
 /**
  * The seam: Node's TCP handle, where `connect(2)` — and so the SYN — happens.
@@ -92,10 +93,12 @@ const kGated = Symbol("synlimit.gatedConnect");
 type Tagged<T> = T & { [kGated]?: GatedConnect };
 
 function gated(connect: ConnectFn, gateFor: GateSource): ConnectFn {
+  // Node passes (req, address, port); anything after is kept, but the common
+  // case allocates no rest array.
   return function gatedConnect(this: TcpHandle, req, address, port, ...rest) {
     const gate = gateFor();
     if (!gate) return connect.call(this, req, address, port, ...rest);
-    return new GatedConnect(this, req, connect, address, port, rest).run(gate);
+    return new GatedConnect(this, req, connect, address, port, rest.length ? rest : null).run(gate);
   };
 }
 
@@ -124,7 +127,7 @@ function gatedAfterConnect(
  * One intercepted `handle.connect()`: owns the bookkeeping between gate and
  * handle, and is itself the gate's handler for the attempt.
  */
-class GatedConnect implements AttemptHandlers {
+class GatedConnect implements AttemptHandlers, Destination {
   #attempt: Attempt | null = null;
   #inCall = true;
   #syncStatus = 0;
@@ -136,9 +139,10 @@ class GatedConnect implements AttemptHandlers {
     readonly handle: Tagged<TcpHandle>,
     readonly req: Tagged<ConnectReq>,
     readonly connect: ConnectFn,
-    readonly address: string,
+    /** Also the attempt's destination: one object fewer per connect. */
+    readonly host: string,
     readonly port: number,
-    readonly rest: unknown[],
+    readonly rest: unknown[] | null,
   ) {
     this.#afterConnect = req.oncomplete;
     req.oncomplete = gatedAfterConnect as ConnectReq["oncomplete"];
@@ -147,7 +151,7 @@ class GatedConnect implements AttemptHandlers {
   }
 
   run(gate: AttemptGate): number {
-    const attempt = gate.request({ host: this.address, port: this.port }, this);
+    const attempt = gate.request(this, this);
     this.#attempt = attempt;
     this.#inCall = false;
     // Inside handle.connect() Node is not ready for a completion yet.
@@ -158,7 +162,9 @@ class GatedConnect implements AttemptHandlers {
 
   onStart(attempt: Attempt): void {
     this.#attempt = attempt;
-    const status = this.connect.call(this.handle, this.req, this.address, this.port, ...this.rest);
+    const status = this.rest
+      ? this.connect.call(this.handle, this.req, this.host, this.port, ...this.rest)
+      : this.connect.call(this.handle, this.req, this.host, this.port);
     if (status === 0) return;
     attempt.failed(status);
     if (this.#inCall) {

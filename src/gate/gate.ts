@@ -222,12 +222,13 @@ export class AttemptGate {
     const { keyOf, policy, maxInFlight, clock } = this.options;
     const key = keyOf(destination);
     const state = this.#keyState(key);
-    const attempt = new Attempt(this, this.#nextId++, destination, key, handlers, clock.now());
+    const now = clock.now();
+    const attempt = new Attempt(this, this.#nextId++, destination, key, handlers, now);
 
     if (policy === "rate") {
       this.#requestRate(state, attempt);
     } else if (state.inFlight < maxInFlight && state.queue.length === 0) {
-      this.#start(state, attempt);
+      this.#start(state, attempt, now);
     } else {
       this.#reportLimit(state);
       if (policy === "reject") {
@@ -317,11 +318,11 @@ export class AttemptGate {
     return state;
   }
 
-  #start(state: KeyState, attempt: Attempt): void {
+  #start(state: KeyState, attempt: Attempt, now = this.options.clock.now()): void {
     const { timing, timeScale, clock } = this.options;
     state.inFlight++;
     this.#totals.pending++;
-    attempt._start(clock.now(), timing, timeScale, clock);
+    attempt._start(now, timing, timeScale, clock);
   }
 
   #enqueue(state: KeyState, attempt: Attempt): void {

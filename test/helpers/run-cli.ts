@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { envWithout } from "../../src/cli/child.js";
 
 export const cliPath = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 export const registerUrl = new URL("../../src/emulate/register.js", import.meta.url).href;
@@ -13,9 +14,7 @@ export interface CliResult {
 
 /** The environment without SYNLIMIT_* leaking in from the caller. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("SYNLIMIT_")) env[k] = v;
-  return { ...env, ...extra };
+  return { ...envWithout("SYNLIMIT_"), ...extra };
 }
 
 /** Runs the built CLI to completion. */

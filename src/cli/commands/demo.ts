@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { defaults } from "../../defaults.js";
@@ -6,6 +5,7 @@ import { SynlimitError } from "../../errors.js";
 import type { ConnectTestResult } from "../../probe/connect-test.js";
 import { LiveListener } from "../../targets/live.js";
 import { Tarpit } from "../../targets/tarpit.js";
+import { envWithout, runNode } from "../child.js";
 import { positiveNumber } from "../parse.js";
 import { formatLines, formatVerdict, type RenderContext } from "../render/connect-test.js";
 
@@ -66,9 +66,7 @@ async function runConnectTest(
   pendingPort: number,
   livePort: number,
 ): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("SYNLIMIT_")) env[k] = v;
-  Object.assign(env, { SYNLIMIT_PROFILE: profile, SYNLIMIT_TIME_SCALE: String(timeScale) });
+  const env = { ...envWithout("SYNLIMIT_"), SYNLIMIT_PROFILE: profile, SYNLIMIT_TIME_SCALE: String(timeScale) };
   const args = [
     "--import",
     registerUrl,
@@ -80,16 +78,7 @@ async function runConnectTest(
     String(livePort),
     "--json",
   ];
-  const child = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    out += d;
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    err += d;
-  });
-  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  const { code, stdout: out, stderr: err } = await runNode(args, env);
   try {
     const run = JSON.parse(out) as Run & { startedAt: string };
     return { ...run, startedAt: new Date(run.startedAt) };

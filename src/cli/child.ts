@@ -24,7 +24,10 @@ export function runNode(args: string[], env: NodeJS.ProcessEnv): Promise<ChildRe
 }
 
 /** The environment without SYNLIMIT_* variables, so a child's limiter is only what we set. */
-export function envWithout(prefix: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+export function envWithout(
+  prefix: string,
+  env: NodeJS.ProcessEnv = process.env,
+): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(env)) if (!k.startsWith(prefix)) out[k] = v;
   return out;

@@ -3,6 +3,7 @@ export {
   currentEmulation,
   type Emulation,
   type EmulationOptions,
+  emulationSummary,
   install,
   uninstall,
 } from "./install.js";

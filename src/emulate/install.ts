@@ -26,6 +26,12 @@ export function currentEmulation(): Emulation | null {
   return global[slot] ?? null;
 }
 
+/** What a report says about the limiter in force: profile and time scale, or null. */
+export function emulationSummary(): { profile: ProfileName | null; timeScale: number } | null {
+  const e = currentEmulation();
+  return e ? { profile: e.profile, timeScale: e.timeScale } : null;
+}
+
 /**
  * Limits this process's outbound TCP connect attempts. Replaces an earlier
  * installation; attempts it already tracks finish under their old gate.

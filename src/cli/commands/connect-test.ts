@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { defaults } from "../../defaults.js";
-import { currentEmulation } from "../../emulate/install.js";
+import { emulationSummary } from "../../emulate/install.js";
 import { type ConnectTestResult, connectTest } from "../../probe/connect-test.js";
 import { connectPort, milliseconds } from "../parse.js";
 import { formatConnectTest } from "../render/connect-test.js";
@@ -73,13 +73,7 @@ Example (the incident on loopback, limiter emulated, 21 s compressed to 2.1 s):
       } finally {
         process.off("SIGINT", onSignal);
       }
-      const emulation = currentEmulation();
-      const context = {
-        startedAt,
-        emulation: emulation
-          ? { profile: emulation.profile, timeScale: emulation.timeScale }
-          : null,
-      };
+      const context = { startedAt, emulation: emulationSummary() };
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ version: 1, ...context, ...result })}\n`);
       } else {

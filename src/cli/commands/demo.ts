@@ -66,7 +66,11 @@ async function runConnectTest(
   pendingPort: number,
   livePort: number,
 ): Promise<Run> {
-  const env = { ...envWithout("SYNLIMIT_"), SYNLIMIT_PROFILE: profile, SYNLIMIT_TIME_SCALE: String(timeScale) };
+  const env = {
+    ...envWithout("SYNLIMIT_"),
+    SYNLIMIT_PROFILE: profile,
+    SYNLIMIT_TIME_SCALE: String(timeScale),
+  };
   const args = [
     "--import",
     registerUrl,

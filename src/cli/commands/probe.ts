@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
-import { currentEmulation } from "../../emulate/install.js";
+import { emulationSummary } from "../../emulate/install.js";
 import { type Endpoint, SynlimitError } from "../../errors.js";
 import { type ProxySpec, parseHostPort, parseProxyUrl } from "../../probe/address.js";
 import { PROBE_DEFAULT_MAX, PROBE_MAX_LIMIT, probe } from "../../probe/probe.js";
@@ -108,13 +108,7 @@ Examples:
         process.off("SIGTERM", onSignal);
         progress.stop();
       }
-      const emulation = currentEmulation();
-      const context = {
-        startedAt,
-        emulation: emulation
-          ? { profile: emulation.profile, timeScale: emulation.timeScale }
-          : null,
-      };
+      const context = { startedAt, emulation: emulationSummary() };
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ ...result, ...context })}\n`

@@ -4,20 +4,10 @@ import dgram from "node:dgram";
 import { once } from "node:events";
 import net from "node:net";
 import { type TestContext, test } from "node:test";
-import { finished, firstLine, runCli, startCli } from "../helpers/run-cli.js";
+import { firstLine, runCli, startForTest } from "../helpers/run-cli.js";
 
 // A bug here usually means an event that never comes: fail, do not hang.
 const guard = { timeout: 30_000 };
-
-/** Starts the CLI and kills it when the test ends, whatever happened. */
-function start(t: TestContext, args: string[]) {
-  const child = startCli(args);
-  const result = finished(child);
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  return { child, result };
-}
 
 async function udpRoundTrip(t: TestContext, port: number, payload: Buffer): Promise<Buffer> {
   const socket = dgram.createSocket("udp4");
@@ -54,7 +44,7 @@ test(
   "echo --json --tcp answers UDP and TCP, logs no payload, and exits 0 on SIGTERM",
   guard,
   async (t) => {
-    const { child, result } = start(t, ["echo", "--json", "--tcp", "--log-level", "debug"]);
+    const { child, result } = startForTest(t, ["echo", "--json", "--tcp", "--log-level", "debug"]);
     const info = JSON.parse(await firstLine(child)) as {
       host: string;
       udpPort: number;
@@ -92,7 +82,7 @@ test(
 );
 
 test("echo prints one human line and logs no datagram at the default level", guard, async (t) => {
-  const { child, result } = start(t, ["echo", "--tcp-port", "0"]);
+  const { child, result } = startForTest(t, ["echo", "--tcp-port", "0"]);
   const line = await firstLine(child);
   const match = /^echo responder on udp 127\.0\.0\.1:(\d+) \(tcp 127\.0\.0\.1:(\d+)\)$/.exec(line);
   assert.ok(match, line);

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { envWithout } from "../../src/cli/child.js";
 
@@ -68,4 +69,14 @@ export function firstLine(child: ChildProcess & { stdoutText: () => string }): P
     child.once("exit", (code) => reject(new Error(`exited ${code} before printing a line`)));
     check();
   });
+}
+
+/** Starts the CLI and kills it when the test ends, whatever happened. */
+export function startForTest(t: TestContext, args: string[]) {
+  const child = startCli(args);
+  const result = finished(child);
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  return { child, result };
 }

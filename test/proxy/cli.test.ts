@@ -8,16 +8,7 @@ import { type TestContext, test } from "node:test";
 import { SocksClient } from "socks";
 import { EVENT_4226_TEXT } from "../../src/gate/gate.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
-import { finished, firstLine, runCli, startCli } from "../helpers/run-cli.js";
-
-function start(t: TestContext, args: string[]) {
-  const child = startCli(args);
-  const result = finished(child);
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  return { child, result };
-}
+import { firstLine, runCli, startForTest } from "../helpers/run-cli.js";
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "synlimit-gate-cli-"));
@@ -98,7 +89,7 @@ test("gate runs from a config file, logs Event 4226 when a limit is hit, never l
       logLevel: "debug",
     }),
   );
-  const { child, result } = start(t, ["gate", "--config", config, "--json"]);
+  const { child, result } = startForTest(t, ["gate", "--config", config, "--json"]);
   const info = JSON.parse(await firstLine(child)) as { port: number; admin: { port: number } };
   const limits = (await getJson(info.admin.port, "/limits")) as {
     identities: Record<string, { maxInFlight: number }>;

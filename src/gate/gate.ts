@@ -1,4 +1,5 @@
 import { type Clock, isClock, systemClock, type Timer } from "../clock.js";
+import { FifoDeadlines } from "../deadlines.js";
 import { defaults } from "../defaults.js";
 import {
   attemptRejected,
@@ -64,7 +65,6 @@ export class Attempt {
   error: unknown;
   #state: AttemptState = "queued";
   #holdsSlot = false;
-  #deadline: Timer | null = null;
   readonly #gate: AttemptGate;
   readonly #handlers: AttemptHandlers;
 
@@ -111,22 +111,11 @@ export class Attempt {
     return this.#end("cancelled", "cancelled", undefined);
   }
 
-  /** @internal the gate grants the slot. */
-  _start(now: number, timing: Timing, timeScale: number, clock: Clock): void {
+  /** @internal the gate grants the slot (and starts the deadline, if the timing has one). */
+  _start(now: number): void {
     this.#state = "pending";
     this.#holdsSlot = true;
     this.startedAt = now;
-    if (timing.failAtMs !== null) {
-      const afterMs = timing.failAtMs * timeScale;
-      this.#deadline = clock.setTimer(() => {
-        this.#deadline = null;
-        const kind = timing.kind === "none" ? "fixed" : timing.kind;
-        const error = emulatedTimeout(this.destination, kind, afterMs);
-        // The owner ends the socket before the slot passes on, as the OS
-        // closes the failed attempt before the next queued SYN goes out.
-        this.#end("timed-out", "timeout", error, () => this.#handlers.onTimeout(this, error));
-      }, afterMs);
-    }
     this.#gate._publish("start", this);
     try {
       this.#handlers.onStart(this);
@@ -137,6 +126,15 @@ export class Attempt {
         throw error;
       });
     }
+  }
+
+  /** @internal the emulated OS deadline passed. */
+  _timeout(timing: Timing, afterMs: number): void {
+    const kind = timing.kind === "none" ? "fixed" : timing.kind;
+    const error = emulatedTimeout(this.destination, kind, afterMs);
+    // The owner ends the socket before the slot passes on, as the OS
+    // closes the failed attempt before the next queued SYN goes out.
+    this.#end("timed-out", "timeout", error, () => this.#handlers.onTimeout(this, error));
   }
 
   /** @internal the `reject` policy refused it. */
@@ -157,9 +155,8 @@ export class Attempt {
     }
     this.#state = state;
     this.error = error;
-    this.#deadline?.cancel();
-    this.#deadline = null;
     const holdsSlot = this.#holdsSlot;
+    if (holdsSlot) this.#gate._deadlines?.delete(this);
     this.#holdsSlot = false;
     this.endedAt = this.#gate._now();
     try {
@@ -209,8 +206,22 @@ export class AttemptGate {
     rejected: 0,
   };
 
+  /**
+   * @internal every pending attempt's emulated OS deadline. One duration per
+   * gate, so they fall due in start order and one timer serves them all.
+   */
+  readonly _deadlines: FifoDeadlines<Attempt> | null;
+
   constructor(options: GateOptions = {}) {
     this.options = normalize(options);
+    const { timing, timeScale, clock } = this.options;
+    const failAtMs = timing.failAtMs;
+    this._deadlines =
+      failAtMs === null
+        ? null
+        : new FifoDeadlines(clock, failAtMs * timeScale, (a: Attempt) =>
+            a._timeout(timing, failAtMs * timeScale),
+          );
   }
 
   /**
@@ -319,10 +330,12 @@ export class AttemptGate {
   }
 
   #start(state: KeyState, attempt: Attempt, now = this.options.clock.now()): void {
-    const { timing, timeScale, clock } = this.options;
     state.inFlight++;
     this.#totals.pending++;
-    attempt._start(now, timing, timeScale, clock);
+    // Armed before the owner hears of it: an owner that ends the attempt at
+    // once (a synchronous connect error) disarms it again.
+    this._deadlines?.add(attempt);
+    attempt._start(now);
   }
 
   #enqueue(state: KeyState, attempt: Attempt): void {

@@ -24,6 +24,9 @@ const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
  */
 export function canonicalHost(input: string): CanonicalHost | null {
   if (typeof input !== "string" || input.length === 0 || input.length > 1024) return null;
+  // Every SOCKS5 IPv4 request and every resolved address takes this path.
+  const quad = canonicalQuad(input);
+  if (quad !== null) return { kind: "ipv4", address: input, value: quad };
   let host = input.toLowerCase();
   if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
   if (host.includes(":")) return ipv6(host);
@@ -38,6 +41,33 @@ export function canonicalHost(input: string): CanonicalHost | null {
   // reject or reinterpret; refusing it keeps the two views in agreement.
   if (/^\d+$/.test(labels[labels.length - 1] ?? "")) return null;
   return { kind: "name", name: host };
+}
+
+/** The value of `a.b.c.d` already in canonical form (decimal, no leading zeros), else null. */
+function canonicalQuad(text: string): number | null {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || dots === 3) return null;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && part === 0) return null; // a leading zero: octal to inet_aton
+      part = part * 10 + (c - 0x30);
+      if (part > 255) return null;
+      digits++;
+    } else {
+      return null;
+    }
+  }
+  if (dots !== 3 || digits === 0) return null;
+  return value * 256 + part;
 }
 
 /** Canonical text of a resolved or literal address (IPv4-mapped IPv6 becomes IPv4). */

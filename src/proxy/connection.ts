@@ -1,5 +1,6 @@
 import type net from "node:net";
 import type { Clock, Timer } from "../clock.js";
+import type { FifoDeadlines } from "../deadlines.js";
 import { formatEndpoint } from "../errors.js";
 import type { Credentials } from "./credentials.js";
 import {
@@ -40,11 +41,12 @@ export interface ClientRequest {
 /** What a connection needs from its server. */
 export interface ConnectionHost {
   readonly clock: Clock;
-  readonly handshakeTimeoutMs: number;
+  /** Every client's handshake deadline (one duration, so one timer). */
+  readonly handshakes: FifoDeadlines<Connection>;
   readonly maxHeaderBytes: number;
   readonly credentials: Credentials | null;
-  /** Resolves, gates and dials; `signal` aborts a dial not yet settled. */
-  dial(conn: Connection, request: ClientRequest, signal: AbortSignal): Promise<DialOutcome>;
+  /** Resolves, gates and dials; `cancel` ends a dial not yet settled. */
+  dial(conn: Connection, request: ClientRequest, cancel: DialCancel): Promise<DialOutcome>;
   clientError(conn: Connection, phase: string, reason: string): void;
   tunnelOpened(conn: Connection): void;
   tunnelClosed(conn: Connection): void;
@@ -71,6 +73,32 @@ const EARLY_DATA_LIMIT = 64 * 1024;
 const LINGER_MS = 2_000;
 
 let nextClientId = 1;
+
+/**
+ * How a client that went away stops its dial. An AbortController would do,
+ * but it is an EventTarget made per client, on the path every setup takes.
+ */
+export class DialCancel {
+  #cancelled = false;
+  #onCancel: (() => void) | null = null;
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  /** Runs `fn` on cancel (at once if already cancelled); one listener, the dial's. */
+  onCancel(fn: (() => void) | null): void {
+    this.#onCancel = fn;
+    if (fn && this.#cancelled) this.cancel();
+  }
+
+  cancel(): void {
+    this.#cancelled = true;
+    const fn = this.#onCancel;
+    this.#onCancel = null;
+    fn?.();
+  }
+}
 
 const socksReply: Record<FailureKind, number> = {
   denied: Rep.notAllowed,
@@ -126,10 +154,9 @@ export class Connection {
   protocol: Protocol | null = null;
   #phase: Phase = "start";
   #buf: Buffer = Buffer.alloc(0);
-  #deadline: Timer | null;
   #linger: Timer | null = null;
   #username: string | undefined;
-  #abort: AbortController | null = null;
+  #cancel: DialCancel | null = null;
   #upstream: net.Socket | null = null;
   readonly #host: ConnectionHost;
 
@@ -141,10 +168,12 @@ export class Connection {
     socket.on("close", () => this.#onClose());
     socket.on("end", () => this.#onEnd());
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
-    this.#deadline = host.clock.setTimer(() => {
-      this.#deadline = null;
-      this.#fail(this.#phase, "handshake deadline passed");
-    }, host.handshakeTimeoutMs);
+    host.handshakes.add(this);
+  }
+
+  /** @internal the handshake deadline passed. */
+  handshakeExpired(): void {
+    this.#fail(this.#phase, "handshake deadline passed");
   }
 
   get remoteAddress(): string {
@@ -179,6 +208,11 @@ export class Connection {
   }
 
   #onData(chunk: Buffer): void {
+    if (this.#phase === "tunnel") {
+      // Client to upstream, with backpressure (the way back is in #pipe).
+      if (!this.#upstream?.write(chunk)) this.socket.pause();
+      return;
+    }
     if (this.#phase === "closing" || this.#phase === "closed") return;
     if (this.#phase === "dialing") {
       this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
@@ -326,19 +360,18 @@ export class Connection {
   #forwardHead: Buffer | null = null;
 
   #startDial(request: ClientRequest): void {
-    this.#deadline?.cancel();
-    this.#deadline = null;
+    this.#host.handshakes.delete(this);
     this.#phase = "dialing";
-    const abort = new AbortController();
-    this.#abort = abort;
-    this.#host.dial(this, request, abort.signal).then(
+    const cancel = new DialCancel();
+    this.#cancel = cancel;
+    this.#host.dial(this, request, cancel).then(
       (outcome) => this.#onDialed(request, outcome),
       () => this.#onDialed(request, { ok: false, kind: "failed" }),
     );
   }
 
   #onDialed(request: ClientRequest, outcome: DialOutcome): void {
-    this.#abort = null;
+    this.#cancel = null;
     if (this.#phase !== "dialing") {
       if (outcome.ok) outcome.socket.destroy();
       return;
@@ -380,25 +413,32 @@ export class Connection {
     this.#pipe(upstream);
   }
 
+  // What Readable.pipe does both ways, without its bookkeeping for streams
+  // in general (unpipe, several destinations), which costs on every setup.
+  // Client to upstream is in #onData and #onEnd.
   #pipe(upstream: net.Socket): void {
     const client = this.socket;
-    client.removeAllListeners("data");
-    client.removeAllListeners("end");
-    upstream.removeAllListeners("error");
     upstream.on("error", () => {
       upstream.destroy();
       client.destroy();
     });
+    upstream.on("data", (chunk: Buffer) => {
+      if (!client.write(chunk)) upstream.pause();
+    });
+    client.on("drain", () => upstream.resume());
+    upstream.on("drain", () => client.resume());
     // Half-closes travel through; once one side is gone, the other is
     // flushed and closed.
+    upstream.once("end", () => client.end());
     upstream.once("close", () => client.destroySoon());
-    client.pipe(upstream);
-    upstream.pipe(client);
     client.resume();
   }
 
   #onEnd(): void {
-    if (this.#phase === "tunnel") return;
+    if (this.#phase === "tunnel") {
+      this.#upstream?.end();
+      return;
+    }
     if (this.#phase === "closing") {
       this.#destroy();
       return;
@@ -422,8 +462,7 @@ export class Connection {
     if (this.#phase === "closed" || this.#phase === "closing") return;
     if (isClientError) this.#host.clientError(this, phase, reason);
     this.#phase = "closing";
-    this.#deadline?.cancel();
-    this.#deadline = null;
+    this.#host.handshakes.delete(this);
     this.#buf = Buffer.alloc(0);
     this.socket.end(reply);
     this.socket.resume();
@@ -436,12 +475,11 @@ export class Connection {
   #destroy(): void {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
-    this.#deadline?.cancel();
-    this.#deadline = null;
+    this.#host.handshakes.delete(this);
     this.#linger?.cancel();
     this.#linger = null;
-    this.#abort?.abort();
-    this.#abort = null;
+    this.#cancel?.cancel();
+    this.#cancel = null;
     this.#buf = Buffer.alloc(0);
     this.socket.destroy();
     this.#upstream?.destroy();

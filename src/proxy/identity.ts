@@ -1,6 +1,7 @@
 import { readdir, readlink } from "node:fs/promises";
+import { type SocketEnd, sockDiagAvailable, tcpSocketInode } from "../probe/sock-diag.js";
 import { readTcpTable, type TcpEntry, tcpTableSupported } from "../probe/tcp-table.js";
-import { canonicalAddress } from "./acl.js";
+import { canonicalAddress, canonicalHost } from "./acl.js";
 
 /**
  * Who a limit applies to:
@@ -57,12 +58,13 @@ const RECENT_PIDS = 64;
 
 /**
  * Finds the process on the other end of a loopback connection: the client's
- * 4-tuple in /proc/net/tcp{,6} gives its socket inode, the process holding
- * that inode among its /proc/<pid>/fd links gives the pid, /proc/<pid>/exe
- * the program. Lookups made in the same turn of the event loop share one
- * read of the TCP table and one scan of /proc, so a burst of clients costs
- * about what one does. Needs the rights to read other processes' fds
- * (root, or the same user).
+ * 4-tuple gives its socket inode (one NETLINK_SOCK_DIAG query where the
+ * native part is built, else a read of /proc/net/tcp{,6}), the process
+ * holding that inode among its /proc/<pid>/fd links gives the pid,
+ * /proc/<pid>/exe the program. Lookups made in the same turn of the event
+ * loop share one scan of /proc (and one read of the TCP table), so a burst
+ * of clients costs about what one does. Needs the rights to read other
+ * processes' fds (root, or the same user).
  */
 export class ProcessResolver {
   #batch: Lookup[] = [];
@@ -70,6 +72,12 @@ export class ProcessResolver {
   #running = false;
   // Clients tend to reconnect: their fds are scanned first.
   readonly #recent: number[] = [];
+  readonly #sockDiag: boolean;
+
+  /** `sockDiag: false` reads /proc/net/tcp even where the native lookup is built. */
+  constructor(options: { sockDiag?: boolean } = {}) {
+    this.#sockDiag = options.sockDiag ?? sockDiagAvailable();
+  }
 
   get supported(): boolean {
     return tcpTableSupported();
@@ -105,24 +113,7 @@ export class ProcessResolver {
   }
 
   async #run(batch: Lookup[]): Promise<void> {
-    const table = await readTcpTable();
-    const inodeOf = new Map<Lookup, number>();
-    const index = new Map<string, TcpEntry>();
-    for (const e of table) {
-      if (e.inode === 0) continue;
-      index.set(
-        `${canonicalAddress(e.local.host)}|${e.local.port}|${canonicalAddress(e.remote.host)}|${e.remote.port}`,
-        e,
-      );
-    }
-    for (const l of batch) {
-      const c = l.client;
-      // The client's own socket: its local end is our remote end.
-      const key = `${canonicalAddress(c.remoteAddress)}|${c.remotePort}|${canonicalAddress(c.localAddress)}|${c.localPort}`;
-      const row = index.get(key);
-      if (row) inodeOf.set(l, row.inode);
-      else l.resolve(null);
-    }
+    const inodeOf = this.#sockDiag ? inodesBySockDiag(batch) : await inodesByTable(batch);
     if (inodeOf.size === 0) return;
     const wanted = new Set(inodeOf.values());
     const owner = new Map<number, number>();
@@ -174,4 +165,59 @@ export class ProcessResolver {
     this.#recent.unshift(pid);
     if (this.#recent.length > RECENT_PIDS) this.#recent.pop();
   }
+}
+
+// The client's own socket: its local end is our remote end. Lookups without
+// an answer are resolved (null) here; the rest go on to the /proc scan.
+function inodesBySockDiag(batch: readonly Lookup[]): Map<Lookup, number> {
+  const inodeOf = new Map<Lookup, number>();
+  for (const l of batch) {
+    const c = l.client;
+    const local = endOf(c.remoteAddress, c.remotePort);
+    const remote = endOf(c.localAddress, c.localPort);
+    let inode = local && remote ? tcpSocketInode(local, remote) : null;
+    // An IPv6 socket connected to an IPv4-mapped address.
+    if (!inode && local && remote && local.address.length === 4)
+      inode = tcpSocketInode(mapped(local), mapped(remote));
+    if (inode) inodeOf.set(l, inode);
+    else l.resolve(null);
+  }
+  return inodeOf;
+}
+
+async function inodesByTable(batch: readonly Lookup[]): Promise<Map<Lookup, number>> {
+  const table = await readTcpTable();
+  const inodeOf = new Map<Lookup, number>();
+  const index = new Map<string, TcpEntry>();
+  for (const e of table) {
+    if (e.inode === 0) continue;
+    index.set(
+      `${canonicalAddress(e.local.host)}|${e.local.port}|${canonicalAddress(e.remote.host)}|${e.remote.port}`,
+      e,
+    );
+  }
+  for (const l of batch) {
+    const c = l.client;
+    const key = `${canonicalAddress(c.remoteAddress)}|${c.remotePort}|${canonicalAddress(c.localAddress)}|${c.localPort}`;
+    const row = index.get(key);
+    if (row) inodeOf.set(l, row.inode);
+    else l.resolve(null);
+  }
+  return inodeOf;
+}
+
+function endOf(address: string, port: number): SocketEnd | null {
+  const c = canonicalHost(address);
+  if (!c || c.kind === "name") return null;
+  if (c.kind === "ipv6") return { address: c.bytes, port };
+  const v = c.value;
+  return { address: Uint8Array.of(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255), port };
+}
+
+function mapped(end: SocketEnd): SocketEnd {
+  const address = new Uint8Array(16);
+  address[10] = 255;
+  address[11] = 255;
+  address.set(end.address, 12);
+  return { address, port: end.port };
 }

@@ -156,10 +156,18 @@ export class Limiter {
   }
 
   #maybeForget(e: Entry): void {
-    // A rate gate remembers recent destinations; others hold nothing when idle.
-    if (e.dials.size === 0 && e.gate.options.policy !== "rate") {
-      this.#entries.delete(e.identity);
-      this.gateNames.delete(e.gate.options.name);
+    // An idle entry is kept: most identities dial again soon, and a new gate
+    // per dial would cost every setup. Past the cap the idle ones go, but for
+    // rate gates, which remember recent destinations.
+    if (e.dials.size > 0 || this.#entries.size <= IDLE_ENTRIES_KEPT) return;
+    for (const x of this.#entries.values()) {
+      if (x.dials.size === 0 && x.gate.options.policy !== "rate") {
+        this.#entries.delete(x.identity);
+        this.gateNames.delete(x.gate.options.name);
+      }
     }
   }
 }
+
+/** Identities whose idle gate is kept (process identities come and go with pids). */
+const IDLE_ENTRIES_KEPT = 1024;

@@ -17,6 +17,7 @@ export class ProxyMetrics {
   readonly waitSeconds: Histogram;
   readonly limitReached: Counter<"identity">;
   readonly clientErrors: Counter<"reason">;
+  readonly #attemptCounts = new Map<string, number>();
 
   constructor(source: MetricsSource) {
     const registers = [this.registry];
@@ -56,11 +57,16 @@ export class ProxyMetrics {
         this.set(source.tunnels());
       },
     });
+    const attemptCounts = this.#attemptCounts;
     this.attempts = new Counter({
       name: "synlimit_gate_attempts_total",
       help: "Upstream connect attempts by outcome",
       labelNames: ["outcome"],
       registers,
+      collect() {
+        this.reset();
+        for (const [outcome, n] of attemptCounts) this.inc({ outcome }, n);
+      },
     });
     this.waitSeconds = new Histogram({
       name: "synlimit_gate_attempt_wait_seconds",
@@ -81,6 +87,11 @@ export class ProxyMetrics {
       labelNames: ["reason"],
       registers,
     });
+  }
+
+  /** One attempt ended: counted here, handed to prom-client at a scrape (not on every setup). */
+  countAttempt(outcome: string): void {
+    this.#attemptCounts.set(outcome, (this.#attemptCounts.get(outcome) ?? 0) + 1);
   }
 
   text(): Promise<string> {

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import net from "node:net";
 import os from "node:os";
 import { type Clock, isClock, systemClock } from "../clock.js";
+import { FifoDeadlines } from "../deadlines.js";
 import { defaults } from "../defaults.js";
 import { formatEndpoint, invalidOption } from "../errors.js";
 import { channelNames } from "../gate/channels.js";
@@ -10,7 +11,12 @@ import type { LimitReachedEvent } from "../gate/types.js";
 import { Acl, canonicalAddress, canonicalHost, isLoopback } from "./acl.js";
 import { AdminServer } from "./admin.js";
 import { proxyChannels, publish } from "./channels.js";
-import { type ClientRequest, Connection, type ConnectionHost } from "./connection.js";
+import {
+  type ClientRequest,
+  Connection,
+  type ConnectionHost,
+  type DialCancel,
+} from "./connection.js";
 import { Credentials, type UserEntry } from "./credentials.js";
 import {
   exeIdentity,
@@ -247,10 +253,12 @@ export class GateProxy {
     this.#server.on("drop", () => this.#metrics.clientErrors.inc({ reason: "max-clients" }));
     this.#host = {
       clock: o.clock,
-      handshakeTimeoutMs: o.handshakeTimeoutMs,
+      handshakes: new FifoDeadlines(o.clock, o.handshakeTimeoutMs, (c: Connection) =>
+        c.handshakeExpired(),
+      ),
       maxHeaderBytes: o.maxHeaderBytes,
       credentials: o.credentials,
-      dial: (conn, request, signal) => this.#dial(conn, request, signal),
+      dial: (conn, request, cancel) => this.#dial(conn, request, cancel),
       clientError: (conn, phase, reason) => {
         this.#metrics.clientErrors.inc({ reason: metricReason(reason) });
         publish(proxyChannels.clientError, () => ({
@@ -358,38 +366,39 @@ export class GateProxy {
 
   readonly #processOf = new WeakMap<Connection, ReturnType<ProcessResolver["lookup"]>>();
 
-  async #identify(
-    conn: Connection,
-    request: ClientRequest,
-  ): Promise<{ identity: string; aliases: string[] }> {
+  // Synchronous where the answer is at hand: a promise (and a turn of the
+  // microtask queue) only for the /proc lookup.
+  #identify(conn: Connection, request: ClientRequest): Who | Promise<Who> {
     switch (this.#o.identity) {
       case "global":
-        return { identity: "global", aliases: [] };
+        return globalWho;
       case "user":
         return { identity: userIdentity(request.username), aliases: [] };
       case "source":
         return { identity: sourceIdentity(conn.remoteAddress), aliases: [] };
-      default: {
-        const info = await (this.#processOf.get(conn) ?? Promise.resolve(null));
-        // A remote client, or one gone before it was seen: its address stands in.
-        if (!info) return { identity: sourceIdentity(conn.remoteAddress), aliases: [] };
-        if (this.#o.identity === "exe") return { identity: exeIdentity(info), aliases: [] };
-        return { identity: processIdentity(info), aliases: [exeIdentity(info)] };
-      }
+      default:
+        return (this.#processOf.get(conn) ?? Promise.resolve(null)).then((info): Who => {
+          // A remote client, or one gone before it was seen: its address stands in.
+          if (!info) return { identity: sourceIdentity(conn.remoteAddress), aliases: [] };
+          if (this.#o.identity === "exe") return { identity: exeIdentity(info), aliases: [] };
+          return { identity: processIdentity(info), aliases: [exeIdentity(info)] };
+        });
     }
   }
 
-  async #dial(conn: Connection, request: ClientRequest, signal: AbortSignal): Promise<DialOutcome> {
+  async #dial(conn: Connection, request: ClientRequest, cancel: DialCancel): Promise<DialOutcome> {
     const ctx = this.#resolveCtx;
     if (!ctx) return { ok: false, kind: "failed" };
-    const { identity, aliases } = await this.#identify(conn, request);
-    if (signal.aborted) return { ok: false, kind: "cancelled" };
+    const who = this.#identify(conn, request);
+    const { identity, aliases } = who instanceof Promise ? await who : who;
+    if (cancel.cancelled) return { ok: false, kind: "cancelled" };
     const where = { client: conn.id, identity, host: request.host, port: request.port };
     publish(proxyChannels.request, () => ({ ...where, protocol: request.protocol }));
-    const resolved = await resolveDestination(ctx, request.host, request.port);
-    if (signal.aborted) return { ok: false, kind: "cancelled" };
+    const pending = resolveDestination(ctx, request.host, request.port);
+    const resolved = pending instanceof Promise ? await pending : pending;
+    if (cancel.cancelled) return { ok: false, kind: "cancelled" };
     if (!resolved.ok) {
-      this.#metrics.attempts.inc({ outcome: resolved.kind });
+      this.#metrics.countAttempt(resolved.kind);
       if (resolved.kind === "denied")
         publish(proxyChannels.denied, () => ({ ...where, rule: resolved.rule }));
       return resolved;
@@ -405,15 +414,14 @@ export class GateProxy {
     });
     this.#limiter.track(dial, aliases);
     this.#dialClients.set(dial, conn);
-    const onAbort = () => dial.cancel();
-    signal.addEventListener("abort", onAbort, { once: true });
+    cancel.onCancel(() => dial.cancel());
     dial.begin();
     const outcome = await dial.result;
-    signal.removeEventListener("abort", onAbort);
+    cancel.onCancel(null);
     this.#limiter.untrack(dial);
     this.#dialClients.delete(dial);
     const kind = outcome.ok ? "connected" : outcome.kind;
-    this.#metrics.attempts.inc({ outcome: kind });
+    this.#metrics.countAttempt(kind);
     const a = dial.attempt;
     publish(proxyChannels.attempt, () => ({
       dial: dial.id,
@@ -560,6 +568,13 @@ export class GateProxy {
     return this.#closed;
   }
 }
+
+interface Who {
+  readonly identity: string;
+  readonly aliases: readonly string[];
+}
+
+const globalWho: Who = { identity: "global", aliases: [] };
 
 function metricReason(reason: string): string {
   if (reason.startsWith("authentication") || reason === "no credentials") return "auth";

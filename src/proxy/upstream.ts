@@ -59,28 +59,32 @@ function isSelf(ctx: ResolveContext, host: CanonicalHost, port: number): boolean
  * Turns what the client asked for into addresses it may reach: the name is
  * checked as requested, resolved, and every address checked again, so a DNS
  * answer pointing at a denied network is refused like its literal spelling.
+ * A literal address is answered at once; only a name returns a promise.
  */
-export async function resolveDestination(
+export function resolveDestination(
   ctx: ResolveContext,
   requested: string,
   port: number,
-): Promise<Resolved> {
+): Resolved | Promise<Resolved> {
   const host = canonicalHost(requested);
   if (!host) return { ok: false, kind: "invalid-host" };
   if (isUnspecified(host)) return { ok: false, kind: "denied", rule: "unspecified address" };
   if (isSelf(ctx, host, port)) return { ok: false, kind: "denied", rule: "the proxy itself" };
   const first = ctx.acl.checkRequested(host);
   if (!first.allowed) return { ok: false, kind: "denied", rule: first.rule };
-  let candidates: string[];
-  if (host.kind === "name") {
-    try {
-      candidates = await ctx.lookup(host.name);
-    } catch (error) {
-      return { ok: false, kind: "host-unreachable", error };
-    }
-  } else {
-    candidates = [host.address];
-  }
+  if (host.kind !== "name") return checkAddresses(ctx, host, port, [host.address]);
+  return ctx.lookup(host.name).then(
+    (candidates) => checkAddresses(ctx, host, port, candidates),
+    (error): Resolved => ({ ok: false, kind: "host-unreachable", error }),
+  );
+}
+
+function checkAddresses(
+  ctx: ResolveContext,
+  host: CanonicalHost,
+  port: number,
+  candidates: readonly string[],
+): Resolved {
   const addresses: string[] = [];
   let refusal: string | undefined;
   for (const a of candidates) {
@@ -266,9 +270,8 @@ export class GatedDial {
   #onConnect(socket: net.Socket): void {
     if (socket !== this.#socket || this.#done) return;
     this.#socket = null;
-    socket.removeAllListeners("error");
-    // From here the tunnel owns the socket; it must never be without a handler.
-    socket.on("error", () => {});
+    // The error listener stays: from here it only destroys the socket (the
+    // tunnel adds its own), and removing it would cost every setup.
     this.#attempt?.connected();
     this.#finish({ ok: true, socket, address: this.address });
   }

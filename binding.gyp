@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "sockdiag",
+      "conditions": [
+        ["OS=='linux'", { "sources": ["native/sockdiag.c"] }]
+      ]
+    }
+  ]
+}

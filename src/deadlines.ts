@@ -1,0 +1,69 @@
+import type { Clock, Timer } from "./clock.js";
+
+/**
+ * Deadlines that all run the same duration fall due in the order they were
+ * set, so one timer serves all of them: the head's. This is the
+ * per-connection and per-attempt case, where a timer each would cost an
+ * allocation and a timer-list insert on every setup.
+ */
+export class FifoDeadlines<T> {
+  readonly #clock: Clock;
+  readonly #durationMs: number;
+  readonly #onExpire: (item: T) => void;
+  // Insertion order is due order; the value is when it falls due.
+  readonly #due = new Map<T, number>();
+  #timer: Timer | null = null;
+
+  constructor(clock: Clock, durationMs: number, onExpire: (item: T) => void) {
+    this.#clock = clock;
+    this.#durationMs = durationMs;
+    this.#onExpire = onExpire;
+  }
+
+  get size(): number {
+    return this.#due.size;
+  }
+
+  get durationMs(): number {
+    return this.#durationMs;
+  }
+
+  /** Starts `item`'s deadline now (again, if it had one). */
+  add(item: T): void {
+    this.#due.delete(item);
+    this.#due.set(item, this.#clock.now() + this.#durationMs);
+    if (this.#timer === null) this.#arm(this.#durationMs);
+  }
+
+  /** Ends `item`'s deadline; false when it had none (already expired or deleted). */
+  delete(item: T): boolean {
+    const had = this.#due.delete(item);
+    if (this.#due.size === 0 && this.#timer !== null) {
+      this.#timer.cancel();
+      this.#timer = null;
+    }
+    return had;
+  }
+
+  #arm(afterMs: number): void {
+    this.#timer = this.#clock.setTimer(() => this.#fire(), Math.max(0, afterMs));
+  }
+
+  #fire(): void {
+    this.#timer = null;
+    const now = this.#clock.now();
+    for (const [item, at] of this.#due) {
+      if (at > now) break;
+      this.#due.delete(item);
+      this.#onExpire(item);
+    }
+    // An expiry may have added or deleted entries (and armed the timer).
+    if (this.#timer !== null) return;
+    for (const at of this.#due.values()) {
+      // A real timer may fire a fraction of a millisecond early: the
+      // remainder is armed again (Node rounds it up to 1 ms).
+      this.#arm(at - this.#clock.now());
+      break;
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { realpathSync } from "node:fs";
+import net from "node:net";
+import { test } from "node:test";
+import { sockDiagAvailable } from "../../src/probe/sock-diag.js";
+import { ProcessResolver } from "../../src/proxy/identity.js";
+
+const linux = process.platform === "linux";
+
+for (const sockDiag of [true, false]) {
+  const how = sockDiag ? "sock_diag" : "/proc/net/tcp";
+  test(`process identity by ${how}: a client program's connections resolve to its pid and executable`, {
+    skip: (!linux && "Linux only") || (sockDiag && !sockDiagAvailable() && "native part not built"),
+  }, async (t) => {
+    const server = net.createServer().listen(0, "127.0.0.1");
+    t.after(() => server.close());
+    await once(server, "listening");
+    const { port } = server.address() as net.AddressInfo;
+    const accepted: net.Socket[] = [];
+    server.on("connection", (s) => accepted.push(s));
+    t.after(() => {
+      for (const s of accepted) s.destroy();
+    });
+    // Three connections from one child, kept open until stdin closes.
+    const child = spawn(
+      process.execPath,
+      [
+        "-e",
+        `const net = require("node:net"); for (let i = 0; i < 3; i++) net.connect(${port}, "127.0.0.1"); process.stdin.resume(); process.stdin.on("end", () => process.exit(0));`,
+      ],
+      { stdio: ["pipe", "ignore", "inherit"] },
+    );
+    t.after(() => child.kill());
+    while (accepted.length < 3) await once(server, "connection");
+
+    const resolver = new ProcessResolver({ sockDiag });
+    const ends = (s: net.Socket) => ({
+      remoteAddress: s.remoteAddress ?? "",
+      remotePort: s.remotePort ?? 0,
+      localAddress: s.localAddress ?? "",
+      localPort: s.localPort ?? 0,
+    });
+    // One batch (same turn), then a second one served from the recent pids.
+    const first = await Promise.all(accepted.map((s) => resolver.lookup(ends(s))));
+    const again = await resolver.lookup(ends(accepted[0] as net.Socket));
+    for (const info of [...first, again]) {
+      assert.deepEqual(info, { pid: child.pid, exe: realpathSync(process.execPath) });
+    }
+    // A client that is gone by the time it is looked up: no guess.
+    const gone = await resolver.lookup({
+      remoteAddress: "127.0.0.1",
+      remotePort: 1,
+      localAddress: "127.0.0.1",
+      localPort: port,
+    });
+    assert.equal(gone, null);
+    child.stdin?.end();
+    await once(child, "exit");
+  });
+}

@@ -45,8 +45,16 @@ export interface ConnectionHost {
   readonly handshakes: FifoDeadlines<Connection>;
   readonly maxHeaderBytes: number;
   readonly credentials: Credentials | null;
-  /** Resolves, gates and dials; `cancel` ends a dial not yet settled. */
-  dial(conn: Connection, request: ClientRequest, cancel: DialCancel): Promise<DialOutcome>;
+  /**
+   * Resolves, gates and dials, and calls `done` once (perhaps before it
+   * returns); `cancel` ends a dial not yet settled.
+   */
+  dial(
+    conn: Connection,
+    request: ClientRequest,
+    cancel: DialCancel,
+    done: (outcome: DialOutcome) => void,
+  ): void;
   clientError(conn: Connection, phase: string, reason: string): void;
   tunnelOpened(conn: Connection): void;
   tunnelClosed(conn: Connection): void;
@@ -364,10 +372,21 @@ export class Connection {
     this.#phase = "dialing";
     const cancel = new DialCancel();
     this.#cancel = cancel;
-    this.#host.dial(this, request, cancel).then(
-      (outcome) => this.#onDialed(request, outcome),
-      () => this.#onDialed(request, { ok: false, kind: "failed" }),
-    );
+    let settled = false;
+    const done = (outcome: DialOutcome) => {
+      if (settled) {
+        if (outcome.ok) outcome.socket.destroy();
+        return;
+      }
+      settled = true;
+      this.#onDialed(request, outcome);
+    };
+    try {
+      this.#host.dial(this, request, cancel, done);
+    } catch {
+      // A bug in the dial must cost this client, not the proxy.
+      done({ ok: false, kind: "failed" });
+    }
   }
 
   #onDialed(request: ClientRequest, outcome: DialOutcome): void {

@@ -1,3 +1,4 @@
+import { readdirSync, readlinkSync } from "node:fs";
 import { readdir, readlink } from "node:fs/promises";
 import { type SocketEnd, sockDiagAvailable, tcpSocketInode } from "../probe/sock-diag.js";
 import { readTcpTable, type TcpEntry, tcpTableSupported } from "../probe/tcp-table.js";
@@ -144,18 +145,7 @@ export class ProcessResolver {
   async #scan(pids: number[], wanted: Set<number>, owner: Map<number, number>): Promise<void> {
     const chunk = 32;
     for (let i = 0; i < pids.length && owner.size < wanted.size; i += chunk) {
-      await Promise.all(
-        pids.slice(i, i + chunk).map(async (pid) => {
-          const dir = `/proc/${pid}/fd`;
-          const fds = await readdir(dir).catch(() => [] as string[]);
-          for (const fd of fds) {
-            const target = await readlink(`${dir}/${fd}`).catch(() => "");
-            if (!target.startsWith("socket:[")) continue;
-            const inode = Number(target.slice(8, -1));
-            if (wanted.has(inode) && !owner.has(inode)) owner.set(inode, pid);
-          }
-        }),
-      );
+      await Promise.all(pids.slice(i, i + chunk).map((pid) => scanFds(pid, wanted, owner)));
     }
   }
 
@@ -220,4 +210,50 @@ function mapped(end: SocketEnd): SocketEnd {
   address[11] = 255;
   address.set(end.address, 12);
   return { address, port: end.port };
+}
+
+// A few hundred readlinks take well under a millisecond as plain system
+// calls, but many times that as thread-pool round trips; past this many fds
+// a process is scanned without blocking the event loop.
+const SYNC_SCAN_MAX_FDS = 512;
+
+function isSocketOf(target: string, wanted: Set<number>, owner: Map<number, number>): number {
+  if (!target.startsWith("socket:[")) return -1;
+  const inode = Number(target.slice(8, -1));
+  return wanted.has(inode) && !owner.has(inode) ? inode : -1;
+}
+
+async function scanFds(pid: number, wanted: Set<number>, owner: Map<number, number>) {
+  const dir = `/proc/${pid}/fd`;
+  let fds: string[];
+  try {
+    fds = readdirSync(dir);
+  } catch {
+    return; // gone, or not ours to read
+  }
+  if (fds.length <= SYNC_SCAN_MAX_FDS) {
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`${dir}/${fd}`);
+      } catch {
+        continue; // closed meanwhile
+      }
+      const inode = isSocketOf(target, wanted, owner);
+      if (inode >= 0) {
+        owner.set(inode, pid);
+        if (owner.size === wanted.size) return;
+      }
+    }
+    return;
+  }
+  for (let i = 0; i < fds.length && owner.size < wanted.size; i += 64) {
+    const targets = await Promise.all(
+      fds.slice(i, i + 64).map((fd) => readlink(`${dir}/${fd}`).catch(() => "")),
+    );
+    for (const target of targets) {
+      const inode = isSocketOf(target, wanted, owner);
+      if (inode >= 0) owner.set(inode, pid);
+    }
+  }
 }

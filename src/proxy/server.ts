@@ -35,6 +35,7 @@ import {
   GatedDial,
   type Lookup,
   type ResolveContext,
+  type Resolved,
   resolveDestination,
   systemLookup,
 } from "./upstream.js";
@@ -258,7 +259,7 @@ export class GateProxy {
       ),
       maxHeaderBytes: o.maxHeaderBytes,
       credentials: o.credentials,
-      dial: (conn, request, cancel) => this.#dial(conn, request, cancel),
+      dial: (conn, request, cancel, done) => this.#dial(conn, request, cancel, done),
       clientError: (conn, phase, reason) => {
         this.#metrics.clientErrors.inc({ reason: metricReason(reason) });
         publish(proxyChannels.clientError, () => ({
@@ -386,24 +387,78 @@ export class GateProxy {
     }
   }
 
-  async #dial(conn: Connection, request: ClientRequest, cancel: DialCancel): Promise<DialOutcome> {
+  // Callbacks, not promises: every setup takes this path, and where the
+  // identity and the address are at hand it runs to the SYN in one go.
+  #dial(
+    conn: Connection,
+    request: ClientRequest,
+    cancel: DialCancel,
+    done: (outcome: DialOutcome) => void,
+  ): void {
     const ctx = this.#resolveCtx;
-    if (!ctx) return { ok: false, kind: "failed" };
+    if (!ctx) return done({ ok: false, kind: "failed" });
     const who = this.#identify(conn, request);
-    const { identity, aliases } = who instanceof Promise ? await who : who;
-    if (cancel.cancelled) return { ok: false, kind: "cancelled" };
-    const where = { client: conn.id, identity, host: request.host, port: request.port };
-    publish(proxyChannels.request, () => ({ ...where, protocol: request.protocol }));
-    const pending = resolveDestination(ctx, request.host, request.port);
-    const resolved = pending instanceof Promise ? await pending : pending;
-    if (cancel.cancelled) return { ok: false, kind: "cancelled" };
+    if (who instanceof Promise) {
+      who.then(
+        (w) => this.#dialAs(ctx, conn, request, cancel, w, done),
+        () => done({ ok: false, kind: "failed" }),
+      );
+    } else {
+      this.#dialAs(ctx, conn, request, cancel, who, done);
+    }
+  }
+
+  #dialAs(
+    ctx: ResolveContext,
+    conn: Connection,
+    request: ClientRequest,
+    cancel: DialCancel,
+    who: Who,
+    done: (outcome: DialOutcome) => void,
+  ): void {
+    if (cancel.cancelled) return done({ ok: false, kind: "cancelled" });
+    publish(proxyChannels.request, () => ({
+      client: conn.id,
+      identity: who.identity,
+      host: request.host,
+      port: request.port,
+      protocol: request.protocol,
+    }));
+    const resolved = resolveDestination(ctx, request.host, request.port);
+    if (resolved instanceof Promise) {
+      resolved.then(
+        (r) => this.#dialResolved(conn, request, cancel, who, r, done),
+        () => done({ ok: false, kind: "failed" }),
+      );
+    } else {
+      this.#dialResolved(conn, request, cancel, who, resolved, done);
+    }
+  }
+
+  #dialResolved(
+    conn: Connection,
+    request: ClientRequest,
+    cancel: DialCancel,
+    who: Who,
+    resolved: Resolved,
+    done: (outcome: DialOutcome) => void,
+  ): void {
+    if (cancel.cancelled) return done({ ok: false, kind: "cancelled" });
+    const { identity, aliases } = who;
     if (!resolved.ok) {
       this.#metrics.countAttempt(resolved.kind);
-      if (resolved.kind === "denied")
-        publish(proxyChannels.denied, () => ({ ...where, rule: resolved.rule }));
-      return resolved;
+      if (resolved.kind === "denied") {
+        publish(proxyChannels.denied, () => ({
+          client: conn.id,
+          identity,
+          host: request.host,
+          port: request.port,
+          rule: resolved.rule,
+        }));
+      }
+      return done(resolved);
     }
-    const dial = new GatedDial({
+    const dial: GatedDial = new GatedDial({
       identity,
       requested: request.host,
       port: request.port,
@@ -411,30 +466,36 @@ export class GateProxy {
       gateOf: () => this.#limiter.gateOf(identity, aliases),
       clock: this.#o.clock,
       onStarted: (_d, waitMs) => this.#metrics.waitSeconds.observe(waitMs / 1000),
+      onDone: (outcome) => {
+        cancel.onCancel(null);
+        this.#limiter.untrack(dial);
+        this.#dialClients.delete(dial);
+        const kind = outcome.ok ? "connected" : outcome.kind;
+        this.#metrics.countAttempt(kind);
+        publish(proxyChannels.attempt, () => {
+          const a = dial.attempt;
+          return {
+            dial: dial.id,
+            client: conn.id,
+            identity,
+            host: request.host,
+            port: request.port,
+            address: dial.address,
+            outcome: kind,
+            waitMs:
+              a && a.startedAt !== null
+                ? a.startedAt - dial.requestedAt
+                : this.#o.clock.now() - dial.requestedAt,
+            ...(outcome.ok ? {} : { code: (outcome.error as { code?: string } | undefined)?.code }),
+          };
+        });
+        done(outcome);
+      },
     });
     this.#limiter.track(dial, aliases);
     this.#dialClients.set(dial, conn);
     cancel.onCancel(() => dial.cancel());
     dial.begin();
-    const outcome = await dial.result;
-    cancel.onCancel(null);
-    this.#limiter.untrack(dial);
-    this.#dialClients.delete(dial);
-    const kind = outcome.ok ? "connected" : outcome.kind;
-    this.#metrics.countAttempt(kind);
-    const a = dial.attempt;
-    publish(proxyChannels.attempt, () => ({
-      dial: dial.id,
-      ...where,
-      address: dial.address,
-      outcome: kind,
-      waitMs:
-        a && a.startedAt !== null
-          ? a.startedAt - dial.requestedAt
-          : this.#o.clock.now() - dial.requestedAt,
-      ...(outcome.ok ? {} : { code: (outcome.error as { code?: string } | undefined)?.code }),
-    }));
-    return outcome;
   }
 
   #limitReached(event: LimitReachedEvent): void {

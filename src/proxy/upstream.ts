@@ -149,6 +149,8 @@ export interface DialInit {
   readonly gateOf: () => AttemptGate;
   readonly clock: Clock;
   readonly onStarted?: (dial: GatedDial, waitMs: number) => void;
+  /** The dial's one outcome; it may come before `begin()` returns (a refusal). */
+  readonly onDone: (outcome: DialOutcome) => void;
 }
 
 /**
@@ -163,14 +165,12 @@ export class GatedDial {
   readonly requested: string;
   readonly port: number;
   readonly requestedAt: number;
-  readonly result: Promise<DialOutcome>;
   #addresses: readonly string[];
   #index = 0;
   #attempt: Attempt | null = null;
   #socket: net.Socket | null = null;
   #done = false;
   #started = false;
-  #resolve!: (outcome: DialOutcome) => void;
   readonly #init: DialInit;
 
   constructor(init: DialInit) {
@@ -180,9 +180,6 @@ export class GatedDial {
     this.port = init.port;
     this.#addresses = init.addresses;
     this.requestedAt = init.clock.now();
-    this.result = new Promise((resolve) => {
-      this.#resolve = resolve;
-    });
   }
 
   /** Asks the identity's gate for a slot; the SYN goes out when it is granted. */
@@ -312,6 +309,6 @@ export class GatedDial {
       return;
     }
     this.#done = true;
-    this.#resolve(outcome);
+    this.#init.onDone(outcome);
   }
 }

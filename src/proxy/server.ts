@@ -396,7 +396,10 @@ export class GateProxy {
     done: (outcome: DialOutcome) => void,
   ): void {
     const ctx = this.#resolveCtx;
-    if (!ctx) return done({ ok: false, kind: "failed" });
+    if (!ctx) {
+      done({ ok: false, kind: "failed" });
+      return;
+    }
     const who = this.#identify(conn, request);
     if (who instanceof Promise) {
       who.then(
@@ -416,7 +419,10 @@ export class GateProxy {
     who: Who,
     done: (outcome: DialOutcome) => void,
   ): void {
-    if (cancel.cancelled) return done({ ok: false, kind: "cancelled" });
+    if (cancel.cancelled) {
+      done({ ok: false, kind: "cancelled" });
+      return;
+    }
     publish(proxyChannels.request, () => ({
       client: conn.id,
       identity: who.identity,
@@ -443,7 +449,10 @@ export class GateProxy {
     resolved: Resolved,
     done: (outcome: DialOutcome) => void,
   ): void {
-    if (cancel.cancelled) return done({ ok: false, kind: "cancelled" });
+    if (cancel.cancelled) {
+      done({ ok: false, kind: "cancelled" });
+      return;
+    }
     const { identity, aliases } = who;
     if (!resolved.ok) {
       this.#metrics.countAttempt(resolved.kind);
@@ -456,7 +465,8 @@ export class GateProxy {
           rule: resolved.rule,
         }));
       }
-      return done(resolved);
+      done(resolved);
+      return;
     }
     const dial: GatedDial = new GatedDial({
       identity,

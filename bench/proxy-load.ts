@@ -198,6 +198,9 @@ export async function runProxyBench(options: { quick: boolean }): Promise<{ mark
     const rssPerTunnel = (full.rss - piled.rss) / Math.max(1, tunnels);
     const lat = live.latencies;
     const kb = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
+    // RSS moves in allocator-sized steps and can shrink when a GC returns
+    // pages: a drop means "lost in the allocator's slack", not negative memory.
+    const rssKb = (b: number) => (b < 0 ? "below the allocator's noise (RSS fell)" : kb(b));
     const lines = [
       `${total.toLocaleString("en")} concurrent clients through one \`synlimit gate\` (identity \`user\`, profile \`incident\`): ${pending.toLocaleString("en")} of them as one user whose attempts go to a tarpit (1 in SYN_SENT, the rest queued), then ${(total - pending).toLocaleString("en")} more, each its own user, opening tunnels to a live server (64 at a time) and holding them.`,
       "",
@@ -205,10 +208,10 @@ export async function runProxyBench(options: { quick: boolean }): Promise<{ mark
       "| --- | ---: |",
       `| pending attempts (in flight + queued) | ${piled.stats.inFlight} + ${piled.stats.queued} |`,
       `| JS heap + external per pending attempt | ${kb(perPending)} |`,
-      `| RSS per pending attempt | ${kb(rssPerPending)} |`,
+      `| RSS per pending attempt | ${rssKb(rssPerPending)} |`,
       `| tunnels established while the line stood | ${tunnels} (${live.failed} failed) |`,
       `| JS heap + external per tunnel | ${kb(perTunnel)} |`,
-      `| RSS per tunnel | ${kb(rssPerTunnel)} |`,
+      `| RSS per tunnel | ${rssKb(rssPerTunnel)} |`,
       `| proxy RSS at ${full.stats.clients.toLocaleString("en")} clients | ${(full.rss / 1024 / 1024).toFixed(0)} MiB (${full.fds.toLocaleString("en")} fds) |`,
       `| other identities' attempts that waited in line | ${full.queuedOthers} |`,
       `| other identities' setup latency p50 / p99 / max | ${percentile(lat, 50).toFixed(1)} / ${percentile(lat, 99).toFixed(1)} / ${max(lat).toFixed(1)} ms |`,

@@ -38,6 +38,46 @@ static int read_port(napi_env env, napi_value value, uint16_t* out) {
   return 1;
 }
 
+// Per thread: a worker that loads the module gets its own socket, so replies never cross.
+static __thread int diag_fd = -1;
+
+static int diag_socket(int* error) {
+  if (diag_fd >= 0) return diag_fd;
+  diag_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (diag_fd < 0) {
+    *error = errno;
+    return -1;
+  }
+  // The kernel answers at once; the timeout only guards against a kernel that never does.
+  struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+  setsockopt(diag_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return diag_fd;
+}
+
+static void close_diag_socket(void) {
+  if (diag_fd >= 0) close(diag_fd);
+  diag_fd = -1;
+}
+
+// One request, one reply: the query is not a dump, so the reply is a single
+// message (the socket, or an error such as ENOENT).
+static ssize_t exchange(int fd, const void* req, size_t req_len, void* buf, size_t buf_len,
+                        int* error) {
+  struct sockaddr_nl kernel;
+  memset(&kernel, 0, sizeof kernel);
+  kernel.nl_family = AF_NETLINK;
+  if (sendto(fd, req, req_len, 0, (struct sockaddr*)&kernel, sizeof kernel) < 0) {
+    *error = errno;
+    return -1;
+  }
+  ssize_t n;
+  do {
+    n = recv(fd, buf, buf_len, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) *error = errno;
+  return n;
+}
+
 // lookupTcp(family 4|6, localAddress Buffer, localPort, remoteAddress Buffer, remotePort)
 //   -> { inode, uid } | null (no such socket)
 static napi_value lookup_tcp(napi_env env, napi_callback_info info) {
@@ -72,27 +112,17 @@ static napi_value lookup_tcp(napi_env env, napi_callback_info info) {
     return fail(env, "SYNLIMIT_INVALID_OPTION",
                 "addresses must be Buffers of 4 (IPv4) or 16 (IPv6) bytes, ports 0-65535");
 
-  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0) return fail(env, "SYNLIMIT_UNSUPPORTED_PLATFORM", strerror(errno));
-  // The kernel answers at once; the timeout only guards against a kernel that never does.
-  struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  struct sockaddr_nl kernel;
-  memset(&kernel, 0, sizeof kernel);
-  kernel.nl_family = AF_NETLINK;
-  if (sendto(fd, &msg, sizeof msg, 0, (struct sockaddr*)&kernel, sizeof kernel) < 0) {
-    int e = errno;
-    close(fd);
-    return fail(env, "SYNLIMIT_UNSUPPORTED_PLATFORM", strerror(e));
-  }
   long buf[2048];
-  ssize_t n;
-  do {
-    n = recv(fd, buf, sizeof buf, 0);
-  } while (n < 0 && errno == EINTR);
-  int recv_errno = errno;
-  close(fd);
-  if (n < 0) return fail(env, "SYNLIMIT_UNSUPPORTED_PLATFORM", strerror(recv_errno));
+  ssize_t n = -1;
+  int error = 0;
+  // The socket is kept between lookups (the gate makes one per client); a
+  // failed exchange closes it and the next lookup opens a fresh one.
+  int fd = diag_socket(&error);
+  if (fd >= 0) n = exchange(fd, &msg, sizeof msg, buf, sizeof buf, &error);
+  if (n < 0) {
+    close_diag_socket();
+    return fail(env, "SYNLIMIT_UNSUPPORTED_PLATFORM", strerror(error));
+  }
 
   struct nlmsghdr* h = (struct nlmsghdr*)buf;
   if (!NLMSG_OK(h, (unsigned int)n))

@@ -1,5 +1,6 @@
 import { readdirSync, readlinkSync } from "node:fs";
 import { readdir, readlink } from "node:fs/promises";
+import { type Clock, systemClock } from "../clock.js";
 import { type SocketEnd, sockDiagAvailable, tcpSocketInode } from "../probe/sock-diag.js";
 import { readTcpTable, type TcpEntry, tcpTableSupported } from "../probe/tcp-table.js";
 import { canonicalAddress, canonicalHost } from "./acl.js";
@@ -56,6 +57,12 @@ interface Lookup {
 }
 
 const RECENT_PIDS = 64;
+// A lookup starts at accept and is needed a handshake later (two round trips
+// of the client's), so a short wait for company is mostly hidden. Scans take
+// at most about a fifth of the time; a lookup never waits more than 10 ms.
+const MIN_BATCH_INTERVAL_MS = 2;
+const MAX_BATCH_INTERVAL_MS = 10;
+const BATCH_INTERVAL_PER_SCAN = 5;
 
 /**
  * Finds the process on the other end of a loopback connection: the client's
@@ -74,10 +81,17 @@ export class ProcessResolver {
   // Clients tend to reconnect: their fds are scanned first.
   readonly #recent: number[] = [];
   readonly #sockDiag: boolean;
+  readonly #clock: Clock;
+  #lastBatchAt = Number.NEGATIVE_INFINITY;
+  #intervalMs = MIN_BATCH_INTERVAL_MS;
 
-  /** `sockDiag: false` reads /proc/net/tcp even where the native lookup is built. */
-  constructor(options: { sockDiag?: boolean } = {}) {
+  /**
+   * `sockDiag: false` reads /proc/net/tcp even where the native lookup is
+   * built; `clock` paces the batches.
+   */
+  constructor(options: { sockDiag?: boolean; clock?: Clock } = {}) {
     this.#sockDiag = options.sockDiag ?? sockDiagAvailable();
+    this.#clock = options.clock ?? systemClock;
   }
 
   get supported(): boolean {
@@ -93,24 +107,39 @@ export class ProcessResolver {
   }
 
   // One batch at a time: lookups arriving meanwhile wait for the next one,
-  // so a burst of clients never runs concurrent scans of /proc.
+  // so a burst of clients never runs concurrent scans of /proc. A scan costs
+  // about the same for one lookup as for ten (a readlink per fd of the
+  // client's process), so a batch starts no sooner than a few times its
+  // predecessor's duration after it: an idle proxy answers in the next turn,
+  // a busy one shares each scan and spends a bounded share of its time on them.
   #kick(): void {
     if (this.#scheduled || this.#running || this.#batch.length === 0) return;
     this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      const batch = this.#batch;
-      this.#batch = [];
-      this.#running = true;
-      this.#run(batch)
-        .catch(() => {
-          for (const l of batch) l.resolve(null);
-        })
-        .finally(() => {
-          this.#running = false;
-          this.#kick();
-        });
-    });
+    const waitMs = this.#lastBatchAt + this.#intervalMs - this.#clock.now();
+    if (waitMs > 0) this.#clock.setTimer(() => this.#start(), waitMs);
+    else setImmediate(() => this.#start());
+  }
+
+  #start(): void {
+    this.#scheduled = false;
+    const batch = this.#batch;
+    this.#batch = [];
+    this.#running = true;
+    const startedAt = this.#clock.now();
+    this.#lastBatchAt = startedAt;
+    this.#run(batch)
+      .catch(() => {
+        for (const l of batch) l.resolve(null);
+      })
+      .finally(() => {
+        const tookMs = this.#clock.now() - startedAt;
+        this.#intervalMs = Math.min(
+          MAX_BATCH_INTERVAL_MS,
+          Math.max(MIN_BATCH_INTERVAL_MS, BATCH_INTERVAL_PER_SCAN * tookMs),
+        );
+        this.#running = false;
+        this.#kick();
+      });
   }
 
   async #run(batch: Lookup[]): Promise<void> {

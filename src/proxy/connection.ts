@@ -171,7 +171,8 @@ export class Connection {
   constructor(socket: net.Socket, host: ConnectionHost) {
     this.socket = socket;
     this.#host = host;
-    socket.setNoDelay(true);
+    // TCP_NODELAY is already set (the server's noDelay): a tunnel forwards
+    // each chunk as it comes, never holding a small one back for an ACK.
     socket.on("error", () => this.#destroy());
     socket.on("close", () => this.#onClose());
     socket.on("end", () => this.#onEnd());

@@ -248,7 +248,8 @@ export class GateProxy {
       clients: () => this.#conns.size,
       tunnels: () => this.#tunnels,
     });
-    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false });
+    // noDelay here sets TCP_NODELAY on the accepted handle before the socket object exists.
+    this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true });
     this.#server.maxConnections = o.maxClients;
     this.#server.on("connection", (socket) => this.#accept(socket));
     this.#server.on("drop", () => this.#metrics.clientErrors.inc({ reason: "max-clients" }));
@@ -277,14 +278,15 @@ export class GateProxy {
       },
       closed: (conn) => {
         this.#conns.delete(conn);
-        publish(proxyChannels.client, () => ({
-          client: conn.id,
-          remote: conn.remote,
-          protocol: conn.protocol,
-          event: "close",
-          bytesIn: conn.socket.bytesRead,
-          bytesOut: conn.socket.bytesWritten,
-        }));
+        if (proxyChannels.client.hasSubscribers)
+          publish(proxyChannels.client, () => ({
+            client: conn.id,
+            remote: conn.remote,
+            protocol: conn.protocol,
+            event: "close",
+            bytesIn: conn.socket.bytesRead,
+            bytesOut: conn.socket.bytesWritten,
+          }));
       },
     };
   }
@@ -358,7 +360,13 @@ export class GateProxy {
     }
     const conn = new Connection(socket, this.#host);
     this.#conns.add(conn);
-    publish(proxyChannels.client, () => ({ client: conn.id, remote: conn.remote, event: "open" }));
+    // Checked here, not only in publish(): no closure is made per client when nobody listens.
+    if (proxyChannels.client.hasSubscribers)
+      publish(proxyChannels.client, () => ({
+        client: conn.id,
+        remote: conn.remote,
+        event: "open",
+      }));
     if (this.#o.identity === "process" || this.#o.identity === "exe") {
       // Looked up while the client is still shaking hands.
       this.#processOf.set(conn, this.#resolver.lookup(conn));
@@ -423,13 +431,14 @@ export class GateProxy {
       done({ ok: false, kind: "cancelled" });
       return;
     }
-    publish(proxyChannels.request, () => ({
-      client: conn.id,
-      identity: who.identity,
-      host: request.host,
-      port: request.port,
-      protocol: request.protocol,
-    }));
+    if (proxyChannels.request.hasSubscribers)
+      publish(proxyChannels.request, () => ({
+        client: conn.id,
+        identity: who.identity,
+        host: request.host,
+        port: request.port,
+        protocol: request.protocol,
+      }));
     const resolved = resolveDestination(ctx, request.host, request.port);
     if (resolved instanceof Promise) {
       resolved.then(
@@ -482,23 +491,26 @@ export class GateProxy {
         this.#dialClients.delete(dial);
         const kind = outcome.ok ? "connected" : outcome.kind;
         this.#metrics.countAttempt(kind);
-        publish(proxyChannels.attempt, () => {
-          const a = dial.attempt;
-          return {
-            dial: dial.id,
-            client: conn.id,
-            identity,
-            host: request.host,
-            port: request.port,
-            address: dial.address,
-            outcome: kind,
-            waitMs:
-              a && a.startedAt !== null
-                ? a.startedAt - dial.requestedAt
-                : this.#o.clock.now() - dial.requestedAt,
-            ...(outcome.ok ? {} : { code: (outcome.error as { code?: string } | undefined)?.code }),
-          };
-        });
+        if (proxyChannels.attempt.hasSubscribers)
+          publish(proxyChannels.attempt, () => {
+            const a = dial.attempt;
+            return {
+              dial: dial.id,
+              client: conn.id,
+              identity,
+              host: request.host,
+              port: request.port,
+              address: dial.address,
+              outcome: kind,
+              waitMs:
+                a && a.startedAt !== null
+                  ? a.startedAt - dial.requestedAt
+                  : this.#o.clock.now() - dial.requestedAt,
+              ...(outcome.ok
+                ? {}
+                : { code: (outcome.error as { code?: string } | undefined)?.code }),
+            };
+          });
         done(outcome);
       },
     });

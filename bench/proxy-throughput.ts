@@ -277,7 +277,7 @@ function render(
 ): string {
   const micro = running.find((r) => r.subject.name === "microsocks");
   const lines = [
-    `Loopback, one run: per round, ${p.setups} SOCKS5 setups (connect, greeting, CONNECT, first byte from the target, close) with ${p.concurrency} in parallel through each path, then ${p.bytes / mib} MiB through one tunnel of each; ${p.rounds} rounds, the order of the paths rotated every round. Medians; "vs microsocks" is the median of the per-round ratios (paired: both measured within seconds), with the lowest and highest round in brackets. CPU per setup is the proxy process's user + system time, from /proc (not for dante, whose forked children take theirs along when they exit). The gate runs the \`windows\` profile (no limit), so no attempt waits. The load generator and the target servers are one Node process sharing the 2 cores with the proxy.`,
+    `Loopback, one run: per round, ${p.setups} SOCKS5 setups (connect, greeting, CONNECT, first byte from the target, close) with ${p.concurrency} in parallel through each path, then ${p.bytes / mib} MiB through one tunnel of each; ${p.rounds} rounds, the order of the paths rotated every round. Medians; "vs microsocks" is the median of the per-round ratios (paired: both measured within seconds of each other), with the lowest and highest round in brackets. The machine's pace drifts between rounds, so the median of a column and the median of its ratios can disagree; the ratio is the comparison, and the rounds are listed below. CPU per setup is the proxy process's user + system time, from /proc (not for dante, whose forked children take theirs along when they exit). The gate runs the \`windows\` profile (no limit), so no attempt waits. The load generator and the target servers are one Node process sharing the 2 cores with the proxy.`,
     "",
     "| path | setups/s | setups vs microsocks | proxy CPU per setup | throughput (MiB/s) | throughput vs microsocks |",
     "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -293,6 +293,17 @@ function render(
     lines.push(
       `| ${r.subject.name} | ${median(r.setups).toFixed(0)} | ${rel(r.setups, micro?.setups)} | ${cpu} | ${median(r.mbPerSecond).toFixed(0)} | ${rel(r.mbPerSecond, micro?.mbPerSecond)} |`,
     );
+  }
+  // Every round, so the medians above can be checked against what they summarize.
+  lines.push(
+    "",
+    `Setups/s per round (the machine's pace changes within seconds; compare within a row):`,
+    "",
+    `| round | ${running.map((r) => r.subject.name).join(" | ")} |`,
+    `| ---: | ${running.map(() => "---:").join(" | ")} |`,
+  );
+  for (let i = 0; i < p.rounds; i++) {
+    lines.push(`| ${i + 1} | ${running.map((r) => (r.setups[i] ?? 0).toFixed(0)).join(" | ")} |`);
   }
   if (micro) {
     for (const identity of ["global", "process"]) {

@@ -46,6 +46,11 @@ export interface ConnectionHost {
   readonly maxHeaderBytes: number;
   readonly credentials: Credentials | null;
   /**
+   * The listener's own address when it is one address (not a wildcard):
+   * then every client's local end is known without a getsockname call.
+   */
+  readonly listening: { readonly address: string; readonly port: number } | null;
+  /**
    * Resolves, gates and dials, and calls `done` once (perhaps before it
    * returns); `cancel` ends a dial not yet settled.
    */
@@ -196,11 +201,11 @@ export class Connection {
   }
 
   get localAddress(): string {
-    return this.socket.localAddress ?? "";
+    return this.#host.listening?.address ?? this.socket.localAddress ?? "";
   }
 
   get localPort(): number {
-    return this.socket.localPort ?? 0;
+    return this.#host.listening?.port ?? this.socket.localPort ?? 0;
   }
 
   get phase(): Phase {

@@ -8,7 +8,7 @@ import { defaults } from "../defaults.js";
 import { formatEndpoint, invalidOption } from "../errors.js";
 import { channelNames } from "../gate/channels.js";
 import type { LimitReachedEvent } from "../gate/types.js";
-import { Acl, canonicalAddress, canonicalHost, isLoopback } from "./acl.js";
+import { Acl, canonicalAddress, canonicalHost, isLoopback, isUnspecified } from "./acl.js";
 import { AdminServer } from "./admin.js";
 import { proxyChannels, publish } from "./channels.js";
 import {
@@ -236,7 +236,7 @@ export class GateProxy {
   #resolveCtx: ResolveContext | null = null;
   #closed: Promise<void> | null = null;
   readonly #onLimit = (message: unknown) => this.#limitReached(message as LimitReachedEvent);
-  readonly #host: ConnectionHost;
+  readonly #host: ConnectionHost & { listening: ConnectionHost["listening"] };
   host = "";
   port = 0;
 
@@ -260,6 +260,7 @@ export class GateProxy {
       ),
       maxHeaderBytes: o.maxHeaderBytes,
       credentials: o.credentials,
+      listening: null,
       dial: (conn, request, cancel, done) => this.#dial(conn, request, cancel, done),
       clientError: (conn, phase, reason) => {
         this.#metrics.clientErrors.inc({ reason: metricReason(reason) });
@@ -309,6 +310,10 @@ export class GateProxy {
     const addr = this.#server.address() as net.AddressInfo;
     this.host = addr.address;
     this.port = addr.port;
+    const bound = canonicalHost(addr.address);
+    if (bound && bound.kind !== "name" && !isUnspecified(bound)) {
+      this.#host.listening = { address: addr.address, port: addr.port };
+    }
     try {
       if (o.admin) this.#admin = await AdminServer.listen(this, o.admin.host, o.admin.port);
     } catch (error) {

@@ -66,7 +66,11 @@ static ssize_t exchange(int fd, const void* req, size_t req_len, void* buf, size
   struct sockaddr_nl kernel;
   memset(&kernel, 0, sizeof kernel);
   kernel.nl_family = AF_NETLINK;
-  if (sendto(fd, req, req_len, 0, (struct sockaddr*)&kernel, sizeof kernel) < 0) {
+  ssize_t sent;
+  do {
+    sent = sendto(fd, req, req_len, 0, (struct sockaddr*)&kernel, sizeof kernel);
+  } while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
     *error = errno;
     return -1;
   }
@@ -129,6 +133,8 @@ static napi_value lookup_tcp(napi_env env, napi_callback_info info) {
     return fail(env, "SYNLIMIT_UNSUPPORTED_PLATFORM", "short sock_diag reply");
   napi_value result;
   if (h->nlmsg_type == NLMSG_ERROR) {
+    if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
+      return fail(env, "SYNLIMIT_UNSUPPORTED_PLATFORM", "short sock_diag error reply");
     struct nlmsgerr* err = (struct nlmsgerr*)NLMSG_DATA(h);
     if (err->error == -ENOENT) {
       napi_get_null(env, &result);
@@ -149,7 +155,14 @@ static napi_value lookup_tcp(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// A worker thread that loaded the module closes its socket when it ends.
+static void cleanup(void* arg) {
+  (void)arg;
+  close_diag_socket();
+}
+
 NAPI_MODULE_INIT() {
+  napi_add_env_cleanup_hook(env, cleanup, NULL);
   napi_value fn;
   napi_create_function(env, "lookupTcp", NAPI_AUTO_LENGTH, lookup_tcp, NULL, &fn);
   napi_set_named_property(env, exports, "lookupTcp", fn);

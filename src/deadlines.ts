@@ -52,18 +52,23 @@ export class FifoDeadlines<T> {
   #fire(): void {
     this.#timer = null;
     const now = this.#clock.now();
-    for (const [item, at] of this.#due) {
-      if (at > now) break;
-      this.#due.delete(item);
-      this.#onExpire(item);
-    }
-    // An expiry may have added or deleted entries (and armed the timer).
-    if (this.#timer !== null) return;
-    for (const at of this.#due.values()) {
-      // A real timer may fire a fraction of a millisecond early: the
-      // remainder is armed again (Node rounds it up to 1 ms).
-      this.#arm(at - this.#clock.now());
-      break;
+    try {
+      for (const [item, at] of this.#due) {
+        if (at > now) break;
+        this.#due.delete(item);
+        this.#onExpire(item);
+      }
+    } finally {
+      // An expiry may have added entries and so armed a timer for the
+      // newest, a whole duration away: the oldest still waiting decides.
+      (this.#timer as Timer | null)?.cancel();
+      this.#timer = null;
+      for (const at of this.#due.values()) {
+        // A real timer may fire a fraction of a millisecond early: the
+        // remainder is armed again (Node rounds it up to 1 ms).
+        this.#arm(at - this.#clock.now());
+        break;
+      }
     }
   }
 }

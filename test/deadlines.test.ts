@@ -44,6 +44,42 @@ test("delete ends a deadline; the last delete cancels the timer; add again resta
   assert.equal(clock.pendingTimers, 0);
 });
 
+test("an item added by an expiry does not delay the older ones still waiting", () => {
+  // The gate's case: a timed-out attempt frees its slot and the next queued
+  // attempt starts (is added) from inside the expiry.
+  const clock = new FakeClock();
+  const expired: Array<[string, number]> = [];
+  const d = new FifoDeadlines<string>(clock, 1000, (item) => {
+    expired.push([item, clock.now()]);
+    if (item === "a") d.add("c");
+  });
+  d.add("a");
+  clock.advance(100);
+  d.add("b");
+  clock.advance(2000);
+  assert.deepEqual(expired, [
+    ["a", 1000],
+    ["b", 1100],
+    ["c", 2000],
+  ]);
+});
+
+test("an expiry that throws still leaves the others armed", () => {
+  const clock = new FakeClock();
+  const expired: string[] = [];
+  const d = new FifoDeadlines<string>(clock, 10, (item) => {
+    expired.push(item);
+    if (item === "a") throw new Error("owner bug");
+  });
+  d.add("a");
+  clock.advance(5);
+  d.add("b");
+  assert.throws(() => clock.advance(5), /owner bug/);
+  clock.advance(5);
+  assert.deepEqual(expired, ["a", "b"]);
+  assert.equal(clock.pendingTimers, 0);
+});
+
 test("an expiry that adds or deletes others is safe", () => {
   const clock = new FakeClock();
   const expired: string[] = [];
@@ -76,16 +112,16 @@ test("property: every item still present expires exactly once, exactly one durat
       (duration, ops) => {
         const clock = new FakeClock();
         const due = new Map<number, number>();
-        const expired: Array<[number, number]> = [];
         const d = new FifoDeadlines<number>(clock, duration, (item) => {
-          expired.push([item, clock.now()]);
+          assert.equal(clock.now(), due.get(item), `item ${item} expired at ${clock.now()}`);
+          due.delete(item);
+          // As the gate does: an expiry starts the next one in line.
+          if (item % 2 === 0 && !due.has(item + 1)) {
+            d.add(item + 1);
+            due.set(item + 1, clock.now() + duration);
+          }
         });
         const check = () => {
-          for (const [item, at] of expired) {
-            assert.equal(due.get(item), at, `item ${item} expired at ${at}`);
-            due.delete(item);
-          }
-          expired.length = 0;
           for (const at of due.values()) assert.ok(at > clock.now());
         };
         for (const o of ops) {
@@ -99,12 +135,14 @@ test("property: every item still present expires exactly once, exactly one durat
             check();
           }
         }
-        clock.advance(duration);
+        // Two durations: an expiry at the end of the first may add one more.
+        clock.advance(2 * duration);
         check();
         assert.equal(due.size, 0);
         assert.equal(d.size, 0);
         assert.equal(clock.pendingTimers, 0);
       },
     ),
+    { numRuns: 1000 },
   );
 });

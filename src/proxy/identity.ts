@@ -80,18 +80,31 @@ export class ProcessResolver {
   #running = false;
   // Clients tend to reconnect: their fds are scanned first.
   readonly #recent: number[] = [];
-  readonly #sockDiag: boolean;
+  #sockDiag: boolean;
+  // Set once sock_diag has found a socket: from then on a miss means the
+  // client is gone, not that the kernel cannot answer.
+  #sockDiagSeen = false;
+  readonly #inodeOf: typeof tcpSocketInode;
   readonly #clock: Clock;
   #lastBatchAt = Number.NEGATIVE_INFINITY;
   #intervalMs = MIN_BATCH_INTERVAL_MS;
 
   /**
    * `sockDiag: false` reads /proc/net/tcp even where the native lookup is
-   * built; `clock` paces the batches.
+   * built; `clock` paces the batches; `socketInode` replaces the sock_diag
+   * query (tests inject a kernel that cannot answer).
    */
-  constructor(options: { sockDiag?: boolean; clock?: Clock } = {}) {
+  constructor(
+    options: { sockDiag?: boolean; clock?: Clock; socketInode?: typeof tcpSocketInode } = {},
+  ) {
     this.#sockDiag = options.sockDiag ?? sockDiagAvailable();
+    this.#inodeOf = options.socketInode ?? tcpSocketInode;
     this.#clock = options.clock ?? systemClock;
+  }
+
+  /** How sockets are found now: "sock_diag", or "proc" (/proc/net/tcp). */
+  get method(): "sock_diag" | "proc" {
+    return this.#sockDiag ? "sock_diag" : "proc";
   }
 
   get supported(): boolean {
@@ -143,7 +156,7 @@ export class ProcessResolver {
   }
 
   async #run(batch: Lookup[]): Promise<void> {
-    const inodeOf = this.#sockDiag ? inodesBySockDiag(batch) : await inodesByTable(batch);
+    const inodeOf = await this.#inodes(batch);
     if (inodeOf.size === 0) return;
     const wanted = new Set(inodeOf.values());
     const owner = new Map<number, number>();
@@ -174,8 +187,37 @@ export class ProcessResolver {
   async #scan(pids: number[], wanted: Set<number>, owner: Map<number, number>): Promise<void> {
     const chunk = 32;
     for (let i = 0; i < pids.length && owner.size < wanted.size; i += chunk) {
+      // A turn of the event loop between chunks: a scan of every process
+      // must not hold the proxy's I/O until it ends.
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
       await Promise.all(pids.slice(i, i + chunk).map((pid) => scanFds(pid, wanted, owner)));
     }
+  }
+
+  // Lookups without an answer are resolved (null) here; the rest go on to
+  // the /proc scan.
+  async #inodes(batch: Lookup[]): Promise<Map<Lookup, number>> {
+    if (!this.#sockDiag) return inodesByTable(batch);
+    let found: Map<Lookup, number>;
+    let missed: Lookup[];
+    try {
+      ({ found, missed } = inodesBySockDiag(batch, this.#inodeOf));
+    } catch {
+      // The query itself is refused here (seccomp, a sandbox): /proc from now on.
+      this.#sockDiag = false;
+      return inodesByTable(batch);
+    }
+    if (found.size > 0) this.#sockDiagSeen = true;
+    if (missed.length === 0 || this.#sockDiagSeen) {
+      for (const l of missed) l.resolve(null);
+      return found;
+    }
+    // Nothing found by sock_diag yet: the kernel says "no such socket" too
+    // when it has no TCP diag handler. The table tells the two apart.
+    const byTable = await inodesByTable(missed);
+    if (byTable.size > 0) this.#sockDiag = false;
+    for (const [l, inode] of byTable) found.set(l, inode);
+    return found;
   }
 
   #remember(pid: number): void {
@@ -186,22 +228,25 @@ export class ProcessResolver {
   }
 }
 
-// The client's own socket: its local end is our remote end. Lookups without
-// an answer are resolved (null) here; the rest go on to the /proc scan.
-function inodesBySockDiag(batch: readonly Lookup[]): Map<Lookup, number> {
-  const inodeOf = new Map<Lookup, number>();
+// The client's own socket: its local end is our remote end.
+function inodesBySockDiag(
+  batch: readonly Lookup[],
+  inodeOf: typeof tcpSocketInode,
+): { found: Map<Lookup, number>; missed: Lookup[] } {
+  const found = new Map<Lookup, number>();
+  const missed: Lookup[] = [];
   for (const l of batch) {
     const c = l.client;
     const local = endOf(c.remoteAddress, c.remotePort);
     const remote = endOf(c.localAddress, c.localPort);
-    let inode = local && remote ? tcpSocketInode(local, remote) : null;
+    let inode = local && remote ? inodeOf(local, remote) : null;
     // An IPv6 socket connected to an IPv4-mapped address.
     if (!inode && local && remote && local.address.length === 4)
-      inode = tcpSocketInode(mapped(local), mapped(remote));
-    if (inode) inodeOf.set(l, inode);
-    else l.resolve(null);
+      inode = inodeOf(mapped(local), mapped(remote));
+    if (inode) found.set(l, inode);
+    else missed.push(l);
   }
-  return inodeOf;
+  return { found, missed };
 }
 
 async function inodesByTable(batch: readonly Lookup[]): Promise<Map<Lookup, number>> {

@@ -32,6 +32,7 @@ export class Limiter {
   readonly gateNames = new Map<string, string>();
   readonly #initial: { default: LimitSettings; overrides: Map<string, LimitSettings> };
   #serial = 0;
+  #sweepAt = IDLE_ENTRIES_KEPT;
   readonly #ctx: { timeScale: number; clock: Clock | undefined };
 
   constructor(
@@ -157,15 +158,18 @@ export class Limiter {
 
   #maybeForget(e: Entry): void {
     // An idle entry is kept: most identities dial again soon, and a new gate
-    // per dial would cost every setup. Past the cap the idle ones go, but for
-    // rate gates, which remember recent destinations.
-    if (e.dials.size > 0 || this.#entries.size <= IDLE_ENTRIES_KEPT) return;
+    // per dial would cost every setup. Past the mark the idle ones go, but
+    // for rate gates, which remember recent destinations; the next sweep
+    // waits until the map has doubled, so sweeps stay amortized O(1) even
+    // when what is left cannot go.
+    if (e.dials.size > 0 || this.#entries.size <= this.#sweepAt) return;
     for (const x of this.#entries.values()) {
       if (x.dials.size === 0 && x.gate.options.policy !== "rate") {
         this.#entries.delete(x.identity);
         this.gateNames.delete(x.gate.options.name);
       }
     }
+    this.#sweepAt = Math.max(IDLE_ENTRIES_KEPT, 2 * this.#entries.size);
   }
 }
 

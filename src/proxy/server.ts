@@ -415,10 +415,11 @@ export class GateProxy {
     }
     const who = this.#identify(conn, request);
     if (who instanceof Promise) {
-      who.then(
-        (w) => this.#dialAs(ctx, conn, request, cancel, w, done),
-        () => done({ ok: false, kind: "failed" }),
-      );
+      // A throw in a later step must still answer the client (and not
+      // become an unhandled rejection): the catch ends it as failed.
+      who
+        .then((w) => this.#dialAs(ctx, conn, request, cancel, w, done))
+        .catch(() => done({ ok: false, kind: "failed" }));
     } else {
       this.#dialAs(ctx, conn, request, cancel, who, done);
     }
@@ -446,10 +447,9 @@ export class GateProxy {
       }));
     const resolved = resolveDestination(ctx, request.host, request.port);
     if (resolved instanceof Promise) {
-      resolved.then(
-        (r) => this.#dialResolved(conn, request, cancel, who, r, done),
-        () => done({ ok: false, kind: "failed" }),
-      );
+      resolved
+        .then((r) => this.#dialResolved(conn, request, cancel, who, r, done))
+        .catch(() => done({ ok: false, kind: "failed" }));
     } else {
       this.#dialResolved(conn, request, cancel, who, resolved, done);
     }

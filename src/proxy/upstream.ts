@@ -258,7 +258,14 @@ export class GatedDial {
       this.#init.onStarted?.(this, (a.startedAt ?? this.requestedAt) - this.requestedAt);
     }
     if (this.#socket) return; // carried over from the previous gate, still dialling
-    const socket = net.connect({ host: this.address, port: this.port, noDelay: true });
+    // allowHalfOpen: a server that finishes sending first (FIN) may still
+    // read what the client sends after; the tunnel passes the half-close on.
+    const socket = net.connect({
+      host: this.address,
+      port: this.port,
+      noDelay: true,
+      allowHalfOpen: true,
+    });
     this.#socket = socket;
     socket.on("error", (error) => this.#onSocketError(socket, error));
     socket.once("connect", () => this.#onConnect(socket));

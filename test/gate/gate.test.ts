@@ -128,6 +128,31 @@ test("linux timing gives up after 127 s", () => {
   assert.equal(timedOut[0]?.error.code, "ETIMEDOUT");
 });
 
+test("each pending attempt times out one timeout after its own start, whoever starts meanwhile", () => {
+  // Two in flight, a third waiting: when the first times out the third
+  // starts from inside that expiry; the second must still fail on time.
+  const { clock, started, timedOut, request } = setup({
+    maxInFlight: 2,
+    timing: { connectTimeoutMs: 1000 },
+  });
+  const at: Array<[number, number]> = [];
+  request(1);
+  clock.advance(100);
+  request(2);
+  request(3);
+  assert.deepEqual(started, [1, 2]);
+  for (const until of [1000, 1100, 2000]) {
+    clock.advance(until - clock.now());
+    for (const t of timedOut.splice(0)) at.push([t.port, clock.now()]);
+  }
+  assert.deepEqual(at, [
+    [1, 1000],
+    [2, 1100],
+    [3, 2000],
+  ]);
+  assert.deepEqual(started, [1, 2, 3]);
+});
+
 test("a settled attempt leaves no deadline timer behind", () => {
   const { clock, request } = setup({ timing: "windows" });
   const a = request(1);

@@ -60,3 +60,65 @@ for (const sockDiag of [true, false]) {
     await once(child, "exit");
   });
 }
+
+for (const fault of ["answers no such socket", "refuses the query"] as const) {
+  test(`process identity: a kernel whose sock_diag ${fault} falls back to /proc/net/tcp`, {
+    skip: !linux && "Linux only",
+  }, async (t) => {
+    const server = net.createServer().listen(0, "127.0.0.1");
+    t.after(() => server.close());
+    await once(server, "listening");
+    const { port } = server.address() as net.AddressInfo;
+    const client = net.connect(port, "127.0.0.1");
+    t.after(() => client.destroy());
+    const [accepted] = (await once(server, "connection")) as [net.Socket];
+    t.after(() => accepted.destroy());
+    // A kernel without tcp_diag answers ENOENT for every socket; a sandbox
+    // refuses the netlink socket outright.
+    const resolver = new ProcessResolver({
+      sockDiag: true,
+      socketInode: () => {
+        if (fault === "refuses the query") throw new Error("EPERM");
+        return null;
+      },
+    });
+    assert.equal(resolver.method, "sock_diag");
+    const info = await resolver.lookup({
+      remoteAddress: accepted.remoteAddress ?? "",
+      remotePort: accepted.remotePort ?? 0,
+      localAddress: accepted.localAddress ?? "",
+      localPort: accepted.localPort ?? 0,
+    });
+    assert.deepEqual(info, { pid: process.pid, exe: realpathSync(process.execPath) });
+    assert.equal(resolver.method, "proc");
+  });
+}
+
+test("process identity: once sock_diag has found a socket, a miss is a client gone, not a broken kernel", {
+  skip: (!linux && "Linux only") || (!sockDiagAvailable() && "native part not built"),
+}, async (t) => {
+  const server = net.createServer().listen(0, "127.0.0.1");
+  t.after(() => server.close());
+  await once(server, "listening");
+  const { port } = server.address() as net.AddressInfo;
+  const client = net.connect(port, "127.0.0.1");
+  t.after(() => client.destroy());
+  const [accepted] = (await once(server, "connection")) as [net.Socket];
+  t.after(() => accepted.destroy());
+  const resolver = new ProcessResolver();
+  const found = await resolver.lookup({
+    remoteAddress: accepted.remoteAddress ?? "",
+    remotePort: accepted.remotePort ?? 0,
+    localAddress: accepted.localAddress ?? "",
+    localPort: accepted.localPort ?? 0,
+  });
+  assert.equal(found?.pid, process.pid);
+  const gone = await resolver.lookup({
+    remoteAddress: "127.0.0.1",
+    remotePort: 1,
+    localAddress: "127.0.0.1",
+    localPort: port,
+  });
+  assert.equal(gone, null);
+  assert.equal(resolver.method, "sock_diag");
+});

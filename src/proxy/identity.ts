@@ -237,12 +237,12 @@ function inodesBySockDiag(
   const missed: Lookup[] = [];
   for (const l of batch) {
     const c = l.client;
-    const local = endOf(c.remoteAddress, c.remotePort);
-    const remote = endOf(c.localAddress, c.localPort);
+    const local = socketEnd(c.remoteAddress, c.remotePort);
+    const remote = socketEnd(c.localAddress, c.localPort);
     let inode = local && remote ? inodeOf(local, remote) : null;
     // An IPv6 socket connected to an IPv4-mapped address.
     if (!inode && local && remote && local.address.length === 4)
-      inode = inodeOf(mapped(local), mapped(remote));
+      inode = inodeOf(mappedEnd(local), mappedEnd(remote));
     if (inode) found.set(l, inode);
     else missed.push(l);
   }
@@ -270,7 +270,8 @@ async function inodesByTable(batch: readonly Lookup[]): Promise<Map<Lookup, numb
   return inodeOf;
 }
 
-function endOf(address: string, port: number): SocketEnd | null {
+/** One end of a TCP socket as sock_diag wants it (address bytes in network order), or null. */
+export function socketEnd(address: string, port: number): SocketEnd | null {
   const c = canonicalHost(address);
   if (!c || c.kind === "name") return null;
   if (c.kind === "ipv6") return { address: c.bytes, port };
@@ -278,7 +279,8 @@ function endOf(address: string, port: number): SocketEnd | null {
   return { address: Uint8Array.of(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255), port };
 }
 
-function mapped(end: SocketEnd): SocketEnd {
+/** The same end as an IPv4-mapped IPv6 address (an IPv6 socket connected to IPv4). */
+export function mappedEnd(end: SocketEnd): SocketEnd {
   const address = new Uint8Array(16);
   address[10] = 255;
   address[11] = 255;

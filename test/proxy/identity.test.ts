@@ -6,6 +6,7 @@ import net from "node:net";
 import { test } from "node:test";
 import { sockDiagAvailable } from "../../src/probe/sock-diag.js";
 import { ProcessResolver } from "../../src/proxy/identity.js";
+import { endpointsOf, loopbackPair } from "../helpers/loopback-pair.js";
 
 const linux = process.platform === "linux";
 
@@ -36,15 +37,9 @@ for (const sockDiag of [true, false]) {
     while (accepted.length < 3) await once(server, "connection");
 
     const resolver = new ProcessResolver({ sockDiag });
-    const ends = (s: net.Socket) => ({
-      remoteAddress: s.remoteAddress ?? "",
-      remotePort: s.remotePort ?? 0,
-      localAddress: s.localAddress ?? "",
-      localPort: s.localPort ?? 0,
-    });
     // One batch (same turn), then a second one served from the recent pids.
-    const first = await Promise.all(accepted.map((s) => resolver.lookup(ends(s))));
-    const again = await resolver.lookup(ends(accepted[0] as net.Socket));
+    const first = await Promise.all(accepted.map((s) => resolver.lookup(endpointsOf(s))));
+    const again = await resolver.lookup(endpointsOf(accepted[0] as net.Socket));
     for (const info of [...first, again]) {
       assert.deepEqual(info, { pid: child.pid, exe: realpathSync(process.execPath) });
     }
@@ -65,14 +60,7 @@ for (const fault of ["answers no such socket", "refuses the query"] as const) {
   test(`process identity: a kernel whose sock_diag ${fault} falls back to /proc/net/tcp`, {
     skip: !linux && "Linux only",
   }, async (t) => {
-    const server = net.createServer().listen(0, "127.0.0.1");
-    t.after(() => server.close());
-    await once(server, "listening");
-    const { port } = server.address() as net.AddressInfo;
-    const client = net.connect(port, "127.0.0.1");
-    t.after(() => client.destroy());
-    const [accepted] = (await once(server, "connection")) as [net.Socket];
-    t.after(() => accepted.destroy());
+    const { accepted } = await loopbackPair(t);
     // A kernel without tcp_diag answers ENOENT for every socket; a sandbox
     // refuses the netlink socket outright.
     const resolver = new ProcessResolver({
@@ -83,12 +71,7 @@ for (const fault of ["answers no such socket", "refuses the query"] as const) {
       },
     });
     assert.equal(resolver.method, "sock_diag");
-    const info = await resolver.lookup({
-      remoteAddress: accepted.remoteAddress ?? "",
-      remotePort: accepted.remotePort ?? 0,
-      localAddress: accepted.localAddress ?? "",
-      localPort: accepted.localPort ?? 0,
-    });
+    const info = await resolver.lookup(endpointsOf(accepted));
     assert.deepEqual(info, { pid: process.pid, exe: realpathSync(process.execPath) });
     assert.equal(resolver.method, "proc");
   });
@@ -97,21 +80,9 @@ for (const fault of ["answers no such socket", "refuses the query"] as const) {
 test("process identity: once sock_diag has found a socket, a miss is a client gone, not a broken kernel", {
   skip: (!linux && "Linux only") || (!sockDiagAvailable() && "native part not built"),
 }, async (t) => {
-  const server = net.createServer().listen(0, "127.0.0.1");
-  t.after(() => server.close());
-  await once(server, "listening");
-  const { port } = server.address() as net.AddressInfo;
-  const client = net.connect(port, "127.0.0.1");
-  t.after(() => client.destroy());
-  const [accepted] = (await once(server, "connection")) as [net.Socket];
-  t.after(() => accepted.destroy());
+  const { accepted, port } = await loopbackPair(t);
   const resolver = new ProcessResolver();
-  const found = await resolver.lookup({
-    remoteAddress: accepted.remoteAddress ?? "",
-    remotePort: accepted.remotePort ?? 0,
-    localAddress: accepted.localAddress ?? "",
-    localPort: accepted.localPort ?? 0,
-  });
+  const found = await resolver.lookup(endpointsOf(accepted));
   assert.equal(found?.pid, process.pid);
   const gone = await resolver.lookup({
     remoteAddress: "127.0.0.1",

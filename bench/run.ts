@@ -6,6 +6,7 @@ import { currentEmulation } from "../src/emulate/install.js";
 import { type OverheadOptions, runConnectOverhead } from "./connect-overhead.js";
 import { runGuardBench } from "./guard-incident.js";
 import { type HandoffOptions, runHandoff } from "./handoff.js";
+import { runIdentityLookupBench } from "./identity-lookup.js";
 import { runProbeBench } from "./probe-speed.js";
 import { runProxyBench as runProxyLoad } from "./proxy-load.js";
 import { runProxyBench as runProxyThroughput } from "./proxy-throughput.js";
@@ -73,6 +74,12 @@ if (!args["no-proxy"]) {
   });
   await leakCheck();
 }
+// After the proxy benchmarks: the TIME_WAIT sockets they leave are the busy host this is about.
+log("gate proxy: finding a client's socket, sock_diag vs /proc/net/tcp …");
+sections.push({
+  title: "Gate proxy: finding a client's socket (issue 4, identity process)",
+  markdown: (await runIdentityLookupBench({ quick: args.quick })).markdown,
+});
 
 const report = {
   loadAverage,

@@ -5,9 +5,15 @@
 export const defaults = {
   /** The incident: one concurrent connect attempt per process. */
   maxInFlight: 1,
-  /** Windows' default TCP connect: SYN at 0 s, 3 s and 9 s, then give up at 21 s. */
-  windowsSynAtMs: [0, 3_000, 9_000] as readonly number[],
+  /**
+   * Windows 10/11 and Server 2019/2022: InitialRto 1 s, MaxSynRetransmissions 4,
+   * so SYN at 0, 1, 3, 7, 15 s, then give up at 21 s (docs/windows.md).
+   */
+  windowsSynAtMs: [0, 1_000, 3_000, 7_000, 15_000] as readonly number[],
   windowsFailAtMs: 21_000,
+  /** The field host (older Windows): InitialRto 3 s, 2 retransmissions: SYN at 0, 3, 9 s, fail at 21 s. */
+  windows2008SynAtMs: [0, 3_000, 9_000] as readonly number[],
+  windows2008FailAtMs: 21_000,
   /**
    * Linux with net.ipv4.tcp_syn_retries = 6: retransmits after 1, 2, 4, 8, 16
    * and 32 s, then waits 64 s more before giving up, 127 s in all.
@@ -65,4 +71,15 @@ export const defaults = {
   yieldMaxWaitMs: 5_000,
   /** ReconnectingLink: records kept while disconnected (drop-oldest past this). */
   linkQueueLimit: 1_000,
+  /**
+   * winxp-sp2: machine-wide concurrent incomplete outbound connects, XP SP2's
+   * documented default (TcpipMaxHalfOpen-style limit of 10).
+   */
+  winxpMaxInFlight: 10,
+  /**
+   * winxp-sp2: a host reached within this long is "known reachable" and not
+   * counted. The patent ties this to the route cache entry and gives no
+   * number; 10 minutes is synlimit's choice (docs/windows.md).
+   */
+  winxpKnownReachableMs: 600_000,
 } as const;

@@ -1,5 +1,5 @@
-import { invalidEnv } from "../errors.js";
-import type { TimingOption } from "../gate/timing.js";
+import { invalidEnv, SynlimitError } from "../errors.js";
+import { parseTiming as parseTimingText, TIMING_EXPECTED, type TimingOption } from "../gate/timing.js";
 import type { EmulationOptions } from "./install.js";
 import { isProfileName, profileNames } from "./profiles.js";
 
@@ -9,7 +9,7 @@ export const envVariables = {
   SYNLIMIT_MAX_IN_FLIGHT: "concurrent attempts per scope key: a positive integer or 'unlimited'",
   SYNLIMIT_SCOPE: "process or destination",
   SYNLIMIT_POLICY: "queue, reject or rate",
-  SYNLIMIT_TIMING: "none, windows, linux, or a connect timeout in milliseconds",
+  SYNLIMIT_TIMING: `the SYN schedule: ${TIMING_EXPECTED}`,
   SYNLIMIT_TIME_SCALE: "a positive number; 0.1 runs 21 s in 2.1 s (default 1)",
   SYNLIMIT_RATE: "new destinations per second for the rate policy",
   SYNLIMIT_WORKING_SET: "recent destinations that pass freely under the rate policy",
@@ -87,13 +87,14 @@ export function optionsFromEnv(env: Env): EmulationOptions {
 }
 
 function parseTiming(value: string): TimingOption {
-  if (value === "none" || value === "windows" || value === "linux") return value;
-  if (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0) return { connectTimeoutMs: Number(value) };
-  throw invalidEnv(
-    "SYNLIMIT_TIMING",
-    "none, windows, linux, or a positive number of milliseconds",
-    value,
-  );
+  try {
+    return parseTimingText(value);
+  } catch (error) {
+    if (!(error instanceof SynlimitError)) throw error;
+    // The parser's own message says what is wrong with a schedule.
+    const detail = value.startsWith("syn:") ? ` (${error.message})` : "";
+    throw invalidEnv("SYNLIMIT_TIMING", `${TIMING_EXPECTED}${detail}`, value);
+  }
 }
 
 function positiveInteger(name: string, value: string, expected: string): number {

@@ -1,3 +1,4 @@
+import { defaults } from "../defaults.js";
 import type { GateOptions } from "../gate/types.js";
 
 export interface Profile {
@@ -5,7 +6,10 @@ export interface Profile {
   /** Where the numbers come from. */
   readonly source: string;
   readonly options: Readonly<
-    Pick<GateOptions, "maxInFlight" | "scope" | "policy" | "timing" | "rate">
+    Pick<
+      GateOptions,
+      "maxInFlight" | "scope" | "policy" | "timing" | "rate" | "fairness" | "knownReachableMs"
+    >
   >;
 }
 
@@ -13,16 +17,23 @@ export interface Profile {
 export const profiles = {
   incident: {
     description:
-      "1 concurrent connect attempt per process, extra attempts queued FIFO, Windows connect timing (fails at 21 s)",
-    source: "the field case in INCIDENT.md (an unidentified security product on Windows Server)",
-    options: { maxInFlight: 1, scope: "process", policy: "queue", timing: "windows" },
+      "1 concurrent connect attempt per process, extra attempts queued FIFO, the field host's connect timing (SYN at 0, 3, 9 s; fails at 21 s)",
+    source:
+      "the field case told in docs/incident.md (an unidentified security product on an older Windows Server; timing: windows-2008)",
+    options: { maxInFlight: 1, scope: "process", policy: "queue", timing: "windows-2008" },
   },
   "winxp-sp2": {
-    description:
-      "10 concurrent incomplete outbound connect attempts, extra attempts queued, Event 4226 logged; the original is machine-wide, this emulation is per process (use the gate proxy's global identity for machine-wide)",
+    description: `10 concurrent incomplete outbound connect attempts machine-wide; extra attempts wait in per-process FIFO buckets served in turn; a host reached in the last ${defaults.winxpKnownReachableMs / 60_000} minutes is not counted; one Event 4226 per congestion episode. In-process the machine is this process; the gate proxy's global identity makes it machine-wide`,
     source:
-      "Microsoft, 'Changes to Functionality in Microsoft Windows XP Service Pack 2', Network Protection Technologies: limited number of simultaneous incomplete outbound TCP connection attempts",
-    options: { maxInFlight: 10, scope: "process", policy: "queue", timing: "windows" },
+      "US patent 7,784,096 (Kaniyar, Huitema, Sanders; Microsoft), claim 1: upper bound on concurrent TCP connect attempts, per-process hash buckets processed FIFO, reachable route cache entries not counted; claim 2: queuing logged. Microsoft, 'Changes to Functionality in Microsoft Windows XP Service Pack 2': limit 10, Event ID 4226. The known-reachable window is synlimit's choice (the patent gives none)",
+    options: {
+      maxInFlight: defaults.winxpMaxInFlight,
+      scope: "process",
+      policy: "queue",
+      fairness: "round-robin",
+      knownReachableMs: defaults.winxpKnownReachableMs,
+      timing: "windows-2008",
+    },
   },
   rfc6455: {
     description: "1 connect attempt per destination (address and port) at a time, others wait",
@@ -45,14 +56,26 @@ export const profiles = {
   },
   windows: {
     description:
-      "no attempt limit, Windows connect timing: the incident's 'normal machine', for side-by-side runs",
+      "no attempt limit, current Windows connect timing (SYN at 0, 1, 3, 7, 15 s; fails at 21 s): a normal Windows 10/11 or Server 2019/2022 machine, for side-by-side runs",
     source:
-      "Windows TCP defaults: TcpMaxConnectRetransmissions 2, initial RTO 3 s (SYN at 0, 3, 9 s; fails at 21 s)",
+      "Windows TCP defaults today: InitialRto 1000 ms, MaxSynRetransmissions 4 (Get-NetTCPSetting; see docs/windows.md)",
     options: {
       maxInFlight: Number.POSITIVE_INFINITY,
       scope: "process",
       policy: "queue",
       timing: "windows",
+    },
+  },
+  "windows-2008": {
+    description:
+      "no attempt limit, the field host's connect timing (SYN at 0, 3, 9 s; fails at 21 s): the incident's 'normal machine', for side-by-side runs",
+    source:
+      "older Windows TCP defaults: initial RTO 3 s, TcpMaxConnectRetransmissions 2, as the field host showed (docs/incident.md)",
+    options: {
+      maxInFlight: Number.POSITIVE_INFINITY,
+      scope: "process",
+      policy: "queue",
+      timing: "windows-2008",
     },
   },
 } as const satisfies Record<string, Profile>;

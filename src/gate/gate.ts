@@ -9,15 +9,19 @@ import {
   invalidOption,
 } from "../errors.js";
 import { type AttemptChannel, attemptChannels, limitReachedChannel } from "./channels.js";
-import { resolveTiming, type Timing } from "./timing.js";
+import { isWindowsTiming, resolveTiming, type Timing } from "./timing.js";
 import type {
   AttemptEvent,
   AttemptState,
   Destination,
+  Fairness,
   GateOptions,
   LimitReachedEvent,
   Policy,
 } from "./types.js";
+
+/** Who an attempt belongs to when the caller does not say: the one owner of an in-process gate. */
+export const DEFAULT_OWNER = "process";
 
 /** What the owner of an attempt must do when the gate decides. */
 export interface AttemptHandlers {
@@ -33,7 +37,13 @@ export const EVENT_4226_TEXT =
 interface KeyState {
   readonly key: string;
   inFlight: number;
+  /** Every waiting attempt, in arrival order. */
   readonly queue: Attempt[];
+  /**
+   * round-robin fairness: the same attempts, one FIFO bucket per owner; the
+   * Map's order is the turn order (a served owner moves to the back).
+   */
+  readonly buckets: Map<string, Attempt[]>;
   draining: boolean;
   limitReported: boolean;
   // Williamson throttle: most recently used last.
@@ -59,12 +69,16 @@ export class Attempt {
   readonly id: number;
   readonly destination: Destination;
   readonly key: string;
+  /** Who made the attempt (a process, for a machine-wide gate); buckets are per owner. */
+  readonly owner: string;
   readonly queuedAt: number;
   startedAt: number | null = null;
   endedAt: number | null = null;
   error: unknown;
   #state: AttemptState = "queued";
   #holdsSlot = false;
+  /** A known-reachable destination: pending without counting toward the limit. */
+  #exempt = false;
   readonly #gate: AttemptGate;
   readonly #handlers: AttemptHandlers;
 
@@ -76,11 +90,13 @@ export class Attempt {
     key: string,
     handlers: AttemptHandlers,
     now: number,
+    owner: string,
   ) {
     this.#gate = gate;
     this.id = id;
     this.destination = destination;
     this.key = key;
+    this.owner = owner;
     this.#handlers = handlers;
     this.queuedAt = now;
   }
@@ -91,6 +107,26 @@ export class Attempt {
 
   get settled(): boolean {
     return terminal.has(this.#state);
+  }
+
+  /** True when it went ahead uncounted, its destination known to be reachable. */
+  get exempt(): boolean {
+    return this.#exempt;
+  }
+
+  /**
+   * Clock times at which the emulated OS sends (or sent) the SYN and its
+   * retransmissions, from the gate's timing; empty until started.
+   */
+  get synTimes(): readonly number[] {
+    const start = this.startedAt;
+    return start === null ? [] : this.#gate.synOffsetsMs.map((t) => start + t);
+  }
+
+  /** Clock time at which the emulated OS gives up; null when not started or no deadline. */
+  get giveUpAt(): number | null {
+    const g = this.#gate.giveUpAfterMs;
+    return this.startedAt === null || g === null ? null : this.startedAt + g;
   }
 
   /** The handshake completed. Returns false if the attempt had already ended. */
@@ -112,9 +148,10 @@ export class Attempt {
   }
 
   /** @internal the gate grants the slot (and starts the deadline, if the timing has one). */
-  _start(now: number): void {
+  _start(now: number, exempt = false): void {
     this.#state = "pending";
-    this.#holdsSlot = true;
+    this.#holdsSlot = !exempt;
+    this.#exempt = exempt;
     this.startedAt = now;
     this.#gate._publish("start", this);
     try {
@@ -130,7 +167,7 @@ export class Attempt {
 
   /** @internal the emulated OS deadline passed. */
   _timeout(timing: Timing, afterMs: number): void {
-    const kind = timing.kind === "none" ? "fixed" : timing.kind;
+    const kind = isWindowsTiming(timing) ? "windows" : timing.kind === "linux" ? "linux" : "fixed";
     const error = emulatedTimeout(this.destination, kind, afterMs);
     // The owner ends the socket before the slot passes on, as the OS
     // closes the failed attempt before the next queued SYN goes out.
@@ -156,7 +193,8 @@ export class Attempt {
     this.#state = state;
     this.error = error;
     const holdsSlot = this.#holdsSlot;
-    if (holdsSlot) this.#gate._deadlines?.delete(this);
+    if (holdsSlot || this.#exempt) this.#gate._deadlines?.delete(this);
+    if (state === "connected") this.#gate._reached(this.destination.host);
     this.#holdsSlot = false;
     this.endedAt = this.#gate._now();
     try {
@@ -172,6 +210,9 @@ interface NormalizedOptions {
   readonly name: string;
   readonly maxInFlight: number;
   readonly policy: Policy;
+  readonly fairness: Fairness;
+  /** Unscaled; null: every attempt counts. */
+  readonly knownReachableMs: number | null;
   readonly timing: Timing;
   readonly timeScale: number;
   readonly keyOf: (destination: Destination) => string;
@@ -211,11 +252,19 @@ export class AttemptGate {
    * gate, so they fall due in start order and one timer serves them all.
    */
   readonly _deadlines: FifoDeadlines<Attempt> | null;
+  /** The timing's SYN times, scaled: milliseconds after an attempt's start. */
+  readonly synOffsetsMs: readonly number[];
+  /** The timing's give-up time, scaled; null: no emulated deadline. */
+  readonly giveUpAfterMs: number | null;
+  /** Host → clock time it last accepted a connection (knownReachableMs only). */
+  readonly #reachedAt = new Map<string, number>();
 
   constructor(options: GateOptions = {}) {
     this.options = normalize(options);
     const { timing, timeScale, clock } = this.options;
     const failAtMs = timing.failAtMs;
+    this.synOffsetsMs = timing.synAtMs.map((t) => t * timeScale);
+    this.giveUpAfterMs = failAtMs === null ? null : failAtMs * timeScale;
     this._deadlines =
       failAtMs === null
         ? null
@@ -229,14 +278,24 @@ export class AttemptGate {
    * granted, which may be before this returns. Under the `reject` policy the
    * returned attempt may already be `rejected`, with the error in `error`.
    */
-  request(destination: Destination, handlers: AttemptHandlers): Attempt {
+  request(
+    destination: Destination,
+    handlers: AttemptHandlers,
+    owner: string = DEFAULT_OWNER,
+  ): Attempt {
     const { keyOf, policy, maxInFlight, clock } = this.options;
     const key = keyOf(destination);
     const state = this.#keyState(key);
     const now = clock.now();
-    const attempt = new Attempt(this, this.#nextId++, destination, key, handlers, now);
+    const attempt = new Attempt(this, this.#nextId++, destination, key, handlers, now, owner);
 
-    if (policy === "rate") {
+    if (this.#knownReachable(destination.host, now)) {
+      // XP SP2: a destination known to be reachable is not counted, so it
+      // neither waits nor takes a slot; the OS deadline still applies.
+      this.#totals.pending++;
+      this._deadlines?.add(attempt);
+      attempt._start(now, true);
+    } else if (policy === "rate") {
       this.#requestRate(state, attempt);
     } else if (state.inFlight < maxInFlight && state.queue.length === 0) {
       this.#start(state, attempt, now);
@@ -270,6 +329,28 @@ export class AttemptGate {
     return this.options.clock.now();
   }
 
+  /** @internal a connection to `host` completed: it is known reachable for a while. */
+  _reached(host: string): void {
+    const window = this.options.knownReachableMs;
+    if (window === null) return;
+    const now = this.options.clock.now();
+    // Most recent last, so expired entries are found at the front.
+    this.#reachedAt.delete(host);
+    this.#reachedAt.set(host, now);
+    const oldest = now - window * this.options.timeScale;
+    for (const [h, at] of this.#reachedAt) {
+      if (at >= oldest && this.#reachedAt.size <= REACHABLE_HOSTS_KEPT) break;
+      this.#reachedAt.delete(h);
+    }
+  }
+
+  #knownReachable(host: string, now: number): boolean {
+    const window = this.options.knownReachableMs;
+    if (window === null) return false;
+    const at = this.#reachedAt.get(host);
+    return at !== undefined && now - at <= window * this.options.timeScale;
+  }
+
   /** @internal an attempt reached a terminal state. */
   _settled(attempt: Attempt, wasQueued: boolean, heldSlot: boolean, channel: AttemptChannel): void {
     const state = this.#keys.get(attempt.key);
@@ -278,6 +359,12 @@ export class AttemptGate {
       if (wasQueued) {
         const i = state.queue.indexOf(attempt);
         if (i >= 0) state.queue.splice(i, 1);
+        const bucket = state.buckets.get(attempt.owner);
+        if (bucket) {
+          const j = bucket.indexOf(attempt);
+          if (j >= 0) bucket.splice(j, 1);
+          if (bucket.length === 0) state.buckets.delete(attempt.owner);
+        }
       }
       if (heldSlot) state.inFlight--;
     }
@@ -298,6 +385,7 @@ export class AttemptGate {
       gate: this.options.name,
       id: attempt.id,
       key: attempt.key,
+      owner: attempt.owner,
       host: attempt.destination.host,
       port: attempt.destination.port,
       state: attempt.state,
@@ -307,6 +395,9 @@ export class AttemptGate {
       inFlight: state?.inFlight ?? 0,
       queued: state?.queue.length ?? 0,
       error: attempt.error,
+      exempt: attempt.exempt,
+      synAtMs: this.synOffsetsMs,
+      giveUpMs: this.giveUpAfterMs,
     };
     ch.publish(event);
   }
@@ -318,6 +409,7 @@ export class AttemptGate {
         key,
         inFlight: 0,
         queue: [],
+        buckets: new Map(),
         draining: false,
         limitReported: false,
         workingSet: [],
@@ -340,6 +432,11 @@ export class AttemptGate {
 
   #enqueue(state: KeyState, attempt: Attempt): void {
     state.queue.push(attempt);
+    if (this.options.fairness === "round-robin") {
+      const bucket = state.buckets.get(attempt.owner);
+      if (bucket) bucket.push(attempt);
+      else state.buckets.set(attempt.owner, [attempt]);
+    }
     this.#totals.queued++;
     this._publish("queued", attempt);
   }
@@ -351,7 +448,7 @@ export class AttemptGate {
     state.draining = true;
     try {
       while (state.inFlight < this.options.maxInFlight) {
-        const next = state.queue.shift();
+        const next = this.options.fairness === "round-robin" ? nextInTurn(state) : state.queue.shift();
         if (!next) break;
         this.#start(state, next);
       }
@@ -371,6 +468,7 @@ export class AttemptGate {
       policy: this.options.policy,
       at: this.options.clock.now(),
       message: EVENT_4226_TEXT,
+      eventId: 4226,
     };
     limitReachedChannel.publish(event);
   }
@@ -449,6 +547,22 @@ export class AttemptGate {
 
 /** Idle per-key states kept before a sweep (destination scope can see many keys). */
 const IDLE_KEYS_KEPT = 1024;
+/** Known-reachable hosts remembered at most (oldest forgotten first). */
+const REACHABLE_HOSTS_KEPT = 4096;
+
+/** The head of the next owner's bucket; that owner goes to the back of the turn. */
+function nextInTurn(state: KeyState): Attempt | undefined {
+  for (const [owner, bucket] of state.buckets) {
+    state.buckets.delete(owner);
+    const next = bucket.shift();
+    if (bucket.length > 0) state.buckets.set(owner, bucket);
+    if (!next) continue;
+    const i = state.queue.indexOf(next);
+    if (i >= 0) state.queue.splice(i, 1);
+    return next;
+  }
+  return undefined;
+}
 
 function normalize(options: GateOptions): NormalizedOptions {
   if (typeof options !== "object" || options === null) {
@@ -466,6 +580,21 @@ function normalize(options: GateOptions): NormalizedOptions {
   const policy = options.policy ?? "queue";
   if (policy !== "queue" && policy !== "reject" && policy !== "rate") {
     throw invalidOption("policy", "one of queue, reject, rate", policy);
+  }
+  const fairness = options.fairness ?? "fifo";
+  if (fairness !== "fifo" && fairness !== "round-robin") {
+    throw invalidOption("fairness", "fifo or round-robin", fairness);
+  }
+  const knownReachableMs = options.knownReachableMs ?? null;
+  if (
+    knownReachableMs !== null &&
+    !(
+      typeof knownReachableMs === "number" &&
+      Number.isFinite(knownReachableMs) &&
+      knownReachableMs > 0
+    )
+  ) {
+    throw invalidOption("knownReachableMs", "a positive number of milliseconds or null", knownReachableMs);
   }
   const timeScale = options.timeScale ?? defaults.timeScale;
   if (typeof timeScale !== "number" || !Number.isFinite(timeScale) || timeScale <= 0) {
@@ -500,6 +629,8 @@ function normalize(options: GateOptions): NormalizedOptions {
     name,
     maxInFlight,
     policy,
+    fairness,
+    knownReachableMs,
     timing: resolveTiming(options.timing),
     timeScale,
     keyOf,

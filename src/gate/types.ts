@@ -17,6 +17,13 @@ export type Scope = "process" | "destination" | ((destination: Destination) => s
  */
 export type Policy = "queue" | "reject" | "rate";
 
+/**
+ * Who waits first for a freed slot: arrival order (`fifo`), or XP SP2's
+ * per-owner FIFO buckets served in turn (`round-robin`), so one process
+ * queueing many attempts cannot starve another.
+ */
+export type Fairness = "fifo" | "round-robin";
+
 export interface RateOptions {
   /** New destinations released per (scaled) second. */
   newDestinationsPerSecond?: number;
@@ -29,6 +36,15 @@ export interface GateOptions {
   maxInFlight?: number;
   scope?: Scope;
   policy?: Policy;
+  /** Queue order over the limit (default fifo); owners are given to `request()`. */
+  fairness?: Fairness;
+  /**
+   * XP SP2: a host that accepted a connection within this many (unscaled)
+   * milliseconds is known reachable, and attempts to it are not counted.
+   * Default null: every attempt counts.
+   */
+  knownReachableMs?: number | null;
+  /** A SYN schedule and give-up time; see `TimingOption`. */
   timing?: TimingOption;
   /** Multiplies every duration: 0.1 runs the incident's 21 s in 2.1 s. */
   timeScale?: number;
@@ -52,6 +68,8 @@ export interface AttemptEvent {
   readonly gate: string;
   readonly id: number;
   readonly key: string;
+  /** Who made the attempt (round-robin buckets are per owner). */
+  readonly owner: string;
   readonly host: string;
   readonly port: number;
   readonly state: AttemptState;
@@ -64,6 +82,12 @@ export interface AttemptEvent {
   readonly inFlight: number;
   readonly queued: number;
   readonly error?: unknown;
+  /** Went ahead uncounted: its destination was known reachable. */
+  readonly exempt: boolean;
+  /** When the emulated OS sends the SYN and its retransmissions, in (scaled) ms after the start. */
+  readonly synAtMs: readonly number[];
+  /** When the emulated OS gives up, in (scaled) ms after the start; null: no emulated deadline. */
+  readonly giveUpMs: number | null;
 }
 
 /** Modelled on Windows Event 4226, published the first time a key hits its limit. */
@@ -74,4 +98,6 @@ export interface LimitReachedEvent {
   readonly policy: Policy;
   readonly at: number;
   readonly message: string;
+  /** The Windows event this one is modelled on. */
+  readonly eventId: 4226;
 }

@@ -2,7 +2,12 @@ import type { Clock } from "../clock.js";
 import { isProfileName, type ProfileName, profileNames, profiles } from "../emulate/profiles.js";
 import { invalidOption } from "../errors.js";
 import { AttemptGate } from "../gate/gate.js";
-import { type TimingOption, timingNames } from "../gate/timing.js";
+import {
+  checkTimingOption,
+  isScheduleTiming,
+  type TimingOption,
+  timingNames,
+} from "../gate/timing.js";
 import type { GateOptions, Policy, RateOptions } from "../gate/types.js";
 
 /**
@@ -70,6 +75,8 @@ export function validateSettings(value: unknown, where: string): LimitSettings {
       (t as { connectTimeoutMs: number }).connectTimeoutMs > 0
     ) {
       out.timing = { connectTimeoutMs: (t as { connectTimeoutMs: number }).connectTimeoutMs };
+    } else if (isScheduleTiming(t)) {
+      out.timing = checkTimingOption(t, `${where}.timing`);
     } else {
       throw invalidOption(`${where}.timing`, `one of ${timingNames.join(", ")} or milliseconds`, t);
     }

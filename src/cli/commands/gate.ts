@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import type { pino } from "pino";
 import { isProfileName, type ProfileName, profileNames } from "../../emulate/profiles.js";
-import { usageError } from "../../errors.js";
+import { SynlimitError, usageError } from "../../errors.js";
+import { parseTiming, timingNames } from "../../gate/timing.js";
 import { proxyChannelNames } from "../../proxy/channels.js";
 import { parseUsersFile } from "../../proxy/credentials.js";
 import { type IdentityKind, identityKinds } from "../../proxy/identity.js";
@@ -68,9 +69,12 @@ function policy(value: string): Flags["policy"] {
 }
 
 function timing(value: string): LimitSettings["timing"] {
-  if (value === "none" || value === "windows" || value === "linux") return value;
-  if (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0) return { connectTimeoutMs: Number(value) };
-  throw new InvalidArgumentError("expected none, windows, linux or a number of milliseconds.");
+  try {
+    return parseTiming(value);
+  } catch (error) {
+    if (error instanceof SynlimitError) throw new InvalidArgumentError(`${error.message}.`);
+    throw error;
+  }
 }
 
 function integer(value: string): number {
@@ -144,7 +148,7 @@ export function registerGate(program: Command): void {
     .option("--policy <policy>", "over the limit: queue (FIFO), reject, rate", policy)
     .option(
       "--timing <timing>",
-      "attempt deadline: none, windows (21 s), linux (127 s) or milliseconds",
+      `SYN schedule and give-up time: ${timingNames.join(", ")}, milliseconds, or syn:0,1000,3000;giveup:21000 (see synlimit profiles)`,
       timing,
     )
     .option(

@@ -153,7 +153,7 @@ export const WINDOWS_TIMEOUT_TEXT =
 /** The deadline of an emulated OS profile ended a pending attempt. */
 export function emulatedTimeout(
   endpoint: Endpoint,
-  profile: "windows" | "linux" | "fixed",
+  profile: "windows" | "linux" | "fixed" | "schedule",
   afterMs: number,
 ): EmulatedOsError {
   const where = `${formatEndpoint(endpoint)}`;

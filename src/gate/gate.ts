@@ -167,7 +167,11 @@ export class Attempt {
 
   /** @internal the emulated OS deadline passed. */
   _timeout(timing: Timing, afterMs: number): void {
-    const kind = isWindowsTiming(timing) ? "windows" : timing.kind === "linux" ? "linux" : "fixed";
+    const kind = isWindowsTiming(timing)
+      ? "windows"
+      : timing.kind === "linux" || timing.kind === "schedule"
+        ? timing.kind
+        : "fixed";
     const error = emulatedTimeout(this.destination, kind, afterMs);
     // The owner ends the socket before the slot passes on, as the OS
     // closes the failed attempt before the next queued SYN goes out.

@@ -30,8 +30,16 @@ test("--import synlimit/register installs the profile named in the environment",
     profile: "winxp-sp2",
     max: 10,
     scale: 0.5,
-    timing: "windows",
+    timing: "windows-2008",
   });
+});
+
+test("SYNLIMIT_TIMING takes a SYN schedule in milliseconds", () => {
+  assert.deepEqual(optionsFromEnv({ SYNLIMIT_TIMING: "syn:0, 500 ,1500;giveup:4000" }), {
+    profile: "incident",
+    timing: "syn:0,500,1500;giveup:4000",
+  });
+  assert.deepEqual(optionsFromEnv({ SYNLIMIT_TIMING: "windows-2008" }).timing, "windows-2008");
 });
 
 test("the default profile is the incident's", () => {
@@ -65,7 +73,7 @@ test("every variable is parsed", () => {
 const badEnv: Array<[Record<string, string>, RegExp]> = [
   [
     { SYNLIMIT_PROFILE: "win95" },
-    /^synlimit: SYNLIMIT_PROFILE must be one of incident, winxp-sp2, rfc6455, williamson, windows, got "win95"$/,
+    /^synlimit: SYNLIMIT_PROFILE must be one of incident, winxp-sp2, rfc6455, williamson, windows, windows-2008, got "win95"$/,
   ],
   [
     { SYNLIMIT_MAX_IN_FLIGHT: "-1" },
@@ -75,7 +83,14 @@ const badEnv: Array<[Record<string, string>, RegExp]> = [
   [{ SYNLIMIT_MAX_IN_FLIGHT: "1.5" }, /SYNLIMIT_MAX_IN_FLIGHT/],
   [{ SYNLIMIT_SCOPE: "machine" }, /SYNLIMIT_SCOPE must be process or destination/],
   [{ SYNLIMIT_POLICY: "drop" }, /SYNLIMIT_POLICY must be queue, reject or rate/],
-  [{ SYNLIMIT_TIMING: "bsd" }, /SYNLIMIT_TIMING must be none, windows, linux/],
+  [{ SYNLIMIT_TIMING: "bsd" }, /SYNLIMIT_TIMING must be one of none, windows, windows-2008, linux/],
+  [
+    { SYNLIMIT_TIMING: "syn:0,3000,2000;giveup:21000" },
+    /^synlimit: SYNLIMIT_TIMING must be .*SYN times must increase, got 0,3000,2000\)/,
+  ],
+  [{ SYNLIMIT_TIMING: "syn:0,1000;giveup:500" }, /giveup must be .* after the last SYN \(1000 ms\)/],
+  [{ SYNLIMIT_TIMING: "syn:100;giveup:500" }, /the first SYN goes out at 0 ms, got 100/],
+  [{ SYNLIMIT_TIMING: "syn:0,1000" }, /must read syn:MS,MS,…;giveup:MS/],
   [{ SYNLIMIT_TIME_SCALE: "0" }, /SYNLIMIT_TIME_SCALE must be a positive number, got "0"/],
   [{ SYNLIMIT_TIME_SCALE: "fast" }, /SYNLIMIT_TIME_SCALE/],
   [

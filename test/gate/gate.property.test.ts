@@ -7,7 +7,7 @@ import { EventRecorder } from "../helpers/events.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
 type Op =
-  | { kind: "request"; port: number }
+  | { kind: "request"; port: number; owner: number }
   | { kind: "connected" | "failed" | "cancel"; pick: number }
   | { kind: "advance"; ms: number };
 
@@ -17,6 +17,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant("request" as const),
       port: fc.integer({ min: 1, max: 3 }),
+      owner: fc.integer({ min: 1, max: 3 }),
     }),
   },
   {
@@ -40,6 +41,8 @@ const config = fc.record({
   policy: fc.constantFrom<Policy>("queue", "reject"),
   scope: fc.constantFrom("process" as const, "destination" as const),
   timeoutMs: fc.option(fc.integer({ min: 1, max: 200 }), { nil: undefined }),
+  fairness: fc.constantFrom("fifo" as const, "round-robin" as const),
+  knownReachableMs: fc.option(fc.integer({ min: 1, max: 300 }), { nil: null }),
 });
 
 /** Per attempt id, how often each gate event was published, and the start order. */
@@ -65,6 +68,8 @@ test("property: any schedule keeps the limit, FIFO order, and releases every slo
         maxInFlight: cfg.maxInFlight,
         policy: cfg.policy,
         scope: cfg.scope,
+        fairness: cfg.fairness,
+        knownReachableMs: cfg.knownReachableMs,
         ...(cfg.timeoutMs ? { timing: { connectTimeoutMs: cfg.timeoutMs } } : {}),
       });
       const recorder = new EventRecorder();
@@ -74,7 +79,8 @@ test("property: any schedule keeps the limit, FIFO order, and releases every slo
       try {
         const check = () => {
           const stats = gate.stats();
-          const pending = attempts.filter((a) => a.state === "pending");
+          // Attempts to a known-reachable host are pending but not counted.
+          const pending = attempts.filter((a) => a.state === "pending" && !a.exempt);
           const queued = attempts.filter((a) => a.state === "queued");
           assert.equal(
             stats.inFlight,
@@ -100,11 +106,12 @@ test("property: any schedule keeps the limit, FIFO order, and releases every slo
         for (const o of ops) {
           if (o.kind === "request") {
             const a = gate.request(
-              { host: "127.0.0.1", port: o.port },
+              { host: `127.0.0.${o.port}`, port: o.port },
               {
                 onStart: (x) => onStartCalls.set(x.id, (onStartCalls.get(x.id) ?? 0) + 1),
                 onTimeout: (x) => onTimeoutCalls.set(x.id, (onTimeoutCalls.get(x.id) ?? 0) + 1),
               },
+              `owner${o.owner}`,
             );
             attempts.push(a);
             if (cfg.policy === "reject") assert.notEqual(a.state, "queued");
@@ -138,11 +145,15 @@ test("property: any schedule keeps the limit, FIFO order, and releases every slo
           assert.ok((c.start ?? 0) <= 1, `attempt ${a.id} started twice`);
           assert.equal(c.timeout ?? 0, onTimeoutCalls.get(a.id) ?? 0);
         }
-        // FIFO: within a key, attempts start in the order they were requested.
+        // FIFO: within a key (round-robin: within an owner's bucket), attempts
+        // start in the order they were requested.
         const startedByKey = new Map<string, number[]>();
         for (const id of events.starts) {
           const a = attempts.find((x) => x.id === id) as Attempt;
-          startedByKey.set(a.key, [...(startedByKey.get(a.key) ?? []), id]);
+          // A known-reachable host skips the line by design.
+          if (a.exempt) continue;
+          const k = cfg.fairness === "round-robin" ? `${a.key}/${a.owner}` : a.key;
+          startedByKey.set(k, [...(startedByKey.get(k) ?? []), id]);
         }
         for (const ids of startedByKey.values()) {
           assert.deepEqual(

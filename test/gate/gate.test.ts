@@ -291,7 +291,7 @@ test("options are validated at construction with the option's name", () => {
     [{ timeScale: Number.NaN }, /timeScale/],
     [
       { timing: "bsd" as never },
-      /timing must be one of none, windows, linux or \{ connectTimeoutMs \}/,
+      /timing must be one of none, windows, windows-2008, linux, "syn:…;giveup:…", \{ synAtMs, giveUpMs \} or \{ connectTimeoutMs \}/,
     ],
     [{ timing: { connectTimeoutMs: -5 } }, /timing.connectTimeoutMs/],
     [{ scope: "user" as never }, /scope/],

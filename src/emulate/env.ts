@@ -1,5 +1,9 @@
 import { invalidEnv, SynlimitError } from "../errors.js";
-import { parseTiming as parseTimingText, TIMING_EXPECTED, type TimingOption } from "../gate/timing.js";
+import {
+  parseTiming as parseTimingText,
+  TIMING_EXPECTED,
+  type TimingOption,
+} from "../gate/timing.js";
 import type { EmulationOptions } from "./install.js";
 import { isProfileName, profileNames } from "./profiles.js";
 

@@ -452,7 +452,8 @@ export class AttemptGate {
     state.draining = true;
     try {
       while (state.inFlight < this.options.maxInFlight) {
-        const next = this.options.fairness === "round-robin" ? nextInTurn(state) : state.queue.shift();
+        const next =
+          this.options.fairness === "round-robin" ? nextInTurn(state) : state.queue.shift();
         if (!next) break;
         this.#start(state, next);
       }
@@ -598,7 +599,11 @@ function normalize(options: GateOptions): NormalizedOptions {
       knownReachableMs > 0
     )
   ) {
-    throw invalidOption("knownReachableMs", "a positive number of milliseconds or null", knownReachableMs);
+    throw invalidOption(
+      "knownReachableMs",
+      "a positive number of milliseconds or null",
+      knownReachableMs,
+    );
   }
   const timeScale = options.timeScale ?? defaults.timeScale;
   if (typeof timeScale !== "number" || !Number.isFinite(timeScale) || timeScale <= 0) {

@@ -134,7 +134,10 @@ function parseScheduleSpec(value: string): TimingSchedule {
       `timing ${JSON.stringify(value)}: giveup ${JSON.stringify(giveUpText)} is not a whole number of milliseconds`,
     );
   }
-  return checkSchedule({ synAtMs, giveUpMs: Number(giveUpText) }, `timing ${JSON.stringify(value)}`);
+  return checkSchedule(
+    { synAtMs, giveUpMs: Number(giveUpText) },
+    `timing ${JSON.stringify(value)}`,
+  );
 }
 
 /** The rules every schedule follows; `where` names it in the error. */

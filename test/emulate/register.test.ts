@@ -88,7 +88,10 @@ const badEnv: Array<[Record<string, string>, RegExp]> = [
     { SYNLIMIT_TIMING: "syn:0,3000,2000;giveup:21000" },
     /^synlimit: SYNLIMIT_TIMING must be .*SYN times must increase, got 0,3000,2000\)/,
   ],
-  [{ SYNLIMIT_TIMING: "syn:0,1000;giveup:500" }, /giveup must be .* after the last SYN \(1000 ms\)/],
+  [
+    { SYNLIMIT_TIMING: "syn:0,1000;giveup:500" },
+    /giveup must be .* after the last SYN \(1000 ms\)/,
+  ],
   [{ SYNLIMIT_TIMING: "syn:100;giveup:500" }, /the first SYN goes out at 0 ms, got 100/],
   [{ SYNLIMIT_TIMING: "syn:0,1000" }, /must read syn:MS,MS,…;giveup:MS/],
   [{ SYNLIMIT_TIME_SCALE: "0" }, /SYNLIMIT_TIME_SCALE must be a positive number, got "0"/],

@@ -27,7 +27,8 @@ test("the built-in schedules: windows today, the field host's windows-2008, linu
   assert.equal(timings["windows-2008"].failAtMs, 21_000);
   assert.deepEqual(timings.linux.synAtMs, [0, 1000, 3000, 7000, 15000, 31000, 63000]);
   assert.equal(timings.linux.failAtMs, 127_000);
-  for (const t of Object.values(timings)) assert.ok(t.source.length > 20, `${t.kind} cites a source`);
+  for (const t of Object.values(timings))
+    assert.ok(t.source.length > 20, `${t.kind} cites a source`);
 });
 
 test("the incident keeps the field host's schedule; winxp-sp2 the XP-era one", () => {

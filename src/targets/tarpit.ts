@@ -7,8 +7,14 @@ import { readSynSent } from "../probe/syn-sent.js";
 import { socketInode, tcpTableSupported } from "../probe/tcp-table.js";
 
 export interface TarpitOptions {
-  /** A loopback address (default 127.0.0.1). */
+  /** A loopback address (default 127.0.0.1); any other needs `allowNonLoopback`. */
   host?: string;
+  /**
+   * Listen on a non-loopback address, so another host (a Windows machine,
+   * where no loopback tarpit can exist) can use this one as its blackhole.
+   * Off by default: a tarpit others can reach is a deliberate choice.
+   */
+  allowNonLoopback?: boolean;
   /** Default 0: any free port. */
   port?: number;
   /**
@@ -75,6 +81,12 @@ export class Tarpit {
   static async listen(options: TarpitOptions = {}): Promise<Tarpit> {
     const host = options.host ?? "127.0.0.1";
     if (net.isIP(host) === 0) throw invalidOption("host", "an IP address", host);
+    if (!isLoopbackAddress(host) && options.allowNonLoopback !== true) {
+      throw new SynlimitError(
+        "SYNLIMIT_INVALID_OPTION",
+        `tarpit on ${host}: not a loopback address; a tarpit other hosts can reach needs allowNonLoopback (CLI: --allow-non-loopback)`,
+      );
+    }
     const port = options.port ?? 0;
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw invalidOption("port", "an integer from 0 to 65535", port);
@@ -188,6 +200,17 @@ export class Tarpit {
     return this.#closed;
   }
 }
+
+/** 127.0.0.0/8 (also IPv4-mapped) and ::1: addresses no other host can reach. */
+export function isLoopbackAddress(host: string): boolean {
+  const v4 = host.replace(/^::ffff:/i, "");
+  if (net.isIPv4(v4)) return v4.startsWith("127.");
+  return net.isIPv6(host) && loopbackV6.check(host, "ipv6");
+}
+
+// BlockList compares addresses, not spellings: 0:0:0:0:0:0:0:1 is ::1.
+const loopbackV6 = new net.BlockList();
+loopbackV6.addAddress("::1", "ipv6");
 
 /**
  * Polls the kernel's TCP table until `socket` shows up in SYN_SENT (true) or

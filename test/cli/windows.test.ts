@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import http from "node:http";
+import net from "node:net";
+import { test } from "node:test";
+import { Tarpit } from "../../src/targets/tarpit.js";
+import { get } from "../helpers/http.js";
+import { firstLine, runCli, startForTest } from "../helpers/run-cli.js";
+
+test("profiles: every built-in SYN schedule is listed with its times and its source", async () => {
+  const r = await runCli(["profiles"]);
+  assert.equal(r.code, 0, r.stderr);
+  const schedules = r.stdout.slice(r.stdout.indexOf("\nSYN schedules"));
+  for (const [name, times] of [
+    ["windows", "SYN at 0, 1, 3, 7, 15 s; gives up at 21 s"],
+    ["windows-2008", "SYN at 0, 3, 9 s; gives up at 21 s"],
+    ["linux", "SYN at 0, 1, 3, 7, 15, 31, 63 s; gives up at 127 s"],
+  ] as const) {
+    const block = new RegExp(`\\n${name}\\n  ${times}; syn:[^\\n]+\\n  [^\\n]+\\n  source: \\S`);
+    assert.match(schedules, block, name);
+  }
+  const json = JSON.parse((await runCli(["profiles", "--json"])).stdout) as Array<{
+    name: string;
+    schedule: { name: string; synAtMs: number[]; giveUpMs: number; source: string };
+  }>;
+  const incident = json.find((p) => p.name === "incident");
+  assert.equal(incident?.schedule.name, "windows-2008");
+  assert.deepEqual(incident?.schedule.synAtMs, [0, 3000, 9000]);
+  assert.equal(incident?.schedule.giveUpMs, 21_000);
+  assert.ok((incident?.schedule.source.length ?? 0) > 0);
+});
+
+test("gate --timing takes a SYN schedule; a bad one is a one-line usage error", async (t) => {
+  const bad = await runCli([
+    "gate",
+    "--port",
+    "0",
+    "--no-admin",
+    "--timing",
+    "syn:0,900;giveup:800",
+  ]);
+  assert.equal(bad.code, 2);
+  const lines = bad.stderr.trimEnd().split("\n");
+  assert.equal(lines.length, 1, bad.stderr);
+  assert.match(lines[0] ?? "", /^synlimit: .*giveup must be .* after the last SYN \(900 ms\)/);
+
+  const { child, result } = startForTest(t, [
+    "gate",
+    "--port",
+    "0",
+    "--admin-port",
+    "0",
+    "--json",
+    "--timing",
+    "syn:0,1000,3000;giveup:10000",
+  ]);
+  const info = JSON.parse(await firstLine(child)) as { admin: { port: number } };
+  const limits = await get(http, { host: "127.0.0.1", port: info.admin.port, path: "/limits" });
+  const body = JSON.parse(limits.body) as { default: { timing: unknown } };
+  assert.equal(body.default.timing, "syn:0,1000,3000;giveup:10000");
+  child.kill("SIGTERM");
+  assert.equal((await result).code, 0);
+});
+
+test("tarpit refuses a non-loopback --host without --allow-non-loopback (it never binds it)", async () => {
+  for (const host of ["0.0.0.0", "::"]) {
+    const r = await runCli(["tarpit", "--host", host, "--port", "0"]);
+    assert.equal(r.code, 2, host);
+    assert.equal(r.stdout, "");
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^synlimit: --host ${host.replace(/\./g, "\\.")} is not a loopback address: a tarpit other hosts can reach needs --allow-non-loopback\\n$`,
+      ),
+    );
+  }
+  for (const host of ["0.0.0.0", "::"]) {
+    await assert.rejects(Tarpit.listen({ host }), /not a loopback address; .*allowNonLoopback/);
+  }
+});
+
+test("tarpit --allow-non-loopback on loopback still holds connects pending, and says it is loopback-only", async (t) => {
+  const { child, result } = startForTest(t, ["tarpit", "--allow-non-loopback", "--json"]);
+  const info = JSON.parse(await firstLine(child)) as {
+    host: string;
+    port: number;
+    verified: boolean;
+    reachableFromOtherHosts: boolean;
+  };
+  assert.equal(info.host, "127.0.0.1");
+  assert.equal(info.verified, true);
+  assert.equal(info.reachableFromOtherHosts, false);
+  const socket = net.connect(info.port, info.host);
+  socket.on("error", () => {});
+  t.after(() => socket.destroy());
+  child.kill("SIGTERM");
+  const r = await result;
+  assert.equal(r.code, 0, `${r.signal} ${r.stderr}`);
+});

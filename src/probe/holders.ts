@@ -1,5 +1,6 @@
 import { readdir, readFile, readlink } from "node:fs/promises";
 import type { Endpoint } from "../errors.js";
+import { listWindowsHolders } from "../os/windows/holders.js";
 import { readSynSent } from "./syn-sent.js";
 import { socketInodesOf, tcpTableSupported } from "./tcp-table.js";
 
@@ -33,6 +34,7 @@ export type HoldersReport =
  * without root, other users' processes stay unattributed.
  */
 export async function listHolders(): Promise<HoldersReport> {
+  if (process.platform === "win32") return listWindowsHolders();
   if (!tcpTableSupported()) {
     return {
       supported: false,

@@ -1,6 +1,7 @@
 import { lookup } from "node:dns/promises";
 import net from "node:net";
 import { type Endpoint, formatEndpoint, SynlimitError } from "../errors.js";
+import { blackholeProblem } from "../os/platform.js";
 import { LiveListener } from "../targets/live.js";
 import { Tarpit } from "../targets/tarpit.js";
 import { describeProxy, isLoopback, type ProxySpec } from "./address.js";
@@ -37,6 +38,8 @@ export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
       `${describeProxy(o.via)} is on another host, where this host's loopback targets do not exist: pass --blackhole HOST:PORT and --live HOST:PORT as the proxy reaches them`,
     );
   }
+  const platformProblem = blackholeProblem(process.platform, o);
+  if (platformProblem) throw new CannotTest(platformProblem);
   const closers: Array<() => Promise<void>> = [];
   const close = async () => {
     for (const c of closers.reverse()) await c();

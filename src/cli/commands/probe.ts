@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { emulationSummary } from "../../emulate/install.js";
 import { type Endpoint, SynlimitError } from "../../errors.js";
+import { describeHostSchedule, readHostSynSchedule } from "../../os/syn-schedule.js";
 import { type ProxySpec, parseHostPort, parseProxyUrl } from "../../probe/address.js";
 import { PROBE_DEFAULT_MAX, PROBE_MAX_LIMIT, probe } from "../../probe/probe.js";
 import type { ProbeResult } from "../../probe/report.js";
@@ -54,7 +55,7 @@ export function registerProbe(program: Command): void {
     )
     .option(
       "--holders",
-      "also list the processes on this host with connect attempts pending (Linux)",
+      "also list the processes on this host with connect attempts pending (Linux /proc; Windows Get-NetTCPConnection or netstat -ano)",
     )
     .option("--json", "print the result as JSON (schema: docs/probe.md)")
     .option("--quiet", "no progress on stderr")
@@ -70,6 +71,8 @@ against its baseline; it never picks a non-loopback target by itself.
 Examples:
   synlimit probe                                    # this process's host, loopback targets
   synlimit probe --via socks5://127.0.0.1:1080      # an egress proxy on this host
+  npx synlimit probe --blackhole ADDRESS:9999      # Windows: no loopback tarpit there; ADDRESS runs
+                                                    #   synlimit tarpit --host ADDRESS --port 9999 --allow-non-loopback
   synlimit probe --via http://proxy.internal:3128 --blackhole dead.internal:9 --live web.internal:80
   SYNLIMIT_PROFILE=incident node --import synlimit/register $(which synlimit) probe   # the incident, emulated
 `,
@@ -86,6 +89,7 @@ Examples:
       const mode = flags.quiet ? "off" : process.stderr.isTTY ? "tty" : "lines";
       const progress = new ProgressDisplay(process.stderr, mode);
       const startedAt = new Date();
+      const hostSchedule = readHostSynSchedule();
       let result: ProbeResult;
       try {
         result = await probe({
@@ -108,11 +112,12 @@ Examples:
         process.off("SIGTERM", onSignal);
         progress.stop();
       }
+      const hostSynSchedule = await hostSchedule;
       const context = { startedAt, emulation: emulationSummary() };
       process.stdout.write(
         flags.json
-          ? `${JSON.stringify({ ...result, ...context })}\n`
-          : formatProbe(result, context),
+          ? `${JSON.stringify({ ...result, ...context, hostSynSchedule })}\n`
+          : `${formatProbe(result, context)}${describeHostSchedule(hostSynSchedule)}\n`,
       );
       process.exitCode = probeExit[result.verdict.kind];
     });

@@ -167,7 +167,17 @@ export function createGate(
     timing: e.timing,
     scope: e.scope === "destination" ? "destination" : () => identity,
     rate: e.rate,
+    // winxp-sp2's bucket order and known-reachable window come from the profile only.
+    ...profileQueueing(settings),
     timeScale: ctx.timeScale,
     ...(ctx.clock ? { clock: ctx.clock } : {}),
   });
+}
+
+function profileQueueing(s: LimitSettings): Pick<GateOptions, "fairness" | "knownReachableMs"> {
+  const o: GateOptions = s.profile ? profiles[s.profile].options : profiles.incident.options;
+  return {
+    ...(o.fairness ? { fairness: o.fairness } : {}),
+    ...(o.knownReachableMs ? { knownReachableMs: o.knownReachableMs } : {}),
+  };
 }

@@ -72,7 +72,7 @@ test("admin API: read and change limits per identity and by default", async (t) 
     profile: "incident",
     maxInFlight: 1,
     policy: "queue",
-    timing: "windows",
+    timing: "windows-2008",
     scope: "identity",
   });
   const put = await call(proxy, "PUT", `/limits/${encodeURIComponent("exe:/usr/bin/curl")}`, {

@@ -3,6 +3,7 @@ import net from "node:net";
 import { Worker } from "node:worker_threads";
 import { defaults } from "../defaults.js";
 import { formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
+import { loopbackTarpitPossible, WINDOWS_NEEDS_BLACKHOLE } from "../os/platform.js";
 import { readSynSent } from "../probe/syn-sent.js";
 import { socketInode, tcpTableSupported } from "../probe/tcp-table.js";
 
@@ -15,6 +16,8 @@ export interface TarpitOptions {
    * Off by default: a tarpit others can reach is a deliberate choice.
    */
   allowNonLoopback?: boolean;
+  /** The operating system to decide for (default `process.platform`; injected in tests). */
+  platform?: NodeJS.Platform;
   /** Default 0: any free port. */
   port?: number;
   /**
@@ -81,6 +84,13 @@ export class Tarpit {
   static async listen(options: TarpitOptions = {}): Promise<Tarpit> {
     const host = options.host ?? "127.0.0.1";
     if (net.isIP(host) === 0) throw invalidOption("host", "an IP address", host);
+    if (!loopbackTarpitPossible(options.platform ?? process.platform)) {
+      // Windows answers a SYN to a full backlog with RST: connects would be refused, not held.
+      throw new SynlimitError(
+        "SYNLIMIT_UNSUPPORTED_PLATFORM",
+        `tarpit: ${WINDOWS_NEEDS_BLACKHOLE}`,
+      );
+    }
     if (!isLoopbackAddress(host) && options.allowNonLoopback !== true) {
       throw new SynlimitError(
         "SYNLIMIT_INVALID_OPTION",

@@ -78,6 +78,17 @@ test("tarpit refuses a non-loopback --host without --allow-non-loopback (it neve
   }
 });
 
+test("a tarpit on Windows is refused up front: a full backlog answers RST there, so nothing would stay pending", async () => {
+  await assert.rejects(Tarpit.listen({ platform: "win32" }), (e: Error & { code?: string }) => {
+    assert.equal(e.code, "SYNLIMIT_UNSUPPORTED_PLATFORM");
+    assert.match(
+      e.message,
+      /^tarpit: no loopback tarpit can exist on Windows .*--blackhole HOST:PORT/,
+    );
+    return true;
+  });
+});
+
 test("tarpit --allow-non-loopback on loopback still holds connects pending, and says it is loopback-only", async (t) => {
   const { child, result } = startForTest(t, ["tarpit", "--allow-non-loopback", "--json"]);
   const info = JSON.parse(await firstLine(child)) as {

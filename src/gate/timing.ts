@@ -91,6 +91,8 @@ export const TIMING_EXPECTED = `one of ${timingNames.join(", ")}, a number of mi
 
 /** More SYNs than any real stack sends; bounds what a typo can allocate. */
 const MAX_SYNS = 64;
+/** The longest delay a Node timer can take (longer ones fire at once). */
+const MAX_GIVE_UP_MS = 2_147_483_647;
 
 /**
  * Parses a timing as written on a command line, in SYNLIMIT_TIMING or in a
@@ -162,6 +164,9 @@ function checkSchedule(s: TimingSchedule, where: string): TimingSchedule {
     throw timingError(
       `${where}: giveup must be a whole number of milliseconds after the last SYN (${last} ms), got ${String(giveUpMs)}`,
     );
+  }
+  if (giveUpMs > MAX_GIVE_UP_MS) {
+    throw timingError(`${where}: giveup must be at most ${MAX_GIVE_UP_MS} ms, got ${giveUpMs}`);
   }
   return { synAtMs: [...synAtMs], giveUpMs };
 }

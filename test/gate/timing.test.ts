@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import fc from "fast-check";
 import { profiles } from "../../src/emulate/profiles.js";
-import { WINDOWS_TIMEOUT_TEXT } from "../../src/errors.js";
+import { SynlimitError, WINDOWS_TIMEOUT_TEXT } from "../../src/errors.js";
 import { type Attempt, AttemptGate } from "../../src/gate/gate.js";
 import { parseTiming, resolveTiming, timings } from "../../src/gate/timing.js";
 import type { GateOptions } from "../../src/gate/types.js";
@@ -54,6 +55,7 @@ test("parseTiming: names, bare milliseconds and syn:…;giveup:…", () => {
     ["syn:0,100,100;giveup:500", /SYN times must increase, got 0,100,100/],
     ["syn:0,100;giveup:100", /giveup must be .* after the last SYN \(100 ms\), got 100/],
     ["syn:0;giveup:-1", /giveup "-1" is not a whole number/],
+    ["syn:0;giveup:2147483648", /giveup must be at most 2147483647 ms, got 2147483648/],
     [`syn:${Array.from({ length: 65 }, (_, i) => i).join(",")};giveup:1000`, /1 to 64 SYN times/],
   ];
   for (const [text, message] of bad) assert.throws(() => parseTiming(text), message, text);
@@ -137,5 +139,48 @@ test("the proxy's limits take the same schedule syntax", () => {
   assert.throws(
     () => validateSettings({ timing: "syn:0,500;giveup:100" }, "limits"),
     /limits\.timing: .*giveup must be/,
+  );
+});
+
+test("property: any text parses to a timing the gate accepts, or fails with a one-line SynlimitError", () => {
+  const text = fc.oneof(
+    fc.string(),
+    fc
+      .tuple(fc.array(fc.integer({ min: -5, max: 99_999 }), { maxLength: 8 }), fc.integer())
+      .map(([syn, giveUp]) => `syn:${syn.join(",")};giveup:${giveUp}`),
+  );
+  fc.assert(
+    fc.property(text, (t) => {
+      let option: ReturnType<typeof parseTiming>;
+      try {
+        option = parseTiming(t);
+      } catch (error) {
+        assert.ok(error instanceof SynlimitError, String(error));
+        assert.ok(!error.message.includes("\n"));
+        return;
+      }
+      const timing = resolveTiming(option);
+      assert.ok(timing.synAtMs[0] === 0);
+      assert.ok(timing.failAtMs === null || timing.failAtMs > (timing.synAtMs.at(-1) ?? 0));
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test("property: a valid schedule survives the syn:…;giveup:… text unchanged", () => {
+  const schedule = fc
+    .uniqueArray(fc.integer({ min: 1, max: 1_000_000 }), { maxLength: 10 })
+    .chain((rest) =>
+      fc.integer({ min: 1, max: 1_000_000 }).map((extra) => {
+        const synAtMs = [0, ...rest.sort((a, b) => a - b)];
+        return { synAtMs, giveUpMs: (synAtMs.at(-1) ?? 0) + extra };
+      }),
+    );
+  fc.assert(
+    fc.property(schedule, (s) => {
+      const t = resolveTiming(parseTiming(`syn:${s.synAtMs.join(",")};giveup:${s.giveUpMs}`));
+      assert.deepEqual(t.synAtMs, s.synAtMs);
+      assert.equal(t.failAtMs, s.giveUpMs);
+    }),
   );
 });

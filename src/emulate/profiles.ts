@@ -14,7 +14,8 @@ export const profiles = {
   incident: {
     description:
       "1 concurrent connect attempt per process, extra attempts queued FIFO, Windows connect timing (fails at 21 s)",
-    source: "the field case in INCIDENT.md (an unidentified security product on Windows Server)",
+    source:
+      "the field case in docs/incident.md (an unidentified security product on Windows Server)",
     options: { maxInFlight: 1, scope: "process", policy: "queue", timing: "windows" },
   },
   "winxp-sp2": {

@@ -21,15 +21,31 @@ function sources(dir: string): string[] {
     .map((f) => resolve(root, dir, f));
 }
 
-test("every relative link in README.md and docs/ names a file inside the repository", () => {
+/** The anchors a Markdown renderer gives the headings of `text` (GitHub's rule). */
+function anchors(text: string): Set<string> {
+  const slugs = [...text.matchAll(/^#+ (.+)$/gm)].map((m) =>
+    (m[1] as string)
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+      .replace(/\s/g, "-"),
+  );
+  return new Set(slugs);
+}
+
+test("every relative link in README.md and docs/ names a file (and heading) inside the repository", () => {
   const broken: string[] = [];
   for (const file of documents()) {
     const text = readFileSync(file, "utf8");
     for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-      if (!target || /^[a-z]+:/i.test(target) || target.startsWith("#")) continue;
-      const path = resolve(dirname(file), target.replace(/#.*$/, ""));
+      if (!target || /^[a-z]+:/i.test(target)) continue;
+      const [pathPart, anchor] = target.split("#") as [string, string | undefined];
+      const path = pathPart === "" ? file : resolve(dirname(file), pathPart);
       const inside = !relative(root, path).startsWith("..");
-      if (!inside || !existsSync(path)) broken.push(`${relative(root, file)} → ${target}`);
+      const ok =
+        inside &&
+        existsSync(path) &&
+        (anchor === undefined || anchors(readFileSync(path, "utf8")).has(anchor));
+      if (!ok) broken.push(`${relative(root, file)} → ${target}`);
     }
   }
   assert.deepEqual(broken, []);

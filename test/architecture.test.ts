@@ -29,7 +29,11 @@ function imports(): Array<{ from: string; to: string; file: string }> {
     f.endsWith(".ts"),
   );
   return files.flatMap((file) =>
-    [...readFileSync(join(src, file), "utf8").matchAll(/(?:from|import)\s*\(?\s*"(\.{1,2}\/[^"]+)"/g)].map((m) => {
+    [
+      ...readFileSync(join(src, file), "utf8").matchAll(
+        /(?:from|import)\s*\(?\s*"(\.{1,2}\/[^"]+)"/g,
+      ),
+    ].map((m) => {
       const target = normalize(join(dirname(file), m[1] as string)).replace(/\.js$/, ".ts");
       return { from: moduleOf(file), to: moduleOf(target), file: `${file} → ${target}` };
     }),

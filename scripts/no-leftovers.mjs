@@ -7,7 +7,7 @@
 // Leftovers are named in one line, then stopped and removed, so a failed run
 // does not leave them for the next one either.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -77,6 +77,8 @@ async function main(argv) {
   }
   const before = new Set(pids());
   const runTmp = mkdtempSync(join(tmpdir(), "synlimit-test-run-"));
+  // As /tmp is: peers that drop root (PostgreSQL runs as postgres) must reach their own dirs.
+  chmodSync(runTmp, 0o1777);
   const token = runTmp.slice(runTmp.lastIndexOf("-") + 1);
   const child = spawn(argv[0], argv.slice(1), {
     stdio: "inherit",

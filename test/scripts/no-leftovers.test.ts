@@ -61,6 +61,13 @@ test("passes the command's exit code through when nothing is left", async () => 
   assert.deepEqual([failed.code, failed.stderr], [3, ""]);
 });
 
+test("the command's temp dir is shared like /tmp, so peers that drop root can use it", async () => {
+  const run = await guarded(
+    'const { statSync } = require("node:fs"); console.log((statSync(require("node:os").tmpdir()).mode & 0o7777).toString(8));',
+  );
+  assert.deepEqual([run.code, run.stdout.trim()], [0, "1777"]);
+});
+
 test("fails naming a process the command left running, and stops it", {
   skip: !linux && "needs /proc",
 }, async () => {

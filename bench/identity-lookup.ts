@@ -51,7 +51,7 @@ export async function runIdentityLookupBench(options: {
       "| method | per lookup | runs |",
       "| --- | ---: | ---: |",
       diag.length > 0
-        ? `| NETLINK_SOCK_DIAG exact query (native/sockdiag.c) | ${median(diag).toFixed(1)} µs | ${diag.length} |`
+        ? `| NETLINK_SOCK_DIAG exact query (packages/sockdiag) | ${median(diag).toFixed(1)} µs | ${diag.length} |`
         : "| NETLINK_SOCK_DIAG exact query | not built | – |",
       `| read and parse /proc/net/tcp and tcp6 (the fallback) | ${median(table).toFixed(1)} ms | ${reads} |`,
     ];

@@ -116,7 +116,7 @@ export function markdown(report: Report): string {
     "",
     ...machine(report.loadAverage),
     "",
-    "## Targets (issue 2)",
+    "## Targets",
     "",
     ...verdicts(report),
     "",

@@ -50,13 +50,13 @@ await leakCheck();
 const sections: Array<{ title: string; markdown: string }> = [];
 log("guard: the incident fixed — logins with no agent, a naive agent, a guarded agent …");
 sections.push({
-  title: "The incident, fixed (issue 5)",
+  title: "The incident, fixed",
   markdown: (await runGuardBench({ quick: args.quick })).markdown,
 });
 await leakCheck();
 log("probe: time to verdict for k = 1, 4, 16 …");
 sections.push({
-  title: "Probe: time to verdict (issue 3)",
+  title: "Probe: time to verdict",
   // The probe's markdown brings its own heading; the section supplies one.
   markdown: (await runProbeBench({ quick: args.quick })).markdown.replace(/^## .*\n+/, ""),
 });
@@ -64,12 +64,12 @@ await leakCheck();
 if (!args["no-proxy"]) {
   log("gate proxy: setups/s and throughput vs direct, microsocks and dante …");
   sections.push({
-    title: "Gate proxy throughput (issue 4)",
+    title: "Gate proxy throughput",
     markdown: (await runProxyThroughput({ quick: args.quick })).markdown,
   });
   log("gate proxy: 10,000 clients, 1,000 pending attempts …");
   sections.push({
-    title: "Gate proxy under load (issue 4)",
+    title: "Gate proxy under load",
     markdown: (await runProxyLoad({ quick: args.quick })).markdown,
   });
   await leakCheck();
@@ -77,7 +77,7 @@ if (!args["no-proxy"]) {
 // After the proxy benchmarks: the TIME_WAIT sockets they leave are the busy host this is about.
 log("gate proxy: finding a client's socket, sock_diag vs /proc/net/tcp …");
 sections.push({
-  title: "Gate proxy: finding a client's socket (issue 4, identity process)",
+  title: "Gate proxy: finding a client's socket (identity process)",
   markdown: (await runIdentityLookupBench({ quick: args.quick })).markdown,
 });
 

@@ -15,22 +15,36 @@ export type SynlimitCode =
   | "SYNLIMIT_INVALID_ENV"
   | "SYNLIMIT_ATTEMPT_REJECTED"
   | "SYNLIMIT_EMULATED_TIMEOUT"
-  | "SYNLIMIT_ATTEMPT_CANCELLED"
   | "SYNLIMIT_TARPIT_UNVERIFIED"
   | "SYNLIMIT_UNSUPPORTED_PLATFORM"
   | "SYNLIMIT_USAGE"
   | "SYNLIMIT_BREAKER_OPEN"
   | "SYNLIMIT_PREFLIGHT_FAILED"
   | "SYNLIMIT_CONNECT_TIMEOUT"
-  | "SYNLIMIT_ABORTED";
+  | "SYNLIMIT_ABORTED"
+  | "SYNLIMIT_ADDRESS_IN_USE"
+  | "SYNLIMIT_CHILD_FAILED";
+
+// Registered, so two copies of synlimit in one process (a library's and the
+// application's) recognise each other's errors where `instanceof` cannot.
+const brand = Symbol.for("synlimit.error");
 
 export class SynlimitError extends Error {
   readonly code: SynlimitCode;
+  declare readonly [brand]: true;
   constructor(code: SynlimitCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "SynlimitError";
     this.code = code;
+    Object.defineProperty(this, brand, { value: true });
   }
+}
+
+/** True for an error raised by any copy of synlimit (its `code` is a `SYNLIMIT_…` code). */
+export function isSynlimitError(value: unknown): value is SynlimitError {
+  return (
+    typeof value === "object" && value !== null && (value as { [brand]?: unknown })[brand] === true
+  );
 }
 
 /** A bad option passed to a constructor or `install()`: a programming error. */
@@ -51,6 +65,27 @@ export function invalidEnv(variable: string, expected: string, got: string): Syn
 
 export function usageError(message: string): SynlimitError {
   return new SynlimitError("SYNLIMIT_USAGE", message);
+}
+
+/**
+ * A listener could not bind: SYNLIMIT_ADDRESS_IN_USE when another socket has
+ * the address (retry elsewhere), else SYNLIMIT_INVALID_OPTION (a bad address).
+ */
+export function cannotListen(what: string, address: string, cause: unknown): SynlimitError {
+  // `cause` may be an error passed across a worker boundary: a plain object.
+  const { code, message } = (cause ?? {}) as { code?: unknown; message?: unknown };
+  const reason = typeof message === "string" ? message : String(cause);
+  const inUse = code === "EADDRINUSE";
+  return new SynlimitError(
+    inUse ? "SYNLIMIT_ADDRESS_IN_USE" : "SYNLIMIT_INVALID_OPTION",
+    `${what} cannot listen on ${address}: ${reason}`,
+    { cause },
+  );
+}
+
+/** A process synlimit started (the lab's app, a peer server, a helper) failed or never got ready. */
+export function childFailed(message: string, cause?: unknown): SynlimitError {
+  return new SynlimitError("SYNLIMIT_CHILD_FAILED", message, { cause });
 }
 
 /** Extra fields carried by guard errors, so callers can schedule without parsing text. */

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { endQuietlyWhenOutputCloses } from "./output.js";
 import { buildProgram, runCli } from "./program.js";
 
+endQuietlyWhenOutputCloses();
 await runCli(buildProgram(), process.argv);

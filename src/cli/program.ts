@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { SynlimitError } from "../errors.js";
+import { isSynlimitError } from "../errors.js";
 import { registerConnectTest } from "./commands/connect-test.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerEcho } from "./commands/echo.js";
@@ -38,6 +38,13 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Errors in what the user typed: the message alone says what to change. */
+const inputCodes: ReadonlySet<string> = new Set([
+  "SYNLIMIT_USAGE",
+  "SYNLIMIT_INVALID_OPTION",
+  "SYNLIMIT_INVALID_ENV",
+]);
+
 /**
  * Runs the CLI. Usage errors and SynlimitErrors end with one line on stderr
  * and exit code 2; anything else is a bug and keeps its stack.
@@ -50,8 +57,10 @@ export async function runCli(program: Command, argv: string[]): Promise<void> {
       process.exitCode = error.exitCode === 0 ? 0 : 2;
       return;
     }
-    if (error instanceof SynlimitError) {
-      process.stderr.write(`synlimit: ${error.message}\n`);
+    if (isSynlimitError(error)) {
+      // A script can tell a busy port or a crashed child from a typo.
+      const code = inputCodes.has(error.code) ? "" : ` (${error.code})`;
+      process.stderr.write(`synlimit: ${error.message}${code}\n`);
       process.exitCode = 2;
       return;
     }

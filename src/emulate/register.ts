@@ -4,14 +4,14 @@
  * A bad variable ends the process with one line on stderr and exit code 2,
  * before the application runs.
  */
-import { SynlimitError } from "../errors.js";
+import { isSynlimitError } from "../errors.js";
 import { optionsFromEnv } from "./env.js";
 import { install } from "./install.js";
 
 try {
   install(optionsFromEnv(process.env));
 } catch (error) {
-  if (!(error instanceof SynlimitError)) throw error;
+  if (!isSynlimitError(error)) throw error;
   process.stderr.write(`synlimit: ${error.message}\n`);
   process.exit(2);
 }

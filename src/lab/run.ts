@@ -269,7 +269,7 @@ function nextMessage<T extends AppMessage["type"]>(
       const why = stderr().trim().split("\n").slice(-3).join(" | ");
       reject(
         new SynlimitError(
-          "SYNLIMIT_USAGE",
+          "SYNLIMIT_CHILD_FAILED",
           `the lab's app exited (${code}) before '${type}': ${why || "no output"}`,
         ),
       );

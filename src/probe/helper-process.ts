@@ -185,5 +185,5 @@ export class HelperProcess {
 }
 
 function failure(why: string): SynlimitError {
-  return new SynlimitError("SYNLIMIT_USAGE", `the probe's helper process ${why}`);
+  return new SynlimitError("SYNLIMIT_CHILD_FAILED", `the probe's helper process ${why}`);
 }

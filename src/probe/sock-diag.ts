@@ -18,15 +18,16 @@ export interface SocketEnd {
 
 let native: Native | null | undefined;
 
-// Built by `npm install` (node-gyp, binding.gyp) where a compiler is at hand;
-// without it, callers fall back to /proc/net/tcp.
+// The optional package synlimit-sockdiag (packages/sockdiag), built by node-gyp
+// where it is installed; without it, callers fall back to /proc/net/tcp, so a
+// library user's install never needs a compiler.
 function load(): Native | null {
   if (native !== undefined) return native;
   native = null;
   if (process.platform !== "linux") return native;
   try {
     const require = createRequire(import.meta.url);
-    native = require("../../../build/Release/sockdiag.node") as Native;
+    native = require("synlimit-sockdiag") as Native;
   } catch {
     native = null;
   }

@@ -11,6 +11,7 @@ import {
   parseBasicCredentials,
   parseHttpHead,
 } from "./http-parser.js";
+import type { ClientErrorCode } from "./metrics.js";
 import type { ParseResult } from "./parse-result.js";
 import {
   encodeAuthStatus,
@@ -60,7 +61,7 @@ export interface ConnectionHost {
     cancel: DialCancel,
     done: (outcome: DialOutcome) => void,
   ): void;
-  clientError(conn: Connection, phase: string, reason: string): void;
+  clientError(conn: Connection, phase: string, reason: string, code: ClientErrorCode): void;
   tunnelOpened(conn: Connection): void;
   tunnelClosed(conn: Connection): void;
   closed(conn: Connection): void;
@@ -187,7 +188,7 @@ export class Connection {
 
   /** @internal the handshake deadline passed. */
   handshakeExpired(): void {
-    this.#fail(this.#phase, "handshake deadline passed");
+    this.#fail(this.#phase, "handshake deadline passed", "deadline");
   }
 
   get remoteAddress(): string {
@@ -250,7 +251,11 @@ export class Connection {
             this.protocol = "http-connect";
             this.#phase = "http";
           } else {
-            this.#fail("start", first === 0x04 ? "SOCKS 4 is not supported" : "unknown protocol");
+            this.#fail(
+              "start",
+              first === 0x04 ? "SOCKS 4 is not supported" : "unknown protocol",
+              "malformed",
+            );
             return;
           }
           break;
@@ -277,6 +282,7 @@ export class Connection {
               encodeMethod(Method.noAcceptable),
               "greeting",
               "no acceptable method",
+              "malformed",
             );
             return;
           }
@@ -291,7 +297,7 @@ export class Connection {
           this.#consume(r.consumed);
           const creds = this.#host.credentials;
           if (creds && !creds.verify(r.value.username, r.value.password)) {
-            this.#replyAndClose(encodeAuthStatus(false), "auth", "authentication failed");
+            this.#replyAndClose(encodeAuthStatus(false), "auth", "authentication failed", "auth");
             return;
           }
           this.#username = r.value.username;
@@ -320,6 +326,7 @@ export class Connection {
               encodeResponse(r.error.status, `synlimit: ${r.error.reason}`),
               "http",
               r.error.reason,
+              r.error.status === 431 ? "too-large" : "malformed",
             );
             return;
           }
@@ -338,12 +345,12 @@ export class Connection {
     if (r.kind === "ok") return true;
     if (r.kind === "need-more") {
       // Parsers never need more than their phase's maximum; this is a guard, not a path.
-      if (this.#buf.length > max) this.#fail(this.#phase, "message too long");
+      if (this.#buf.length > max) this.#fail(this.#phase, "message too long", "too-large");
       return false;
     }
     const reply = r.error.reply;
-    if (reply === undefined) this.#fail(this.#phase, r.error.reason);
-    else this.#replyAndClose(encodeReply(reply), this.#phase, r.error.reason);
+    if (reply === undefined) this.#fail(this.#phase, r.error.reason, "malformed");
+    else this.#replyAndClose(encodeReply(reply), this.#phase, r.error.reason, "malformed");
     return false;
   }
 
@@ -358,6 +365,7 @@ export class Connection {
         ]),
         "http",
         basic ? "authentication failed" : "no credentials",
+        "auth",
       );
       return;
     }
@@ -404,14 +412,14 @@ export class Connection {
     if (!outcome.ok) {
       const where = formatEndpoint({ host: request.host, port: request.port });
       if (request.protocol === "socks5") {
-        this.#replyAndClose(encodeReply(socksReply[outcome.kind]), "dial", outcome.kind, false);
+        this.#replyAndClose(encodeReply(socksReply[outcome.kind]), "dial", outcome.kind, null);
       } else {
         const status = httpStatus[outcome.kind];
         this.#replyAndClose(
           encodeResponse(status, `synlimit: ${where}: ${failureText[outcome.kind]}`),
           "dial",
           outcome.kind,
-          false,
+          null,
         );
       }
       return;
@@ -476,16 +484,19 @@ export class Connection {
     this.#buf = this.#buf.subarray(n);
   }
 
-  #fail(phase: string, reason: string): void {
+  #fail(phase: string, reason: string, code: ClientErrorCode): void {
     if (this.#phase === "closed" || this.#phase === "closing") return;
-    this.#host.clientError(this, phase, reason);
+    this.#host.clientError(this, phase, reason, code);
     this.#destroy();
   }
 
-  /** Sends a last reply, then closes once the client has read it (or after a linger). */
-  #replyAndClose(reply: Buffer, phase: string, reason: string, isClientError = true): void {
+  /**
+   * Sends a last reply, then closes once the client has read it (or after a
+   * linger). `code` null: not the client's error (a failed dial).
+   */
+  #replyAndClose(reply: Buffer, phase: string, reason: string, code: ClientErrorCode | null): void {
     if (this.#phase === "closed" || this.#phase === "closing") return;
-    if (isClientError) this.#host.clientError(this, phase, reason);
+    if (code !== null) this.#host.clientError(this, phase, reason, code);
     this.#phase = "closing";
     this.#host.handshakes.delete(this);
     this.#buf = Buffer.alloc(0);

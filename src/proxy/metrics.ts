@@ -8,6 +8,13 @@ export interface MetricsSource {
 }
 
 /**
+ * Why a client was closed during its handshake: the `reason` label of
+ * synlimit_gate_client_errors_total. Set where the error is found, so a
+ * reworded message never moves a count to another label.
+ */
+export type ClientErrorCode = "auth" | "deadline" | "too-large" | "malformed" | "max-clients";
+
+/**
  * The proxy's Prometheus metrics, in a registry of its own so several
  * proxies (and the host application's metrics) never collide.
  */
@@ -17,6 +24,11 @@ export class ProxyMetrics {
   readonly waitSeconds: Histogram;
   readonly limitReached: Counter<"identity">;
   readonly clientErrors: Counter<"reason">;
+
+  /** A client closed during its handshake. */
+  countClientError(code: ClientErrorCode): void {
+    this.clientErrors.inc({ reason: code });
+  }
   readonly #attemptCounts = new Map<string, number>();
 
   constructor(source: MetricsSource) {

@@ -252,7 +252,7 @@ export class GateProxy {
     this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true });
     this.#server.maxConnections = o.maxClients;
     this.#server.on("connection", (socket) => this.#accept(socket));
-    this.#server.on("drop", () => this.#metrics.clientErrors.inc({ reason: "max-clients" }));
+    this.#server.on("drop", () => this.#metrics.countClientError("max-clients"));
     this.#host = {
       clock: o.clock,
       handshakes: new FifoDeadlines(o.clock, o.handshakeTimeoutMs, (c: Connection) =>
@@ -262,8 +262,8 @@ export class GateProxy {
       credentials: o.credentials,
       listening: null,
       dial: (conn, request, cancel, done) => this.#dial(conn, request, cancel, done),
-      clientError: (conn, phase, reason) => {
-        this.#metrics.clientErrors.inc({ reason: metricReason(reason) });
+      clientError: (conn, phase, reason, code) => {
+        this.#metrics.countClientError(code);
         publish(proxyChannels.clientError, () => ({
           client: conn.id,
           remote: conn.remote,
@@ -663,11 +663,3 @@ interface Who {
 }
 
 const globalWho: Who = { identity: "global", aliases: [] };
-
-function metricReason(reason: string): string {
-  if (reason.startsWith("authentication") || reason === "no credentials") return "auth";
-  if (reason.includes("deadline")) return "deadline";
-  if (reason.includes("too large") || reason.includes("too long") || reason.includes("too many"))
-    return "too-large";
-  return "malformed";
-}

@@ -2,7 +2,7 @@ import dgram from "node:dgram";
 import diagnostics from "node:diagnostics_channel";
 import { once } from "node:events";
 import net from "node:net";
-import { formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
+import { cannotListen, formatEndpoint, invalidOption, type SynlimitError } from "../errors.js";
 
 export interface EchoServerOptions {
   /** An IP address (default 127.0.0.1); its family picks udp4 or udp6. */
@@ -85,7 +85,7 @@ export class EchoServer {
       await once(udp, "listening");
     } catch (error) {
       udp.close();
-      throw cannotListen("udp", o.host, o.udpPort, error);
+      throw listenFailed("udp", o.host, o.udpPort, error);
     }
     // Past bind, errors are per datagram (e.g. an ICMP unreachable surfacing
     // on send); none of them is a reason to stop answering the others.
@@ -101,7 +101,7 @@ export class EchoServer {
         });
       } catch (error) {
         await new Promise<void>((resolve) => udp.close(resolve));
-        throw cannotListen("tcp", o.host, port, error);
+        throw listenFailed("tcp", o.host, port, error);
       }
     }
 
@@ -218,16 +218,11 @@ async function listenTcp(host: string, port: number): Promise<net.Server> {
   }
 }
 
-function cannotListen(
+function listenFailed(
   protocol: "udp" | "tcp",
   host: string,
   port: number,
   cause: unknown,
 ): SynlimitError {
-  const reason = cause instanceof Error ? cause.message : String(cause);
-  return new SynlimitError(
-    "SYNLIMIT_INVALID_OPTION",
-    `echo cannot listen on ${protocol} ${formatEndpoint({ host, port })}: ${reason}`,
-    { cause },
-  );
+  return cannotListen("echo", `${protocol} ${formatEndpoint({ host, port })}`, cause);
 }

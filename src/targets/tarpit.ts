@@ -2,7 +2,7 @@ import { once } from "node:events";
 import net from "node:net";
 import { Worker } from "node:worker_threads";
 import { defaults } from "../defaults.js";
-import { formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
+import { cannotListen, formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
 import { loopbackTarpitPossible, WINDOWS_NEEDS_BLACKHOLE } from "../os/platform.js";
 import { readSynSent } from "../probe/syn-sent.js";
 import { socketInode, tcpTableSupported } from "../probe/tcp-table.js";
@@ -116,10 +116,7 @@ export class Tarpit {
     if (message.error || message.port === undefined) {
       Atomics.store(stop, 0, 1);
       await worker.terminate();
-      throw new SynlimitError(
-        "SYNLIMIT_INVALID_OPTION",
-        `tarpit cannot listen on ${formatEndpoint({ host, port })}: ${message.error?.message ?? "no port"}`,
-      );
+      throw cannotListen("tarpit", formatEndpoint({ host, port }), message.error ?? "no port");
     }
     const fillers: net.Socket[] = [];
     const tarpit = new Tarpit(host, message.port, worker, stop, fillers);

@@ -126,7 +126,9 @@ test("echo on a UDP port in use: one line on stderr, exit 2", guard, async (t) =
   assert.equal(r.code, 2);
   assertOneLineError(
     r.stderr,
-    new RegExp(`^synlimit: echo cannot listen on udp 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`),
+    new RegExp(
+      `^synlimit: echo cannot listen on udp 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.* \\(SYNLIMIT_ADDRESS_IN_USE\\)$`,
+    ),
   );
 });
 

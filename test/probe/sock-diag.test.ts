@@ -13,10 +13,10 @@ function end(address: string, port: number): SocketEnd {
   return e;
 }
 
-test("the native sock_diag lookup is built on Linux (npm install runs node-gyp)", {
+test("the native sock_diag lookup is built on Linux (npm ci builds the synlimit-sockdiag workspace)", {
   skip: !linux && "Linux only",
 }, () => {
-  assert.equal(sockDiagAvailable(), true, "build/Release/sockdiag.node missing: run npm ci");
+  assert.equal(sockDiagAvailable(), true, "synlimit-sockdiag is not built: run npm ci");
 });
 
 test("finds a loopback IPv4 socket's inode by its 4-tuple, from either end", {

@@ -257,7 +257,7 @@ test("a busy TCP port falls back to any free port, unless it was asked for", gua
     EchoServer.listen({ tcp: true, tcpPort: taken }),
     (e: unknown) =>
       e instanceof SynlimitError &&
-      e.code === "SYNLIMIT_INVALID_OPTION" &&
+      e.code === "SYNLIMIT_ADDRESS_IN_USE" &&
       /^echo cannot listen on tcp 127\.0\.0\.1:\d+: .*EADDRINUSE/.test(e.message),
   );
 });
@@ -268,7 +268,7 @@ test("a UDP port in use is a SynlimitError naming it", guard, async (t) => {
     EchoServer.listen({ udpPort: first.udpPort }),
     (e: unknown) =>
       e instanceof SynlimitError &&
-      e.code === "SYNLIMIT_INVALID_OPTION" &&
+      e.code === "SYNLIMIT_ADDRESS_IN_USE" &&
       e.message.startsWith(`echo cannot listen on udp 127.0.0.1:${first.udpPort}: `) &&
       /EADDRINUSE/.test(e.message),
   );

@@ -84,7 +84,7 @@ test("a port already in use is a clear error, not a crash", async (t) => {
   t.after(() => first.close());
   await assert.rejects(Tarpit.listen({ port: first.port }), (e: Error & { code?: string }) => {
     return (
-      e.code === "SYNLIMIT_INVALID_OPTION" &&
+      e.code === "SYNLIMIT_ADDRESS_IN_USE" &&
       /cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/.test(e.message)
     );
   });

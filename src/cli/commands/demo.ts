@@ -88,7 +88,7 @@ async function runConnectTest(
     return { ...run, startedAt: new Date(run.startedAt) };
   } catch {
     throw new SynlimitError(
-      "SYNLIMIT_USAGE",
+      "SYNLIMIT_CHILD_FAILED",
       `connect-test under profile ${profile} exited ${code} without a result: ${err.trim().split("\n")[0] ?? ""}`,
     );
   }

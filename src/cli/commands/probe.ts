@@ -1,6 +1,6 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { emulationSummary } from "../../emulate/install.js";
-import { type Endpoint, SynlimitError } from "../../errors.js";
+import { type Endpoint, isSynlimitError } from "../../errors.js";
 import { describeHostSchedule, readHostSynSchedule } from "../../os/syn-schedule.js";
 import { type ProxySpec, parseHostPort, parseProxyUrl } from "../../probe/address.js";
 import { PROBE_DEFAULT_MAX, PROBE_MAX_LIMIT, probe } from "../../probe/probe.js";
@@ -128,7 +128,7 @@ function usage<T>(parse: () => T): T {
   try {
     return parse();
   } catch (error) {
-    if (error instanceof SynlimitError) throw new InvalidArgumentError(`${error.message}.`);
+    if (isSynlimitError(error)) throw new InvalidArgumentError(`${error.message}.`);
     throw error;
   }
 }

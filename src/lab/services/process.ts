@@ -173,7 +173,7 @@ export async function waitUntil(
   let lastError = "";
   for (;;) {
     if (child?.hasExited) {
-      throw new SynlimitError("SYNLIMIT_USAGE", `${what}: ${child.describeExit()}`);
+      throw new SynlimitError("SYNLIMIT_CHILD_FAILED", `${what}: ${child.describeExit()}`);
     }
     try {
       if (await probe()) return;
@@ -183,7 +183,7 @@ export async function waitUntil(
     if (performance.now() >= deadline) {
       const tail = child?.outputTail;
       throw new SynlimitError(
-        "SYNLIMIT_USAGE",
+        "SYNLIMIT_CHILD_FAILED",
         `${what}: not ready after ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ""}${tail ? `; output: ${tail}` : ""}`,
       );
     }
@@ -204,6 +204,6 @@ export async function run(
   await child.exited;
   clearTimeout(timer);
   if (child.child.exitCode !== 0) {
-    throw new SynlimitError("SYNLIMIT_USAGE", `${name} failed: ${child.describeExit()}`);
+    throw new SynlimitError("SYNLIMIT_CHILD_FAILED", `${name} failed: ${child.describeExit()}`);
   }
 }

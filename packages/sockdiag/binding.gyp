@@ -3,7 +3,7 @@
     {
       "target_name": "sockdiag",
       "conditions": [
-        ["OS=='linux'", { "sources": ["native/sockdiag.c"] }]
+        ["OS=='linux'", { "sources": ["sockdiag.c"] }]
       ]
     }
   ]

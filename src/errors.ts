@@ -22,7 +22,8 @@ export type SynlimitCode =
   | "SYNLIMIT_BREAKER_OPEN"
   | "SYNLIMIT_PREFLIGHT_FAILED"
   | "SYNLIMIT_CONNECT_TIMEOUT"
-  | "SYNLIMIT_ABORTED";
+  | "SYNLIMIT_ABORTED"
+  | "SYNLIMIT_CANNOT_TEST";
 
 export class SynlimitError extends Error {
   readonly code: SynlimitCode;
@@ -108,6 +109,18 @@ export function connectTimeout(endpoint: Endpoint, afterMs: number): GuardError 
     `connect to ${formatEndpoint(endpoint)} timed out after ${Math.round(afterMs)} ms (guard deadline)`,
     endpoint,
   );
+}
+
+/**
+ * The probe cannot answer: why, and what would make it testable. The probe
+ * returns it as its "could not test" result (CLI exit 2); it escapes only
+ * from internal steps.
+ */
+export class CannotTest extends SynlimitError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("SYNLIMIT_CANNOT_TEST", message, options);
+    this.name = "CannotTest";
+  }
 }
 
 export function aborted(what: string, reason?: unknown): SynlimitError {

@@ -164,6 +164,13 @@ async function measureBaseline(s: ProbeSession, settleMs: number | null): Promis
     const d = s.dial(s.live);
     const o = await s.wait(d.done, LIVE_TIMEOUT_MS);
     d.cancel();
+    if (o?.kind === "error" && o.stage === "proxy" && s.via) {
+      // The first hop failed: nothing is known about the live target yet.
+      const reached = o.code === "EPROTO" || o.code === "EACCES";
+      throw new CannotTest(
+        `the proxy ${describeProxy(s.via)} ${reached ? "answered but could not be used" : "is unreachable"} (${o.message}); check --via`,
+      );
+    }
     if (o?.kind !== "connected") {
       const why = !o
         ? `no answer within ${LIVE_TIMEOUT_MS} ms`

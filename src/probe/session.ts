@@ -1,5 +1,5 @@
 import type { Clock } from "../clock.js";
-import { aborted, type Endpoint, formatEndpoint } from "../errors.js";
+import { aborted, CannotTest, type Endpoint, formatEndpoint } from "../errors.js";
 import type { ProxySpec } from "./address.js";
 import { probeChannels } from "./channels.js";
 import type { Dial, DialFn, DialOutcome } from "./dial.js";
@@ -7,10 +7,7 @@ import { HelperProcess } from "./helper-process.js";
 import type { StepKind, TimelineEntry } from "./report.js";
 import type { Passage, TrialResult } from "./search.js";
 
-/** The probe cannot answer: why, and what would make it testable. Becomes exit code 2. */
-export class CannotTest extends Error {
-  override readonly name = "CannotTest";
-}
+export { CannotTest } from "../errors.js";
 
 export const ms = (n: number): string =>
   n >= 10 ? n.toFixed(0) : n >= 1 ? n.toFixed(1) : n.toFixed(2);

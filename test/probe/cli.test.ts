@@ -76,3 +76,26 @@ test("a blackhole that refuses: could not test, exit 2, the reason and how to fi
     "--holders: the list is there even when the probe could not test",
   );
 });
+
+test("--via a proxy that is not there: the proxy is unreachable, the live target is not blamed", async () => {
+  // Port 1 on loopback: nothing listens there (a free port would race).
+  for (const via of ["socks5://127.0.0.1:1", "http://127.0.0.1:1"]) {
+    const r = await runCli(["probe", "--via", via, "--json", "--quiet"]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    const json = JSON.parse(r.stdout) as ProbeResult;
+    assert.equal(json.verdict.kind, "could-not-test");
+    assert.equal(
+      json.reason,
+      `the proxy ${via} is unreachable (connect ECONNREFUSED 127.0.0.1:1); check --via`,
+    );
+    assert.doesNotMatch(json.verdict.text, /live target/);
+  }
+});
+
+test("CannotTest is in the one catalogue, with a stable code", async () => {
+  const { CannotTest, SynlimitError } = await import("../../src/errors.js");
+  const e = new CannotTest("why");
+  assert.ok(e instanceof SynlimitError);
+  assert.equal(e.code, "SYNLIMIT_CANNOT_TEST");
+  assert.equal(e.name, "CannotTest");
+});

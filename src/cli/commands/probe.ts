@@ -1,3 +1,4 @@
+import { fstatSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { emulationSummary } from "../../emulate/install.js";
 import { type Endpoint, SynlimitError } from "../../errors.js";
@@ -109,10 +110,13 @@ Examples:
         progress.stop();
       }
       const context = { startedAt, emulation: emulationSummary() };
+      // Progress lines already on the same terminal or file (2>&1): the
+      // result does not repeat them.
+      const evidenceShown = mode === "lines" && sameFile(1, 2);
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ ...result, ...context })}\n`
-          : formatProbe(result, context),
+          : formatProbe(result, context, { evidenceShown }),
       );
       process.exitCode = probeExit[result.verdict.kind];
     });
@@ -142,4 +146,15 @@ function settle(value: string): number {
     throw new InvalidArgumentError("expected a positive number of milliseconds.");
   }
   return n;
+}
+
+/** Whether two descriptors lead to the same terminal, pipe or file. */
+function sameFile(a: number, b: number): boolean {
+  try {
+    const x = fstatSync(a);
+    const y = fstatSync(b);
+    return x.dev === y.dev && x.ino === y.ino && x.rdev === y.rdev;
+  } catch {
+    return false;
+  }
 }

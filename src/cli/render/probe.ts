@@ -13,11 +13,17 @@ const at = (ms: number) => `+${(ms / 1000).toFixed(3)}s`;
 const fmt = (n: number) => (n >= 10 ? n.toFixed(0) : n >= 1 ? n.toFixed(1) : n.toFixed(2));
 
 /** The verdict first, then the evidence, then what to do. */
-export function formatProbe(result: ProbeResult, context: RenderContext): string {
+export function formatProbe(
+  result: ProbeResult,
+  context: RenderContext,
+  options: { evidenceShown?: boolean } = {},
+): string {
   const lines = [result.verdict.text];
   if (result.limit) lines.push(...details(result.limit).map((d) => `  ${d}`));
   const settle = result.settleMs === null ? "" : ` (settle window ${fmt(result.settleMs)} ms)`;
-  if (result.timeline.length > 0) {
+  if (options.evidenceShown && result.timeline.length > 0) {
+    lines.push("", `evidence${settle}: the "probe:" lines above`);
+  } else if (result.timeline.length > 0) {
     lines.push("", `evidence${settle}:`, ...result.timeline.map((e) => `  ${timelineLine(e)}`));
   }
   if (result.notes.length > 0)

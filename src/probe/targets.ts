@@ -1,5 +1,6 @@
 import { lookup } from "node:dns/promises";
 import net from "node:net";
+import { defaults } from "../defaults.js";
 import { type Endpoint, formatEndpoint, SynlimitError } from "../errors.js";
 import { LiveListener } from "../targets/live.js";
 import { Tarpit } from "../targets/tarpit.js";
@@ -13,11 +14,19 @@ export const TARGETS_HELP =
   "the probe needs a blackhole, where connects stay pending (SYN_SENT: the SYN is silently dropped), and a live target that accepts at once; by default it starts both on 127.0.0.1, otherwise pass --blackhole HOST:PORT (a port where a firewall drops SYNs) and --live HOST:PORT (a listening port)";
 
 export interface ProbeTargets {
-  readonly blackhole: Endpoint;
   readonly live: Endpoint;
   /** Destinations a rate limiter has not seen yet (aliases of the live target by default). */
   readonly destinations: readonly Endpoint[];
-  readonly report: TargetsReport;
+  /** The report so far; the blackhole's part is filled in by `startBlackhole()`. */
+  report: TargetsReport;
+  /**
+   * The blackhole: the caller's, or a local tarpit started now. Started only
+   * when needed: a tarpit holds established connections (its full accept
+   * queue), which a limiter counting established connections counts too.
+   */
+  startBlackhole(): Promise<Endpoint>;
+  /** How many established connections the local tarpit holds (0 before it starts, or when given). */
+  readonly tarpitConnections: number;
   close(): Promise<void>;
 }
 
@@ -39,26 +48,11 @@ export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
   }
   const closers: Array<() => Promise<void>> = [];
   const close = async () => {
-    for (const c of closers.reverse()) await c();
+    for (const c of closers.splice(0).reverse()) await c();
   };
   try {
-    let blackhole: Endpoint;
-    let blackholeKind: "tarpit" | "given";
-    if (o.blackhole) {
-      blackhole = await resolve(o.blackhole, o.via, "--blackhole");
-      blackholeKind = "given";
-    } else {
-      const tarpit = await Tarpit.listen({ host: "127.0.0.1" }).catch((error: unknown) => {
-        if (error instanceof SynlimitError && error.code === "SYNLIMIT_TARPIT_UNVERIFIED") {
-          throw new CannotTest(`${error.message}; ${TARGETS_HELP}`);
-        }
-        throw error;
-      });
-      closers.push(() => tarpit.close());
-      blackhole = { host: tarpit.host, port: tarpit.port };
-      blackholeKind = "tarpit";
-    }
-
+    // Resolved up front, so a bad name fails before anything is measured.
+    const given = o.blackhole ? await resolve(o.blackhole, o.via, "--blackhole") : null;
     let live: Endpoint;
     let destinations: Endpoint[];
     if (o.live.length > 0) {
@@ -80,18 +74,44 @@ export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
       // address as given (synlimit's own emulation does) sees a new one.
       destinations.push({ host: "::ffff:127.0.0.1", port: v4.port });
     }
-    return {
-      blackhole,
+    let started: Promise<Endpoint> | null = null;
+    let tarpitConnections = 0;
+    const targets: ProbeTargets = {
       live,
       destinations,
       close,
+      get tarpitConnections() {
+        return tarpitConnections;
+      },
       report: {
-        blackhole: { ...blackhole, kind: blackholeKind, verified: false, how: "not checked" },
+        blackhole: given && { ...given, kind: "given", verified: false, how: "not checked" },
         live: { ...live, kind: o.live.length > 0 ? "given" : "listener" },
         destinations,
         via: o.via ? { protocol: o.via.protocol, host: o.via.host, port: o.via.port } : null,
       },
+      startBlackhole() {
+        started ??= (async () => {
+          if (given) return given;
+          const tarpit = await Tarpit.listen({ host: "127.0.0.1" }).catch((error: unknown) => {
+            if (error instanceof SynlimitError && error.code === "SYNLIMIT_TARPIT_UNVERIFIED") {
+              throw new CannotTest(`${error.message}; ${TARGETS_HELP}`);
+            }
+            throw error;
+          });
+          closers.push(() => tarpit.close());
+          // Its accept queue: Linux admits backlog + 1 handshakes.
+          tarpitConnections = defaults.tarpitBacklog + 1;
+          const blackhole = { host: tarpit.host, port: tarpit.port };
+          targets.report = {
+            ...targets.report,
+            blackhole: { ...blackhole, kind: "tarpit", verified: false, how: "not checked" },
+          };
+          return blackhole;
+        })();
+        return started;
+      },
     };
+    return targets;
   } catch (error) {
     await close();
     throw error;

@@ -42,7 +42,9 @@ function details(f: LimitFinding): string[] {
   if (f.scope === "process") out.push("per process: a second process on this host was not delayed");
   else if (f.scope === "machine")
     out.push("machine-wide: a second process on this host was delayed too");
-  if (f.behaviour !== "rate-limited") {
+  if (f.countsEstablished === true) {
+    out.push("established connections count against the limit, not only pending attempts");
+  } else if (f.behaviour !== "rate-limited") {
     out.push(
       f.appliesTo === "all-destinations"
         ? "pending attempts to one destination delay connects to every other destination"

@@ -59,7 +59,7 @@ export async function analyzeDrops(s: ProbeSession): Promise<DropFinding> {
           s.record("drops", "all-dropped", `${text}: every SYN dropped, resends too`);
           return { kind: "all-dropped", sent };
         }
-        return rate(s, all, text, through);
+        return await rate(s, all, text, through);
       }
       s.record(
         "drops",
@@ -68,7 +68,7 @@ export async function analyzeDrops(s: ProbeSession): Promise<DropFinding> {
       );
       return { kind: "loss", dropped, sent };
     }
-    return rate(s, all, text, 0);
+    return await rate(s, all, text, 0);
   } finally {
     for (const d of all) d.cancel();
   }

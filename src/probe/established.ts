@@ -1,7 +1,7 @@
 import { formatEndpoint } from "../errors.js";
 import type { Dial } from "./dial.js";
 import type { LimitScope } from "./report.js";
-import { BLOCK_TRIES, ms, type ProbeSession } from "./session.js";
+import { ms, type ProbeSession } from "./session.js";
 import { nextRetransmitMs, RETRANSMIT_LATE_MS, retransmissionOf } from "./syn-schedule.js";
 
 /** A limit that counts established connections, found by holding them. */
@@ -88,7 +88,7 @@ export async function findEstablishedLimit(
     s.record(
       "established",
       "blocked",
-      `holding ${plural(j)}, ${BLOCK_TRIES} new connects got no answer within ${ms(s.settleMs)} ms`,
+      `holding ${plural(j)}, ${s.blockTries} new connects got no answer within ${ms(s.settleMs)} ms`,
     );
     s.warmHelper();
     const waiting = blocked[0] as Dial;
@@ -123,7 +123,8 @@ export async function findEstablishedLimit(
     if (through?.outcome?.kind === "connected") {
       const after = (through.endedAt ?? releasedAt) - releasedAt;
       const resend = retransmissionOf(s.schedule, through.outcome.ms);
-      if (after <= s.settleMs) {
+      // On the resend schedule it was a dropped SYN, however soon after the release.
+      if (after <= s.settleMs && !resend) {
         behaviour = "queued";
         handoffMs = after;
       }
@@ -160,7 +161,8 @@ async function openHeld(
   { kind: "through"; dial: Dial } | { kind: "refused"; code: string } | { kind: "blocked" }
 > {
   const tries: Dial[] = [];
-  for (let i = 0; i < BLOCK_TRIES; i++) {
+  let refused: string | null = null;
+  for (let i = 0; i < s.blockTries; i++) {
     const d = s.dial(s.live, { keep: true });
     tries.push(d);
     await d.sent;
@@ -171,10 +173,22 @@ async function openHeld(
       return { kind: "through", dial: done };
     }
     if (done?.outcome?.kind === "error") {
-      for (const x of tries) s.release(x);
-      if (done.outcome.stage !== "target") return { kind: "blocked" };
-      return { kind: "refused", code: done.outcome.code };
+      if (done.outcome.stage !== "target") {
+        for (const x of tries) s.release(x);
+        return { kind: "blocked" };
+      }
+      refused = done.outcome.code;
+      // A limiter may still count a connection reset a moment ago
+      // (netfilter's connlimit collects closed ones at most once a jiffy):
+      // refused every time over a settle window is what counts.
+      const gone = tries.splice(tries.indexOf(done), 1);
+      for (const x of gone) s.release(x);
+      if (i < s.blockTries - 1) await pause(s);
     }
+  }
+  if (refused !== null && tries.every((d) => d.outcome?.kind !== "connected")) {
+    for (const x of tries) s.release(x);
+    return { kind: "refused", code: refused };
   }
   blocked.push(...tries);
   return { kind: "blocked" };
@@ -232,4 +246,9 @@ async function scopeWith(s: ProbeSession, held: Dial[], j: number): Promise<Limi
 
 function anyDone(dials: readonly Dial[]): Promise<unknown> {
   return Promise.race(dials.map((d) => d.done));
+}
+
+/** Waits one settle window (no dial to wait on). */
+function pause(s: ProbeSession): Promise<unknown> {
+  return s.wait(new Promise<never>(() => {}), s.settleMs);
 }

@@ -118,14 +118,18 @@ async function findLimit(
     const found = dropFinding(s, drops);
     if (found) return found;
   }
-  const established = await findEstablishedLimit(s, max);
+  let established = await findEstablishedLimit(s, max);
   if (established === "not-count") {
     const found = dropFinding(s, await analyzeDrops(s));
     if (found) return found;
-  } else if (established) {
+    // Loss: hold them again, now with more tries per connect.
+    if (s.lossSeen) established = await findEstablishedLimit(s, max);
+  }
+  if (established && established !== "not-count") {
     return establishedFinding(s, established, targets);
   }
   s.blackhole = await targets.startBlackhole();
+  s.blackholeIsTarpit = targets.report.blackhole?.kind === "tarpit";
   if (targets.report.blackhole?.kind === "tarpit") {
     s.record(
       "targets",
@@ -186,6 +190,8 @@ function dropFinding(s: ProbeSession, d: DropFinding): LimitFinding | null {
     );
   }
   if (d.kind === "loss") {
+    if (s.lossSeen) return null;
+    s.lossSeen = true;
     s.notes.push(
       `SYNs are being lost (${d.dropped} of ${d.sent} first SYNs in two bursts got no answer, scattered): each connect that lost one waited for a resend (${s.schedule.retransmitAtMs.slice(0, 3).join(", ")} ms …); a count limit is still searched for below`,
     );
@@ -258,6 +264,17 @@ function crossFinding(c: CrossFinding, scope: LimitFinding["scope"]): LimitFindi
  * Connects to the live target a few times with nothing held: what "goes
  * straight through" means on this path. The settle window follows from it.
  */
+const BASELINE_SPACING_MS = 12;
+/** How often a refused baseline connect is tried again before the live target is blamed. */
+const REFUSED_RETRIES = 3;
+
+async function baselineConnect(s: ProbeSession) {
+  const d = s.dial(s.live);
+  const o = await s.wait(d.done, LIVE_TIMEOUT_MS);
+  d.cancel();
+  return o;
+}
+
 async function measureBaseline(
   s: ProbeSession,
   settleMs: number | null,
@@ -270,9 +287,20 @@ async function measureBaseline(
   // its SYN dropped: evidence for a limiter or loss, not a sample of how
   // long a connect takes — and once one is seen, the drop analysis takes over.
   for (let i = 0; i <= BASELINE_SAMPLES && !(resent > 0 && samples.length > 0); i++) {
-    const d = s.dial(s.live);
-    const o = await s.wait(d.done, LIVE_TIMEOUT_MS);
-    d.cancel();
+    // Spaced a little: netfilter's connlimit collects closed connections at
+    // most once per jiffy (up to 10 ms) and would count the previous sample.
+    if (i > 0) await s.wait(new Promise<never>(() => {}), BASELINE_SPACING_MS);
+    let o = await baselineConnect(s);
+    // Refused at once: a limiter that rejects over a count may still count
+    // connections closed a moment ago; a target that refuses does so every time.
+    for (
+      let retry = 0;
+      o?.kind === "error" && o.stage === "target" && retry < REFUSED_RETRIES;
+      retry++
+    ) {
+      await s.wait(new Promise<never>(() => {}), MIN_SETTLE_MS);
+      o = await baselineConnect(s);
+    }
     if (o?.kind === "error" && o.stage === "proxy" && s.via) {
       // The first hop failed: nothing is known about the live target yet.
       const reached = o.code === "EPROTO" || o.code === "EACCES";

@@ -145,8 +145,7 @@ function scopeWords(scope: LimitScope): string {
 export function limitText(f: LimitFinding): string {
   const scope = scopeWords(f.scope);
   if (f.behaviour === "rate-limited" && f.excessDropped) {
-    const rate =
-      f.ratePerSecond === null ? "a few" : `about ${round(f.ratePerSecond)}`;
+    const rate = f.ratePerSecond === null ? "a few" : `about ${round(f.ratePerSecond)}`;
     return `limit: new connects are rate-limited to ${rate} per second${f.scope === "unknown" ? "" : ` ${scope}`}; SYNs over the rate are dropped, so those connects wait for a SYN resend (1 s or more)`;
   }
   if (f.behaviour === "rate-limited") {

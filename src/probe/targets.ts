@@ -145,8 +145,30 @@ export async function verifyBlackhole(
   s: ProbeSession,
   localTarpit: boolean,
 ): Promise<{ verified: boolean; how: string }> {
+  // Where SYNs are lost, one of the tarpit's own fillers may have missed
+  // its handshake, leaving room in its accept queue: a connect that gets in
+  // is kept open as one more filler, and the check runs again.
+  for (let topUp = 0; ; topUp++) {
+    const r = await verifyOnce(s, localTarpit && topUp < MAX_TOP_UPS);
+    if (r !== "again") return r;
+    s.record(
+      "blackhole",
+      "topped-up",
+      `the local tarpit ${formatEndpoint(s.blackhole)} accepted a connection (one of its fillers lost its SYN?): kept open to fill its accept queue, checking again`,
+    );
+  }
+}
+
+/** How many connects the probe may add to its own tarpit's accept queue. */
+const MAX_TOP_UPS = 4;
+
+async function verifyOnce(
+  s: ProbeSession,
+  topUp: boolean,
+): Promise<{ verified: boolean; how: string } | "again"> {
+  const localTarpit = s.blackholeIsTarpit;
   s.progress(`checking that ${formatEndpoint(s.blackhole)} holds attempts pending …`);
-  const d = s.dial(s.blackhole);
+  const d = s.dial(s.blackhole, { keep: topUp });
   try {
     await d.sent;
     const seen = tableSees(s.via)
@@ -164,6 +186,7 @@ export async function verifyBlackhole(
     const left = localTarpit && seen?.met ? 0 : s.settleMs - (s.clock.now() - d.startedAt);
     const early = d.outcome ?? (left > 0 ? await s.wait(d.done, left) : undefined);
     if (early) {
+      if (early.kind === "connected" && topUp) return "again";
       if (early.kind === "error" && early.stage !== "target") {
         throw new CannotTest(`could not reach the blackhole: ${early.message}`);
       }
@@ -190,6 +213,7 @@ export async function verifyBlackhole(
     );
     return { verified, how };
   } finally {
-    d.cancel();
+    // A top-up that got in stays open (the session resets it at the end).
+    if (!(topUp && d.outcome?.kind === "connected")) d.cancel();
   }
 }

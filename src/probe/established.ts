@@ -169,6 +169,8 @@ async function openHeld(
     await s.wait(d.done, s.settleMs);
     const done = tries.find((x) => x.outcome && x.outcome.kind !== "cancelled");
     if (done?.outcome?.kind === "connected") {
+      // Unanswered ones before it were lost SYNs: evidence of loss.
+      s.connects.unanswered += tries.filter((x) => !x.outcome).length;
       for (const x of tries) if (x !== done) s.release(x);
       return { kind: "through", dial: done };
     }

@@ -80,7 +80,7 @@ export async function probe(options: ProbeOptions = {}): Promise<ProbeResult> {
         ? { kind: "limited" as const, text: limitText(limit) }
         : {
             kind: "no-limit" as const,
-            text: `${noLimitText(o.max)}${s.connects.resent > 0 ? lossText(s) : ""}`,
+            text: `${noLimitText(o.max)}${s.connects.resent + s.connects.unanswered > 0 ? lossText(s) : ""}`,
           };
       return result({ verdict, limit, reason: null }, targets.report);
     } catch (error) {
@@ -134,7 +134,7 @@ async function findLimit(
     s.record(
       "targets",
       "blackhole",
-      `blackhole ${formatEndpoint(s.blackhole)} (local tarpit, started now: established connections do not count here)`,
+      `blackhole ${formatEndpoint(s.blackhole)} (local tarpit), started now: established connections do not count here`,
     );
   }
   const proof = await verifyBlackhole(s, targets.report.blackhole?.kind === "tarpit");
@@ -242,7 +242,8 @@ function establishedFinding(
 }
 
 function lossText(s: ProbeSession): string {
-  return `; SYNs were lost: ${s.connects.resent} of ${s.connects.completed} connects went through only on a resend`;
+  const c = s.connects;
+  return `; but SYNs were lost (random loss, not a limit): ${c.resent} of ${c.completed} connects went through only on a SYN resend, and ${c.unanswered} more got no answer while a fresh connect right after went straight through`;
 }
 
 function crossFinding(c: CrossFinding, scope: LimitFinding["scope"]): LimitFinding {
@@ -306,6 +307,12 @@ async function measureBaseline(
       const reached = o.code === "EPROTO" || o.code === "EACCES";
       throw new CannotTest(
         `the proxy ${describeProxy(s.via)} ${reached ? "answered but could not be used" : "is unreachable"} (${o.message}); check --via`,
+      );
+    }
+    if (!o) {
+      s.alternatives.push(
+        `${formatEndpoint(s.live)} is down or something drops every SYN to it (a firewall rule)`,
+        "a limit on connections, already used up by connections other processes on this host hold (the probe's own tarpit is not started yet)",
       );
     }
     if (o?.kind !== "connected") {

@@ -126,8 +126,16 @@ export interface ProbeResult {
   };
   /** Connects that completed only on a SYN resend, and when. */
   readonly retransmitted: readonly RetransmittedConnect[];
-  /** Of the connects that completed, how many only on a SYN resend (their first SYN was dropped). */
-  readonly loss: { readonly resent: number; readonly completed: number };
+  /**
+   * Of the connects that completed, how many only on a SYN resend (their
+   * first SYN was dropped); and connects that got no answer while a fresh one
+   * right after went straight through (lost SYNs, no limiter).
+   */
+  readonly loss: {
+    readonly resent: number;
+    readonly completed: number;
+    readonly unanswered: number;
+  };
   /** Where two explanations fit the evidence equally: both, in words. */
   readonly alternatives: readonly string[];
 }

@@ -65,7 +65,7 @@ export class ProbeSession {
   /** Connects whose SYN was dropped and that completed on a resend, in order. */
   readonly retransmitted: RetransmittedConnect[] = [];
   /** Connects that completed, and how many of them only on a resend. */
-  readonly connects = { completed: 0, resent: 0 };
+  readonly connects = { completed: 0, resent: 0, unanswered: 0 };
   #helper: Promise<HelperProcess> | null = null;
 
   constructor(
@@ -321,6 +321,10 @@ export class ProbeSession {
         // An earlier one may have gone through on its resend meanwhile.
         outcome ??=
           dials.find((x) => x.outcome && x.outcome.kind !== "cancelled")?.outcome ?? undefined;
+      }
+      // Unanswered, then a fresh one went straight through: lost SYNs.
+      if (outcome?.kind === "connected" && dials.length > 1) {
+        this.connects.unanswered += dials.length - 1;
       }
       return { outcome, tries: dials.length };
     } finally {

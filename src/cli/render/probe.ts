@@ -26,8 +26,21 @@ export function formatProbe(
   } else if (result.timeline.length > 0) {
     lines.push("", `evidence${settle}:`, ...result.timeline.map((e) => `  ${timelineLine(e)}`));
   }
+  if (result.alternatives.length > 0) {
+    lines.push(
+      "",
+      "the evidence fits each of these; the probe cannot tell them apart:",
+      ...result.alternatives.map((a) => `  - ${a}`),
+    );
+  }
+  if (result.retransmitted.length > 0) {
+    lines.push(
+      "",
+      `${result.retransmitted.length} connect(s) went through only on a SYN resend (this host resends at ${result.synSchedule.retransmitAtMs.slice(0, 4).join(", ")} ms …; ${result.synSchedule.source})`,
+    );
+  }
   if (result.notes.length > 0)
-    lines.push("", "not tested:", ...result.notes.map((n) => `  - ${n}`));
+    lines.push("", "notes and what was not tested:", ...result.notes.map((n) => `  - ${n}`));
   if (result.holders) lines.push("", ...formatHolders(result.holders));
   if (result.advice.length > 0) {
     lines.push("", "what to do:", ...result.advice.map((a) => `  - ${a}`));

@@ -67,14 +67,15 @@ export async function findEstablishedLimit(
       );
       // The target itself may refuse; the limit shows when one released lets the next through.
       s.release(held.pop() as Dial);
-      const again = await s.connectLive();
-      if (again.outcome?.kind !== "connected") return null;
+      const again = await openHeld(s, []);
+      if (again.kind !== "through" || again.dial.outcome?.kind !== "connected") return null;
       s.record(
         "release",
         "through",
-        `reset 1 of them → a new connect went through in ${ms(again.outcome.ms)} ms: the limit counts established connections`,
-        { ms: again.outcome.ms },
+        `reset 1 of them → a new connect went through in ${ms(again.dial.outcome.ms)} ms: the limit counts established connections`,
+        { ms: again.dial.outcome.ms },
       );
+      held.push(again.dial);
       const scope = await scopeWith(s, held, j);
       return {
         kind: "count",

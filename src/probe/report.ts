@@ -190,12 +190,29 @@ export function adviceFor(f: LimitFinding | null): string[] {
     ];
   }
   const advice: string[] = [];
+  if (f.behaviour === "rate-limited" && f.excessDropped) {
+    advice.push(
+      "New connects over the rate lose their SYN and wait for a resend (1 s or more): reuse connections (keep-alive, pools) and spread new connects over time.",
+      "Ask the owner of the rule for the rate and burst, or to exempt your service.",
+    );
+    return advice;
+  }
   if (f.behaviour === "rate-limited") {
     advice.push(
       "Avoid fanning out to many new destinations at once: reuse connections (keep-alive, pools) and spread first contacts over time.",
       "Ask the owner of the throttle for the rate and working-set size, or to exempt your service.",
     );
     return advice;
+  }
+  if (f.countsEstablished === true) {
+    advice.push(
+      `Established connections count against this limit too: keep pools, keep-alive and idle connections (of every process it covers) well under ${f.maxInFlight ?? "k"} in total, and close idle ones.`,
+    );
+  }
+  if (f.excessDropped) {
+    advice.push(
+      "Over the limit the SYN is dropped, so a connect waits for the OS's SYN resend (1 s or more): give connects a deadline, and retry with backoff rather than marking the peer down.",
+    );
   }
   const who =
     f.scope === "machine"

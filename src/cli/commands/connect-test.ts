@@ -39,7 +39,7 @@ export function registerConnectTest(program: Command): void {
     )
     .option(
       "--timeout <ms>",
-      "give up on an attempt after this long (default: the OS decides)",
+      "give up on an attempt after this long (default: none; the pending attempt is stopped as soon as the verdict is certain)",
       milliseconds,
     )
     .option("--json", "print the result as JSON")

@@ -15,8 +15,10 @@ export type DropFinding =
   | { readonly kind: "all-dropped"; readonly sent: number }
   | { readonly kind: "none" };
 
-/** Connects per burst: enough that 30 % loss almost never drops a whole burst (0.3^8 ≈ 7e-5). */
-const BURST = 8;
+/** Connects per burst. */
+const BURST = 16;
+/** The most of the second burst a rate limiter lets through (its refill during the burst). */
+const RATE_SECOND_BURST_MAX = 2;
 /** How many resend rounds to watch for the rate: two fit in ~3 s on Linux. */
 const ROUNDS = 2;
 
@@ -43,12 +45,11 @@ export async function analyzeDrops(s: ProbeSession): Promise<DropFinding> {
       s.record("drops", "none", `${text}: no SYN dropped`);
       return { kind: "none" };
     }
-    // A rate limiter passes a prefix (its bucket) and drops the rest, but
-    // for a token or so refilled meanwhile; loss scatters its drops.
-    const passed = all.map((d) => d.outcome?.kind === "connected");
-    const lastPass = passed.lastIndexOf(true);
-    const dropsBeforeLastPass = passed.slice(0, Math.max(0, lastPass)).filter((p) => !p).length;
-    if (first + second === 0 || dropsBeforeLastPass > 1 || dropped < 2) {
+    // A rate limiter has spent its bucket by the second burst and lets
+    // through only what it refills meanwhile (a token or two at a few per
+    // second); loss passes the same share of both bursts — at 50 % loss,
+    // 2 or fewer of 16 pass once in 500 runs.
+    if (first + second === 0 || second > RATE_SECOND_BURST_MAX || dropped < 3) {
       if (first + second === 0) {
         // Every SYN dropped: nothing comes through however long we wait
         // for the first resend, or a rate limiter drained by the baseline.
@@ -64,8 +65,15 @@ export async function analyzeDrops(s: ProbeSession): Promise<DropFinding> {
       s.record(
         "drops",
         "loss",
-        `${text}: ${dropped} of ${sent} first SYNs got no answer, scattered among those that did: loss, not a rate limit (a rate limiter drops the last ones sent)`,
+        `${text}: ${dropped} of ${sent} first SYNs got no answer, in both bursts alike: loss, not a rate limit (one would drop nearly all of the second burst)`,
       );
+      if (second < first / 2) {
+        // Fewer in the second burst: a fast rate limiter would look like this too.
+        s.alternatives.push(
+          `SYN loss (${dropped} of ${sent} first SYNs dropped)`,
+          `a SYN rate limit of more than about ${Math.round(((second + 1) * 1000) / Math.max(1, s.settleMs))} per second, refilling within a burst`,
+        );
+      }
       return { kind: "loss", dropped, sent };
     }
     return await rate(s, all, text, 0);
@@ -98,7 +106,7 @@ async function rate(
   s.record(
     "drops",
     "rate",
-    `${text}${alreadyThrough ? "" : "; the SYNs dropped were the last ones sent"}: a rate limit, not loss; ${resent} went through on resends within ${ms(windowMs)} ms${ratePerSecond === null ? "" : ` → about ${ratePerSecond.toFixed(1)} new connects per second${pendingLeft ? "" : " or more"}`}`,
+    `${text}${alreadyThrough ? "" : "; the second burst nearly all dropped"}: a rate limit, not loss; ${resent} went through on resends within ${ms(windowMs)} ms${ratePerSecond === null ? "" : ` → about ${ratePerSecond.toFixed(1)} new connects per second${pendingLeft ? "" : " or more"}`}`,
   );
   return { kind: "rate", ratePerSecond, lowerBound: !pendingLeft };
 }

@@ -30,7 +30,7 @@ export async function findRateLimit(
     return null;
   }
   for (let attempt = 1; ; attempt++) {
-    const r = await rateAttempt(s, destinations);
+    const r = await rateAttempt(s, destinations, attempt < RESENT_ATTEMPTS);
     if (r !== "resent") return r;
     if (attempt >= RESENT_ATTEMPTS) {
       s.notes.push(
@@ -47,6 +47,7 @@ const RESENT_ATTEMPTS = 3;
 async function rateAttempt(
   s: ProbeSession,
   destinations: readonly Endpoint[],
+  mayRetry: boolean,
 ): Promise<RateFinding | null | "resent"> {
   s.progress(`connecting to ${destinations.length} new destinations at once …`);
   // The live target, known by now, goes last. A throttle lets it pass while
@@ -55,6 +56,20 @@ async function rateAttempt(
   const dials = await dialInOrder(s, [...destinations, s.live], (d) => s.dial(d));
   const known = dials.pop() as Dial;
   try {
+    if (mayRetry && (s.lossSeen || s.connects.unanswered + s.connects.resent > 0)) {
+      // Where SYNs are lost, a connect still unanswered after the confirm
+      // window is tried afresh rather than awaited on its resend: a throttle
+      // holds back every try, loss only some.
+      await settleAll(s, [...dials, known], s.confirmMs);
+      if ([...dials, known].some((d) => !d.outcome)) {
+        s.record(
+          "rate",
+          "retry",
+          `new destinations: ${dials.map(describe).join(", ")}, the known ${describe(known)}: SYNs are being lost here, so again with fresh connects`,
+        );
+        return "resent";
+      }
+    }
     await settleAll(s, [...dials, known], selfReleaseWaitMs(s.settleMs));
     const described = dials.map(describe).join(", ");
     const last = dials[dials.length - 1] as Dial;

@@ -91,6 +91,8 @@ export class ProbeSession {
     return this.lossSeen ? BLOCK_TRIES_LOSSY : BLOCK_TRIES;
   }
 
+  #lateFillers = 0;
+
   /** Set when the drop analysis found random SYN loss. */
   lossSeen = false;
 
@@ -221,6 +223,18 @@ export class ProbeSession {
       const outcome = h?.dial.outcome;
       if (!h || !outcome) continue;
       this.#held.splice(i, 1);
+      if (outcome.kind === "connected" && this.blackholeIsTarpit && this.#lateFillers < 4) {
+        // Our own tarpit had room: one of its fillers lost its SYN. This
+        // connection now fills that room (a reset one stays in the accept
+        // queue until accepted, which the tarpit never does).
+        this.#lateFillers++;
+        this.record(
+          "blackhole",
+          "late-filler",
+          `a held attempt got into the local tarpit on a SYN resend (a filler had lost its SYN): it fills the tarpit's accept queue now`,
+        );
+        continue;
+      }
       if (outcome.kind === "connected") {
         throw new CannotTest(
           `the blackhole ${formatEndpoint(this.blackhole)} accepted a connection, so it cannot hold attempts pending`,

@@ -142,8 +142,14 @@ async function findLimit(
     ...targets.report,
     blackhole: targets.report.blackhole && { ...targets.report.blackhole, ...proof },
   };
+  // Established connections did not count (every one up to max went
+  // through): whatever is found below counts pending attempts only.
+  const pendingOnly = {
+    countsEstablished: established === null ? false : null,
+    excessDropped: false,
+  };
   const cross = await findCrossLimit(s, max);
-  if (cross) return crossFinding(cross, await crossScope(s, cross.k));
+  if (cross) return { ...crossFinding(cross, await crossScope(s, cross.k)), ...pendingOnly };
   const perDestination = await findDestinationLimit(s);
   if (perDestination) {
     s.warmHelper();
@@ -158,6 +164,7 @@ async function findLimit(
       errorCode: perDestination.errorCode,
       ratePerSecond: null,
       intervalMs: null,
+      ...pendingOnly,
     };
   }
   const rate = await findRateLimit(s, targets.destinations);

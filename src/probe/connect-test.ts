@@ -17,6 +17,12 @@ export interface ConnectTestOptions {
   delayMs: number;
   /** Give up on an attempt after this long (default: leave it to the OS). */
   timeoutMs?: number;
+  /**
+   * End the pending attempt once the live one has ended while it was still
+   * pending: the verdict cannot change any more (default false: the
+   * incident's program waited for the OS). The CLI sets it without --timeout.
+   */
+  stopWhenCertain?: boolean;
   signal?: AbortSignal;
   clock?: Clock;
 }
@@ -68,9 +74,9 @@ export async function connectTest(options: ConnectTestOptions): Promise<ConnectT
   await delay(options.delayMs, clock, options.signal);
   const liveA = attempt("live", options.liveHost ?? options.host, options.livePort);
   // Once the live attempt has ended while the first is still pending, the
-  // verdict cannot change: without a --timeout of the user's, waiting on for
-  // the OS to give up (Linux: up to 127 s) would only delay it.
-  if (options.timeoutMs === undefined) void liveA.done.then(() => pendingA.stop());
+  // verdict cannot change: waiting on for the OS to give up (Linux: up to
+  // 127 s) would only delay it.
+  if (options.stopWhenCertain === true) void liveA.done.then(() => pendingA.stop());
   const [pending, live] = await Promise.all([pendingA.done, liveA.done]);
   return { lines, pending, live, verdict: judge(pending, live) };
 }
@@ -218,5 +224,8 @@ function validate(o: ConnectTestOptions): void {
   }
   if (o.timeoutMs !== undefined && !(Number.isFinite(o.timeoutMs) && o.timeoutMs > 0)) {
     throw invalidOption("timeoutMs", "a positive number", o.timeoutMs);
+  }
+  if (o.stopWhenCertain !== undefined && typeof o.stopWhenCertain !== "boolean") {
+    throw invalidOption("stopWhenCertain", "a boolean", o.stopWhenCertain);
   }
 }

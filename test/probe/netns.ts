@@ -26,7 +26,7 @@ export function missingForNetns(): string | null {
   if (!onPath("iptables")) missing.push("iptables (apt-get install iptables)");
   return missing.length === 0
     ? null
-    : `the netfilter probe tests need ${missing.join(", ")}: missing`;
+    : `the netfilter probe tests cannot run here, missing: ${missing.join(", ")}`;
 }
 
 let nextId = 0;

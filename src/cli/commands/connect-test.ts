@@ -68,7 +68,9 @@ Example (the incident on loopback, limiter emulated, 21 s compressed to 2.1 s):
           delayMs: flags.delay,
           signal: abort.signal,
           ...(flags.liveHost ? { liveHost: flags.liveHost } : {}),
-          ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
+          ...(flags.timeout !== undefined
+            ? { timeoutMs: flags.timeout }
+            : { stopWhenCertain: true }),
         });
       } finally {
         process.off("SIGINT", onSignal);

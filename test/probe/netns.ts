@@ -37,6 +37,9 @@ let nextId = 0;
  * (pid and a counter), deleted by close().
  */
 export class NetNamespace {
+  /** Processes started inside; ended before the namespace is deleted. */
+  readonly #children: Array<() => Promise<void>> = [];
+
   private constructor(readonly name: string) {}
 
   static async create(): Promise<NetNamespace> {
@@ -109,6 +112,7 @@ export class NetNamespace {
       child.kill("SIGKILL");
       await exited;
     };
+    this.#children.push(close);
     return new Promise((resolve, reject) => {
       child.stdout.setEncoding("utf8").once("data", () => resolve({ close }));
       child.once("error", reject);
@@ -117,6 +121,7 @@ export class NetNamespace {
   }
 
   async close(): Promise<void> {
+    for (const c of this.#children.splice(0)) await c();
     await run("ip", ["netns", "del", this.name]).catch(() => {});
   }
 }

@@ -23,7 +23,8 @@ export type SynlimitCode =
   | "SYNLIMIT_CONNECT_TIMEOUT"
   | "SYNLIMIT_ABORTED"
   | "SYNLIMIT_ADDRESS_IN_USE"
-  | "SYNLIMIT_CHILD_FAILED";
+  | "SYNLIMIT_CHILD_FAILED"
+  | "SYNLIMIT_CANNOT_TEST";
 
 // Registered, so two copies of synlimit in one process (a library's and the
 // application's) recognise each other's errors where `instanceof` cannot.
@@ -143,6 +144,18 @@ export function connectTimeout(endpoint: Endpoint, afterMs: number): GuardError 
     `connect to ${formatEndpoint(endpoint)} timed out after ${Math.round(afterMs)} ms (guard deadline)`,
     endpoint,
   );
+}
+
+/**
+ * The probe cannot answer: why, and what would make it testable. The probe
+ * returns it as its "could not test" result (CLI exit 2); it escapes only
+ * from internal steps.
+ */
+export class CannotTest extends SynlimitError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("SYNLIMIT_CANNOT_TEST", message, options);
+    this.name = "CannotTest";
+  }
 }
 
 export function aborted(what: string, reason?: unknown): SynlimitError {

@@ -17,6 +17,12 @@ export interface ConnectTestOptions {
   delayMs: number;
   /** Give up on an attempt after this long (default: leave it to the OS). */
   timeoutMs?: number;
+  /**
+   * End the pending attempt once the live one has ended while it was still
+   * pending: the verdict cannot change any more (default false: the
+   * incident's program waited for the OS). The CLI sets it without --timeout.
+   */
+  stopWhenCertain?: boolean;
   signal?: AbortSignal;
   clock?: Clock;
 }
@@ -27,7 +33,7 @@ export interface ConnectTestLine {
   readonly who: Who;
   /** Milliseconds since the test started. */
   readonly atMs: number;
-  readonly kind: "trying" | "connected" | "error";
+  readonly kind: "trying" | "connected" | "error" | "stopped";
   readonly text: string;
   readonly code?: string;
 }
@@ -38,6 +44,8 @@ export interface AttemptOutcome {
   readonly endedAtMs: number;
   readonly connected: boolean;
   readonly error?: { code?: string; message: string };
+  /** Ended by the test itself once the verdict was certain (no `--timeout`: the OS would wait ~127 s). */
+  readonly stopped?: true;
 }
 
 export type VerdictKind = "serialized" | "not-serialized" | "inconclusive";
@@ -62,10 +70,14 @@ export async function connectTest(options: ConnectTestOptions): Promise<ConnectT
   const attempt = (who: Who, host: string, port: number) =>
     connectOnce(who, host, port, options, clock, t0, log);
 
-  const pendingP = attempt("pending", options.host, options.port);
+  const pendingA = attempt("pending", options.host, options.port);
   await delay(options.delayMs, clock, options.signal);
-  const liveP = attempt("live", options.liveHost ?? options.host, options.livePort);
-  const [pending, live] = await Promise.all([pendingP, liveP]);
+  const liveA = attempt("live", options.liveHost ?? options.host, options.livePort);
+  // Once the live attempt has ended while the first is still pending, the
+  // verdict cannot change: waiting on for the OS to give up (Linux: up to
+  // 127 s) would only delay it.
+  if (options.stopWhenCertain === true) void liveA.done.then(() => pendingA.stop());
+  const [pending, live] = await Promise.all([pendingA.done, liveA.done]);
   return { lines, pending, live, verdict: judge(pending, live) };
 }
 
@@ -123,9 +135,10 @@ function connectOnce(
   clock: Clock,
   t0: number,
   log: (line: Omit<ConnectTestLine, "atMs">) => void,
-): Promise<AttemptOutcome> {
+): { done: Promise<AttemptOutcome>; stop(): void } {
   const target = formatEndpoint({ host, port });
-  return new Promise((resolve) => {
+  let stop = () => {};
+  const done = new Promise<AttemptOutcome>((resolve) => {
     const startedAtMs = clock.now() - t0;
     log({ who, kind: "trying", text: `Trying to connect ${target}` });
     const socket = net.connect({ host, port });
@@ -142,11 +155,16 @@ function connectOnce(
     const onAbort = () =>
       socket.destroy(Object.assign(new Error("aborted"), { code: "ABORT_ERR" }));
     options.signal?.addEventListener("abort", onAbort, { once: true });
-    const finish = (error?: Error & { code?: string }) => {
+    let ended = false;
+    const finish = (error?: Error & { code?: string }, stopped = false) => {
+      if (ended) return;
+      ended = true;
       timer?.cancel();
       options.signal?.removeEventListener("abort", onAbort);
       const endedAtMs = clock.now() - t0;
-      if (error) {
+      if (stopped) {
+        log({ who, kind: "stopped", text: "Stopped: the verdict is certain" });
+      } else if (error) {
         log({
           who,
           kind: "error",
@@ -161,15 +179,18 @@ function connectOnce(
         target,
         startedAtMs,
         endedAtMs,
-        connected: !error,
+        connected: !error && !stopped,
         ...(error
           ? { error: { message: error.message, ...(error.code ? { code: error.code } : {}) } }
           : {}),
+        ...(stopped ? { stopped: true as const } : {}),
       });
     };
     socket.once("connect", () => finish());
-    socket.once("error", finish);
+    socket.once("error", (error) => finish(error));
+    stop = () => finish(undefined, true);
   });
+  return { done, stop: () => stop() };
 }
 
 function delay(ms: number, clock: Clock, signal?: AbortSignal): Promise<void> {
@@ -203,5 +224,8 @@ function validate(o: ConnectTestOptions): void {
   }
   if (o.timeoutMs !== undefined && !(Number.isFinite(o.timeoutMs) && o.timeoutMs > 0)) {
     throw invalidOption("timeoutMs", "a positive number", o.timeoutMs);
+  }
+  if (o.stopWhenCertain !== undefined && typeof o.stopWhenCertain !== "boolean") {
+    throw invalidOption("stopWhenCertain", "a boolean", o.stopWhenCertain);
   }
 }

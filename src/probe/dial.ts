@@ -37,7 +37,15 @@ export interface Dial {
   cancel(): void;
 }
 
-export type DialFn = (target: Endpoint) => Dial;
+export interface DialOptions {
+  /**
+   * Keep the connection once established (the probe holds established
+   * connections to see whether a limiter counts them); `cancel()` resets it.
+   */
+  readonly keep?: boolean;
+}
+
+export type DialFn = (target: Endpoint, options?: DialOptions) => Dial;
 
 /**
  * A dial over one socket. A connected socket is reset rather than closed:
@@ -59,6 +67,7 @@ export class SocketDial implements Dial {
     readonly socket: net.Socket,
     private readonly clock: Clock,
     private readonly viaProxy: boolean,
+    private readonly keep = false,
   ) {
     this.startedAt = clock.now();
     this.done = new Promise((resolve) => {
@@ -81,7 +90,9 @@ export class SocketDial implements Dial {
   }
 
   succeed(): void {
-    if (this.#finish({ kind: "connected", ms: this.#elapsed() })) this.socket.resetAndDestroy();
+    if (this.#finish({ kind: "connected", ms: this.#elapsed() }) && !this.keep) {
+      this.socket.resetAndDestroy();
+    }
   }
 
   fail(code: string, message: string, stage?: DialStage): void {
@@ -93,6 +104,9 @@ export class SocketDial implements Dial {
 
   cancel(): void {
     if (this.#finish({ kind: "cancelled", ms: this.#elapsed() })) this.socket.destroy();
+    // A kept connection ends with a reset: no TIME_WAIT, and a limiter that
+    // tracks connections (netfilter's conntrack) sees it closed at once.
+    else if (!this.socket.destroyed) this.socket.resetAndDestroy();
   }
 
   #elapsed(): number {
@@ -111,9 +125,9 @@ export class SocketDial implements Dial {
 }
 
 /** A plain TCP connect from this process: the SYN goes out from here. */
-export function directDial(target: Endpoint, clock: Clock): Dial {
+export function directDial(target: Endpoint, clock: Clock, options: DialOptions = {}): Dial {
   const socket = net.connect({ host: target.host, port: target.port });
-  const dial = new SocketDial(target, socket, clock, false);
+  const dial = new SocketDial(target, socket, clock, false, options.keep === true);
   socket.once("connect", () => dial.succeed());
   // Node issues connect(2) for an IP address on the next tick; by the next
   // turn of the event loop the attempt is in the kernel (or in a limiter's line).

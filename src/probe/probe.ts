@@ -1,6 +1,8 @@
 import { aborted, formatEndpoint } from "../errors.js";
 import { describeProxy, type ProxySpec } from "./address.js";
 import { type CrossFinding, crossScope, findCrossLimit } from "./cross.js";
+import { analyzeDrops, type DropFinding } from "./drops.js";
+import { type EstablishedFinding, findEstablishedLimit } from "./established.js";
 import { type HoldersReport, listHolders } from "./holders.js";
 import { normalize, type ProbeOptions } from "./options.js";
 import { destinationScope, findDestinationLimit } from "./per-destination.js";
@@ -16,6 +18,7 @@ import {
   type TargetsReport,
 } from "./report.js";
 import { CannotTest, ms, ProbeSession } from "./session.js";
+import { readSynSchedule, retransmissionOf } from "./syn-schedule.js";
 import { type ProbeTargets, setupTargets, TARGETS_HELP, verifyBlackhole } from "./targets.js";
 import { dialerFor } from "./via.js";
 
@@ -58,25 +61,28 @@ export async function probe(options: ProbeOptions = {}): Promise<ProbeResult> {
     advice: fields.verdict.kind === "could-not-test" ? [] : adviceFor(fields.limit),
     holders,
     durationMs: o.clock.now() - started,
+    synSchedule: s.schedule,
+    retransmitted: s.retransmitted,
+    loss: { ...s.connects },
+    alternatives: s.alternatives,
   });
   try {
     try {
+      s.schedule = await readSynSchedule();
       targets = await setupTargets(o);
       s.checkAborted();
-      s.blackhole = targets.blackhole;
       s.live = targets.live;
       s.record("targets", "ready", describeTargets(targets, o.via));
-      baseline = await measureBaseline(s, o.settleMs);
-      const proof = await verifyBlackhole(s, targets.report.blackhole?.kind === "tarpit");
-      const report = {
-        ...targets.report,
-        blackhole: targets.report.blackhole && { ...targets.report.blackhole, ...proof },
-      };
-      const limit = await findLimit(s, targets, o.max);
+      const measured = await measureBaseline(s, o.settleMs);
+      baseline = measured.report;
+      const limit = await findLimit(s, targets, o.max, measured.resent > 0);
       const verdict = limit
         ? { kind: "limited" as const, text: limitText(limit) }
-        : { kind: "no-limit" as const, text: noLimitText(o.max) };
-      return result({ verdict, limit, reason: null }, report);
+        : {
+            kind: "no-limit" as const,
+            text: `${noLimitText(o.max)}${s.connects.resent + s.connects.unanswered > 0 ? lossText(s) : ""}`,
+          };
+      return result({ verdict, limit, reason: null }, targets.report);
     } catch (error) {
       if (!(error instanceof CannotTest) || o.signal?.aborted) throw error;
       return result(
@@ -94,14 +100,56 @@ export async function probe(options: ProbeOptions = {}): Promise<ProbeResult> {
   }
 }
 
-/** Across destinations first (the incident), then per destination, then a rate on new ones. */
+/**
+ * Dropped SYNs first (a rate limit, or loss), then a limit that counts
+ * established connections (before the tarpit exists: its own established
+ * connections would use such a limit up), then — with the blackhole —
+ * pending attempts across destinations (the incident), per destination,
+ * and a rate on new destinations.
+ */
 async function findLimit(
   s: ProbeSession,
   targets: ProbeTargets,
   max: number,
+  baselineDrops: boolean,
 ): Promise<LimitFinding | null> {
+  if (baselineDrops) {
+    const drops = await analyzeDrops(s);
+    const found = dropFinding(s, drops);
+    if (found) return found;
+  }
+  let established = await findEstablishedLimit(s, max);
+  if (established === "not-count") {
+    const found = dropFinding(s, await analyzeDrops(s));
+    if (found) return found;
+    // Loss: hold them again, now with more tries per connect.
+    if (s.lossSeen) established = await findEstablishedLimit(s, max);
+  }
+  if (established && established !== "not-count") {
+    return establishedFinding(s, established, targets);
+  }
+  s.blackhole = await targets.startBlackhole();
+  s.blackholeIsTarpit = targets.report.blackhole?.kind === "tarpit";
+  if (targets.report.blackhole?.kind === "tarpit") {
+    s.record(
+      "targets",
+      "blackhole",
+      `blackhole ${formatEndpoint(s.blackhole)} (local tarpit), started now: established connections do not count here`,
+    );
+  }
+  const proof = await verifyBlackhole(s, targets.report.blackhole?.kind === "tarpit");
+  targets.report = {
+    ...targets.report,
+    blackhole: targets.report.blackhole && { ...targets.report.blackhole, ...proof },
+  };
+  // Established connections did not count (every one up to max went
+  // through): whatever is found below counts pending attempts only.
+  const pendingOnly = {
+    countsEstablished: established === null ? false : null,
+    excessDropped: false,
+  };
   const cross = await findCrossLimit(s, max);
-  if (cross) return crossFinding(cross, await crossScope(s, cross.k));
+  if (cross) return { ...crossFinding(cross, await crossScope(s, cross.k)), ...pendingOnly };
   const perDestination = await findDestinationLimit(s);
   if (perDestination) {
     s.warmHelper();
@@ -116,6 +164,7 @@ async function findLimit(
       errorCode: perDestination.errorCode,
       ratePerSecond: null,
       intervalMs: null,
+      ...pendingOnly,
     };
   }
   const rate = await findRateLimit(s, targets.destinations);
@@ -134,6 +183,74 @@ async function findLimit(
     };
   }
   return null;
+}
+
+/** A SYN rate limit becomes the finding; loss is noted and the search goes on. */
+function dropFinding(s: ProbeSession, d: DropFinding): LimitFinding | null {
+  if (d.kind === "all-dropped") {
+    s.alternatives.push(
+      "a limit on connections, used up by connections other processes on this host hold",
+      `something (a firewall rule, the target going away) dropping every SYN to ${formatEndpoint(s.live)}`,
+    );
+    throw new CannotTest(
+      `every SYN to the live target ${formatEndpoint(s.live)} was dropped, resends too, after it had accepted connections: either a limit on connections is used up by connections this probe does not hold (other processes on this host), or something started dropping all SYNs to it; the probe cannot tell these apart`,
+    );
+  }
+  if (d.kind === "loss") {
+    if (s.lossSeen) return null;
+    s.lossSeen = true;
+    s.notes.push(
+      `SYNs are being lost (${d.dropped} of ${d.sent} first SYNs in two bursts got no answer, scattered): each connect that lost one waited for a resend (${s.schedule.retransmitAtMs.slice(0, 3).join(", ")} ms …); a count limit is still searched for below`,
+    );
+    return null;
+  }
+  if (d.kind !== "rate") return null;
+  s.notes.push(
+    "per process or machine-wide: not tested for a SYN rate limit (a second process's connects would draw on the same budget as the probe's)",
+  );
+  return {
+    maxInFlight: null,
+    appliesTo: "all-destinations",
+    scope: "unknown",
+    behaviour: "rate-limited",
+    fifo: null,
+    handoffMs: null,
+    errorCode: null,
+    ratePerSecond: d.ratePerSecond,
+    intervalMs: d.ratePerSecond ? 1000 / d.ratePerSecond : null,
+    countsEstablished: null,
+    excessDropped: true,
+  };
+}
+
+function establishedFinding(
+  s: ProbeSession,
+  e: EstablishedFinding,
+  targets: ProbeTargets,
+): LimitFinding {
+  s.notes.push(
+    `the limit counts established connections, so k is how many the probe could open: connections other processes${e.scope === "process" ? "" : " on this host"} hold count against it too`,
+    `measured before starting a local tarpit: a tarpit holds ${targets.report.blackhole?.kind === "given" ? "no" : "established"} connections of its own (its full accept queue), which this limit would count and which could use it up`,
+    "per destination or across destinations: not tested (the held connections and the waiting connect go to the same live target)",
+  );
+  return {
+    maxInFlight: e.k,
+    appliesTo: "all-destinations",
+    scope: e.scope,
+    behaviour: e.behaviour,
+    fifo: null,
+    handoffMs: e.handoffMs,
+    errorCode: e.errorCode,
+    ratePerSecond: null,
+    intervalMs: null,
+    countsEstablished: true,
+    excessDropped: e.behaviour === "dropped",
+  };
+}
+
+function lossText(s: ProbeSession): string {
+  const c = s.connects;
+  return `; but SYNs were lost (random loss, not a limit): ${c.resent} of ${c.completed} connects went through only on a SYN resend, and ${c.unanswered} more got no answer while a fresh connect right after went straight through`;
 }
 
 function crossFinding(c: CrossFinding, scope: LimitFinding["scope"]): LimitFinding {
@@ -155,18 +272,59 @@ function crossFinding(c: CrossFinding, scope: LimitFinding["scope"]): LimitFindi
  * Connects to the live target a few times with nothing held: what "goes
  * straight through" means on this path. The settle window follows from it.
  */
-async function measureBaseline(s: ProbeSession, settleMs: number | null): Promise<BaselineReport> {
+const BASELINE_SPACING_MS = 12;
+/** How often a refused baseline connect is tried again before the live target is blamed. */
+const REFUSED_RETRIES = 3;
+
+async function baselineConnect(s: ProbeSession) {
+  const d = s.dial(s.live);
+  const o = await s.wait(d.done, LIVE_TIMEOUT_MS);
+  d.cancel();
+  return o;
+}
+
+async function measureBaseline(
+  s: ProbeSession,
+  settleMs: number | null,
+): Promise<{ report: BaselineReport; resent: number }> {
   s.progress(`baseline: connecting to ${formatEndpoint(s.live)} …`);
   const samples: number[] = [];
+  let resent = 0;
   // The first connect also warms up the path (a proxy's first dial, ARP);
-  // it is not a sample.
-  for (let i = 0; i <= BASELINE_SAMPLES; i++) {
-    const d = s.dial(s.live);
-    const o = await s.wait(d.done, LIVE_TIMEOUT_MS);
-    d.cancel();
+  // it is not a sample. A connect that lands on the SYN resend schedule had
+  // its SYN dropped: evidence for a limiter or loss, not a sample of how
+  // long a connect takes — and once one is seen, the drop analysis takes over.
+  for (let i = 0; i <= BASELINE_SAMPLES && !(resent > 0 && samples.length > 0); i++) {
+    // Spaced a little: netfilter's connlimit collects closed connections at
+    // most once per jiffy (up to 10 ms) and would count the previous sample.
+    if (i > 0) await s.wait(new Promise<never>(() => {}), BASELINE_SPACING_MS);
+    let o = await baselineConnect(s);
+    // Refused at once: a limiter that rejects over a count may still count
+    // connections closed a moment ago; a target that refuses does so every time.
+    for (
+      let retry = 0;
+      o?.kind === "error" && o.stage === "target" && retry < REFUSED_RETRIES;
+      retry++
+    ) {
+      await s.wait(new Promise<never>(() => {}), MIN_SETTLE_MS);
+      o = await baselineConnect(s);
+    }
+    if (o?.kind === "error" && o.stage === "proxy" && s.via) {
+      // The first hop failed: nothing is known about the live target yet.
+      const reached = o.code === "EPROTO" || o.code === "EACCES";
+      throw new CannotTest(
+        `the proxy ${describeProxy(s.via)} ${reached ? "answered but could not be used" : "is unreachable"} (${o.message}); check --via`,
+      );
+    }
+    if (!o) {
+      s.alternatives.push(
+        `${formatEndpoint(s.live)} is down or something drops every SYN to it (a firewall rule)`,
+        "a limit on connections, already used up by connections other processes on this host hold (the probe's own tarpit is not started yet)",
+      );
+    }
     if (o?.kind !== "connected") {
       const why = !o
-        ? `no answer within ${LIVE_TIMEOUT_MS} ms`
+        ? `no answer within ${LIVE_TIMEOUT_MS} ms, SYN resends included: it is down, or something drops SYNs to it (a firewall, or a limit on connections already used up by other processes)`
         : o.kind === "error"
           ? `${o.code}: ${o.message}`
           : o.kind;
@@ -174,7 +332,8 @@ async function measureBaseline(s: ProbeSession, settleMs: number | null): Promis
         `the live target ${formatEndpoint(s.live)} did not accept a connection (${why}); ${TARGETS_HELP}`,
       );
     }
-    if (i > 0) samples.push(o.ms);
+    if ((retransmissionOf(s.schedule, o.ms) ?? 0) > 0) resent++;
+    else if (i > 0) samples.push(o.ms);
   }
   const sorted = [...samples].sort((a, b) => a - b);
   const medianMs = sorted[sorted.length >> 1] ?? 0;
@@ -184,17 +343,17 @@ async function measureBaseline(s: ProbeSession, settleMs: number | null): Promis
   s.record(
     "baseline",
     "measured",
-    `baseline: ${samples.length} connects to ${formatEndpoint(s.live)}, median ${ms(medianMs)} ms, p99 ${ms(p99Ms)} ms → settle window ${ms(s.settleMs)} ms`,
+    `baseline: ${samples.length} connects to ${formatEndpoint(s.live)}, median ${ms(medianMs)} ms, p99 ${ms(p99Ms)} ms → settle window ${ms(s.settleMs)} ms${resent > 0 ? ` (${resent} more went through only on a SYN resend: not samples, evidence of dropped SYNs)` : ""}`,
     { ms: p99Ms },
   );
-  return { samplesMs: samples, medianMs, p99Ms };
+  return { report: { samplesMs: samples, medianMs, p99Ms }, resent };
 }
 
 function describeTargets(t: ProbeTargets, via: ProxySpec | null): string {
   const b = t.report.blackhole;
   const l = t.report.live;
   return [
-    `blackhole ${formatEndpoint(t.blackhole)}${b?.kind === "tarpit" ? " (local tarpit)" : ""}`,
+    b ? `blackhole ${formatEndpoint(b)}` : "blackhole: a local tarpit, started when needed",
     `live ${formatEndpoint(t.live)}${l?.kind === "listener" ? " (local listener)" : ""}`,
     ...(t.destinations.length > 0
       ? [`new destinations ${t.destinations.map(formatEndpoint).join(", ")}`]

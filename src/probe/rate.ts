@@ -3,6 +3,7 @@ import { selfReleaseWaitMs } from "./cross.js";
 import type { Dial } from "./dial.js";
 import type { LimitScope } from "./report.js";
 import { ms, type ProbeSession } from "./session.js";
+import { retransmissionOf } from "./syn-schedule.js";
 
 export interface RateFinding {
   /** Time between releases of new destinations; null when only one could be tried. */
@@ -28,6 +29,26 @@ export async function findRateLimit(
     );
     return null;
   }
+  for (let attempt = 1; ; attempt++) {
+    const r = await rateAttempt(s, destinations, attempt < RESENT_ATTEMPTS);
+    if (r !== "resent") return r;
+    if (attempt >= RESENT_ATTEMPTS) {
+      s.notes.push(
+        `a rate limit on new destinations was not tested: ${RESENT_ATTEMPTS} times over, a connect got through only on a SYN resend (dropped SYNs, not a release by a throttle)`,
+      );
+      return null;
+    }
+  }
+}
+
+/** How often the new-destination test is run again when a connect in it lost its SYN. */
+const RESENT_ATTEMPTS = 3;
+
+async function rateAttempt(
+  s: ProbeSession,
+  destinations: readonly Endpoint[],
+  mayRetry: boolean,
+): Promise<RateFinding | null | "resent"> {
   s.progress(`connecting to ${destinations.length} new destinations at once …`);
   // The live target, known by now, goes last. A throttle lets it pass while
   // the new destinations wait; a stall of this process delays them all
@@ -35,6 +56,20 @@ export async function findRateLimit(
   const dials = await dialInOrder(s, [...destinations, s.live], (d) => s.dial(d));
   const known = dials.pop() as Dial;
   try {
+    if (mayRetry && (s.lossSeen || s.connects.unanswered + s.connects.resent > 0)) {
+      // Where SYNs are lost, a connect still unanswered after the confirm
+      // window is tried afresh rather than awaited on its resend: a throttle
+      // holds back every try, loss only some.
+      await settleAll(s, [...dials, known], s.confirmMs);
+      if ([...dials, known].some((d) => !d.outcome)) {
+        s.record(
+          "rate",
+          "retry",
+          `new destinations: ${dials.map(describe).join(", ")}, the known ${describe(known)}: SYNs are being lost here, so again with fresh connects`,
+        );
+        return "resent";
+      }
+    }
     await settleAll(s, [...dials, known], selfReleaseWaitMs(s.settleMs));
     const described = dials.map(describe).join(", ");
     const last = dials[dials.length - 1] as Dial;
@@ -45,6 +80,20 @@ export async function findRateLimit(
     if (known.outcome?.kind !== "connected") {
       s.notes.push(`a rate limit was not tested: the known ${describe(known)}`);
       return null;
+    }
+    // A connect that completed on a SYN resend lost its SYN: a throttle
+    // releases on its own clock, the resend schedule is the kernel's.
+    const resent = [...dials, known].find(
+      (d) =>
+        d.outcome?.kind === "connected" && (retransmissionOf(s.schedule, d.outcome.ms) ?? 0) > 0,
+    );
+    if (resent) {
+      s.record(
+        "rate",
+        "resent",
+        `new destinations: ${described}, the known ${describe(known)}: one got through only on a SYN resend (a dropped SYN, not a throttle's release); again`,
+      );
+      return "resent";
     }
     if (!waitedBehind(s, last, known)) {
       s.record("rate", "through", `new destinations: ${described}: no rate limit`);

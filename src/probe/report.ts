@@ -4,7 +4,7 @@ import type { HoldersReport } from "./holders.js";
 export const PROBE_SCHEMA_VERSION = 1;
 
 export type ProbeVerdictKind = "limited" | "no-limit" | "could-not-test";
-export type Behaviour = "queued" | "refused" | "rate-limited";
+export type Behaviour = "queued" | "refused" | "rate-limited" | "dropped";
 export type LimitScope = "process" | "machine" | "unknown";
 export type AppliesTo = "all-destinations" | "each-destination";
 
@@ -28,6 +28,13 @@ export interface LimitFinding {
   /** rate-limited: new destinations released per second, and the interval measured. */
   readonly ratePerSecond: number | null;
   readonly intervalMs: number | null;
+  /**
+   * Whether established connections count against k (seen by holding
+   * established connections instead of pending ones); null: not tested.
+   */
+  readonly countsEstablished?: boolean | null;
+  /** Over the limit (or the rate), SYNs are dropped: connects get through only on a resend. */
+  readonly excessDropped?: boolean;
 }
 
 export type StepKind =
@@ -39,7 +46,23 @@ export type StepKind =
   | "helper"
   | "destination"
   | "rate"
+  | "established"
+  | "drops"
+  | "retransmit"
   | "note";
+
+/** A connect that completed only on a SYN resend: its first SYN was dropped. */
+export interface RetransmittedConnect {
+  /** When the connect started, ms since the probe started. */
+  readonly atMs: number;
+  readonly target: { readonly host: string; readonly port: number };
+  /** How long it took. */
+  readonly ms: number;
+  /** Which resend it completed on (1 = the first). */
+  readonly resend: number;
+  /** When that resend was due by this host's schedule, ms after the connect started. */
+  readonly resentAtMs: number;
+}
 
 /** One line of evidence. `held` is how many attempts this process held pending then. */
 export interface TimelineEntry {
@@ -95,6 +118,26 @@ export interface ProbeResult {
   readonly advice: readonly string[];
   readonly holders: HoldersReport | null;
   readonly durationMs: number;
+  /** This host's SYN resend schedule, as read. */
+  readonly synSchedule: {
+    readonly retransmitAtMs: readonly number[];
+    readonly giveUpAtMs: number;
+    readonly source: string;
+  };
+  /** Connects that completed only on a SYN resend, and when. */
+  readonly retransmitted: readonly RetransmittedConnect[];
+  /**
+   * Of the connects that completed, how many only on a SYN resend (their
+   * first SYN was dropped); and connects that got no answer while a fresh one
+   * right after went straight through (lost SYNs, no limiter).
+   */
+  readonly loss: {
+    readonly resent: number;
+    readonly completed: number;
+    readonly unanswered: number;
+  };
+  /** Where two explanations fit the evidence equally: both, in words. */
+  readonly alternatives: readonly string[];
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -109,6 +152,10 @@ function scopeWords(scope: LimitScope): string {
 /** The one-line verdict the CLI prints first. */
 export function limitText(f: LimitFinding): string {
   const scope = scopeWords(f.scope);
+  if (f.behaviour === "rate-limited" && f.excessDropped) {
+    const rate = f.ratePerSecond === null ? "a few" : `about ${round(f.ratePerSecond)}`;
+    return `limit: new connects are rate-limited to ${rate} per second${f.scope === "unknown" ? "" : ` ${scope}`}; SYNs over the rate are dropped, so those connects wait for a SYN resend (1 s or more)`;
+  }
   if (f.behaviour === "rate-limited") {
     const rate =
       f.ratePerSecond === null ? "slowly" : `at about ${round(f.ratePerSecond)} per second`;
@@ -116,7 +163,13 @@ export function limitText(f: LimitFinding): string {
   }
   const k = f.maxInFlight ?? 0;
   const each = f.appliesTo === "each-destination";
-  const what = `${plural(k, "concurrent connect attempt")}${each ? " per destination (address:port)" : ""}`;
+  const what =
+    f.countsEstablished === true
+      ? `${plural(k, "concurrent connection")} (established ones count, not only pending attempts)`
+      : `${plural(k, "concurrent connect attempt")}${each ? " per destination (address:port)" : ""}`;
+  if (f.behaviour === "dropped") {
+    return `limit: ${what} ${scope}; over the limit SYNs are dropped, so a connect gets through only on a SYN resend after one ends`;
+  }
   if (f.behaviour === "refused") {
     return `limit: ${what} ${scope}; over the limit a connect fails at once (${f.errorCode ?? "error"})`;
   }
@@ -137,12 +190,29 @@ export function adviceFor(f: LimitFinding | null): string[] {
     ];
   }
   const advice: string[] = [];
+  if (f.behaviour === "rate-limited" && f.excessDropped) {
+    advice.push(
+      "New connects over the rate lose their SYN and wait for a resend (1 s or more): reuse connections (keep-alive, pools) and spread new connects over time.",
+      "Ask the owner of the rule for the rate and burst, or to exempt your service.",
+    );
+    return advice;
+  }
   if (f.behaviour === "rate-limited") {
     advice.push(
       "Avoid fanning out to many new destinations at once: reuse connections (keep-alive, pools) and spread first contacts over time.",
       "Ask the owner of the throttle for the rate and working-set size, or to exempt your service.",
     );
     return advice;
+  }
+  if (f.countsEstablished === true) {
+    advice.push(
+      `Established connections count against this limit too: keep pools, keep-alive and idle connections (of every process it covers) well under ${f.maxInFlight ?? "k"} in total, and close idle ones.`,
+    );
+  }
+  if (f.excessDropped) {
+    advice.push(
+      "Over the limit the SYN is dropped, so a connect waits for the OS's SYN resend (1 s or more): give connects a deadline, and retry with backoff rather than marking the peer down.",
+    );
   }
   const who =
     f.scope === "machine"

@@ -1,16 +1,14 @@
 import type { Clock } from "../clock.js";
-import { aborted, type Endpoint, formatEndpoint } from "../errors.js";
+import { aborted, CannotTest, type Endpoint, formatEndpoint } from "../errors.js";
 import type { ProxySpec } from "./address.js";
 import { probeChannels } from "./channels.js";
-import type { Dial, DialFn, DialOutcome } from "./dial.js";
+import type { Dial, DialFn, DialOptions, DialOutcome } from "./dial.js";
 import { HelperProcess } from "./helper-process.js";
-import type { StepKind, TimelineEntry } from "./report.js";
+import type { RetransmittedConnect, StepKind, TimelineEntry } from "./report.js";
 import type { Passage, TrialResult } from "./search.js";
+import { linuxSynSchedule, retransmissionOf, type SynSchedule } from "./syn-schedule.js";
 
-/** The probe cannot answer: why, and what would make it testable. Becomes exit code 2. */
-export class CannotTest extends Error {
-  override readonly name = "CannotTest";
-}
+export { CannotTest } from "../errors.js";
 
 export const ms = (n: number): string =>
   n >= 10 ? n.toFixed(0) : n >= 1 ? n.toFixed(1) : n.toFixed(2);
@@ -21,6 +19,16 @@ let nextProbeId = 1;
 const localShortage = new Set(["EMFILE", "ENFILE", "ENOBUFS", "EADDRNOTAVAIL", "ENOMEM"]);
 /** How long the helper's first connect, with nothing held, may take. */
 const LIVE_WARMUP_MS = 5_000;
+/**
+ * Fresh connects a trial makes before it calls the live target blocked: a
+ * SYN lost at random (30 % loss) blocks all of them once in 120 trials, a
+ * limiter every time.
+ */
+export const BLOCK_TRIES = 4;
+/** …and where SYNs are known to be lost: 30 % loss then blocks 8 in a row once in 15,000. */
+const BLOCK_TRIES_LOSSY = 8;
+
+const ordinal = (n: number) => `${n}${n === 1 ? "st" : n === 2 ? "nd" : n === 3 ? "rd" : "th"}`;
 
 /** A held attempt that ended: refused at once (evidence of a limit) or otherwise. */
 export interface EndedHold {
@@ -39,13 +47,25 @@ export class ProbeSession {
   readonly t0: number;
   readonly timeline: TimelineEntry[] = [];
   readonly notes: string[] = [];
+  /** Explanations the evidence cannot tell apart, each in words. */
+  readonly alternatives: string[] = [];
   /** Refusals and other ends of held attempts, in order. */
   readonly ended: EndedHold[] = [];
   settleMs = 50;
   blackhole: Endpoint = { host: "", port: 0 };
+  /** The blackhole is the probe's own tarpit (it may top up its accept queue). */
+  blackholeIsTarpit = false;
   live: Endpoint = { host: "", port: 0 };
   readonly #held: Array<{ dial: Dial; pendingBefore: number }> = [];
   readonly #dials = new Set<Dial>();
+  /** Established connections held open on purpose; reset at the end. */
+  readonly #kept = new Set<Dial>();
+  /** This host's SYN resend schedule: connects completing on it had their SYN dropped. */
+  schedule: SynSchedule = linuxSynSchedule(6);
+  /** Connects whose SYN was dropped and that completed on a resend, in order. */
+  readonly retransmitted: RetransmittedConnect[] = [];
+  /** Connects that completed, and how many of them only on a resend. */
+  readonly connects = { completed: 0, resent: 0, unanswered: 0 };
   #helper: Promise<HelperProcess> | null = null;
 
   constructor(
@@ -66,16 +86,62 @@ export class ProbeSession {
     return 2 * this.settleMs;
   }
 
+  /** Fresh connects before a connect counts as blocked. */
+  get blockTries(): number {
+    return this.lossSeen ? BLOCK_TRIES_LOSSY : BLOCK_TRIES;
+  }
+
+  #lateFillers = 0;
+
+  /** Set when the drop analysis found random SYN loss. */
+  lossSeen = false;
+
   get heldCount(): number {
     return this.#held.length;
   }
 
-  dial(target: Endpoint): Dial {
+  dial(target: Endpoint, options?: DialOptions): Dial {
     this.checkAborted();
-    const d = this.dialFn(target);
+    const d = this.dialFn(target, options);
     this.#dials.add(d);
-    void d.done.then(() => this.#dials.delete(d));
+    if (options?.keep) this.#kept.add(d);
+    void d.done.then((o) => {
+      this.#dials.delete(d);
+      if (o.kind !== "connected") this.#kept.delete(d);
+      else this.#observe(d, o.ms);
+    });
     return d;
+  }
+
+  /** Resets a kept connection (or cancels it if still pending). */
+  release(d: Dial): void {
+    d.cancel();
+    this.#kept.delete(d);
+  }
+
+  /**
+   * A connect that completed on a SYN resend is evidence of a dropped SYN:
+   * it goes on the record with when it was resent, once.
+   */
+  #observe(d: Dial, connectMs: number): void {
+    this.connects.completed++;
+    const resend = retransmissionOf(this.schedule, connectMs);
+    if (!resend) return;
+    this.connects.resent++;
+    const resentAtMs = this.schedule.retransmitAtMs[resend - 1] ?? 0;
+    this.retransmitted.push({
+      atMs: d.startedAt - this.t0,
+      target: { host: d.target.host, port: d.target.port },
+      ms: connectMs,
+      resend,
+      resentAtMs,
+    });
+    this.record(
+      "retransmit",
+      "resent",
+      `${formatEndpoint(d.target)} connected in ${ms(connectMs)} ms: its SYN got no answer and went through on the ${ordinal(resend)} resend (due at ${ms(resentAtMs)} ms)`,
+      { ms: connectMs },
+    );
   }
 
   record(step: StepKind, result: string, text: string, extra: { ms?: number; code?: string } = {}) {
@@ -157,6 +223,18 @@ export class ProbeSession {
       const outcome = h?.dial.outcome;
       if (!h || !outcome) continue;
       this.#held.splice(i, 1);
+      if (outcome.kind === "connected" && this.blackholeIsTarpit && this.#lateFillers < 4) {
+        // Our own tarpit had room: one of its fillers lost its SYN. This
+        // connection now fills that room (a reset one stays in the accept
+        // queue until accepted, which the tarpit never does).
+        this.#lateFillers++;
+        this.record(
+          "blackhole",
+          "late-filler",
+          `a held attempt got into the local tarpit on a SYN resend (a filler had lost its SYN): it fills the tarpit's accept queue now`,
+        );
+        continue;
+      }
       if (outcome.kind === "connected") {
         throw new CannotTest(
           `the blackhole ${formatEndpoint(this.blackhole)} accepted a connection, so it cannot hold attempts pending`,
@@ -197,17 +275,14 @@ export class ProbeSession {
       const held = await this.setHeld(n);
       const who = `${attempts(held)}${held < n ? ` (${n - held} more refused at once)` : ""}`;
       this.progress(`${attempts(held)}: connecting to ${formatEndpoint(this.live)} …`);
-      const live = this.dial(this.live);
-      await live.sent;
-      const outcome = await this.wait(live.done, this.settleMs);
-      live.cancel();
+      const { outcome, tries } = await this.connectLive();
       const endedDuring = this.pruneHeld().filter((e) => e.outcome.ms > this.settleMs);
       const pending = Math.min(held, this.#held.length + endedDuring.length);
       if (!outcome) {
         this.record(
           "trial",
           "blocked",
-          `${who} → live blocked (no answer within ${ms(this.settleMs)} ms)`,
+          `${who} → live blocked (${tries} fresh connects, none answered within ${ms(this.settleMs)} ms)`,
         );
         return { passage: "blocked", held: pending, ms: this.settleMs };
       }
@@ -232,11 +307,42 @@ export class ProbeSession {
         "trial",
         passage,
         passage === "through"
-          ? `${who} → live connected in ${ms(outcome.ms)} ms`
+          ? `${who} → live connected in ${ms(outcome.ms)} ms${tries > 1 ? ` (after ${tries - 1} fresh connect${tries > 2 ? "s" : ""} got no answer: SYNs lost?)` : ""}`
           : `${who} → live refused at once (${code}) after ${ms(outcome.ms)} ms`,
         { ms: outcome.ms, ...(code !== undefined ? { code } : {}) },
       );
       return { passage, held: pending, ms: outcome.ms, ...(code !== undefined ? { code } : {}) };
+    }
+  }
+
+  /**
+   * Connects to the live target; a connect with no answer within the settle
+   * window is followed by fresh ones (up to BLOCK_TRIES), since one SYN may
+   * simply have been lost. Every dial is ended before this returns; the
+   * outcome is the first that came.
+   */
+  async connectLive(
+    target: Endpoint = this.live,
+  ): Promise<{ outcome: DialOutcome | undefined; tries: number }> {
+    const dials: Dial[] = [];
+    let outcome: DialOutcome | undefined;
+    try {
+      for (let i = 0; i < this.blockTries && !outcome; i++) {
+        const d = this.dial(target);
+        dials.push(d);
+        await d.sent;
+        outcome = await this.wait(d.done, this.settleMs);
+        // An earlier one may have gone through on its resend meanwhile.
+        outcome ??=
+          dials.find((x) => x.outcome && x.outcome.kind !== "cancelled")?.outcome ?? undefined;
+      }
+      // Unanswered, then a fresh one went straight through: lost SYNs.
+      if (outcome?.kind === "connected" && dials.length > 1) {
+        this.connects.unanswered += dials.length - 1;
+      }
+      return { outcome, tries: dials.length };
+    } finally {
+      for (const d of dials) d.cancel();
     }
   }
 
@@ -293,6 +399,8 @@ export class ProbeSession {
   /** Cancels every attempt the probe made and ends the helper: nothing stays pending. */
   async close(): Promise<void> {
     for (const d of this.#dials) d.cancel();
+    for (const d of this.#kept) d.cancel();
+    this.#kept.clear();
     this.#held.length = 0;
     const helper = await this.#helper?.catch(() => null);
     await helper?.close();

@@ -1,5 +1,6 @@
 import { lookup } from "node:dns/promises";
 import net from "node:net";
+import { defaults } from "../defaults.js";
 import { type Endpoint, formatEndpoint, SynlimitError } from "../errors.js";
 import { blackholeProblem } from "../os/platform.js";
 import { LiveListener } from "../targets/live.js";
@@ -14,11 +15,19 @@ export const TARGETS_HELP =
   "the probe needs a blackhole, where connects stay pending (SYN_SENT: the SYN is silently dropped), and a live target that accepts at once; by default it starts both on 127.0.0.1, otherwise pass --blackhole HOST:PORT (a port where a firewall drops SYNs) and --live HOST:PORT (a listening port)";
 
 export interface ProbeTargets {
-  readonly blackhole: Endpoint;
   readonly live: Endpoint;
   /** Destinations a rate limiter has not seen yet (aliases of the live target by default). */
   readonly destinations: readonly Endpoint[];
-  readonly report: TargetsReport;
+  /** The report so far; the blackhole's part is filled in by `startBlackhole()`. */
+  report: TargetsReport;
+  /**
+   * The blackhole: the caller's, or a local tarpit started now. Started only
+   * when needed: a tarpit holds established connections (its full accept
+   * queue), which a limiter counting established connections counts too.
+   */
+  startBlackhole(): Promise<Endpoint>;
+  /** How many established connections the local tarpit holds (0 before it starts, or when given). */
+  readonly tarpitConnections: number;
   close(): Promise<void>;
 }
 
@@ -42,26 +51,11 @@ export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
   if (platformProblem) throw new CannotTest(platformProblem);
   const closers: Array<() => Promise<void>> = [];
   const close = async () => {
-    for (const c of closers.reverse()) await c();
+    for (const c of closers.splice(0).reverse()) await c();
   };
   try {
-    let blackhole: Endpoint;
-    let blackholeKind: "tarpit" | "given";
-    if (o.blackhole) {
-      blackhole = await resolve(o.blackhole, o.via, "--blackhole");
-      blackholeKind = "given";
-    } else {
-      const tarpit = await Tarpit.listen({ host: "127.0.0.1" }).catch((error: unknown) => {
-        if (error instanceof SynlimitError && error.code === "SYNLIMIT_TARPIT_UNVERIFIED") {
-          throw new CannotTest(`${error.message}; ${TARGETS_HELP}`);
-        }
-        throw error;
-      });
-      closers.push(() => tarpit.close());
-      blackhole = { host: tarpit.host, port: tarpit.port };
-      blackholeKind = "tarpit";
-    }
-
+    // Resolved up front, so a bad name fails before anything is measured.
+    const given = o.blackhole ? await resolve(o.blackhole, o.via, "--blackhole") : null;
     let live: Endpoint;
     let destinations: Endpoint[];
     if (o.live.length > 0) {
@@ -83,18 +77,44 @@ export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
       // address as given (synlimit's own emulation does) sees a new one.
       destinations.push({ host: "::ffff:127.0.0.1", port: v4.port });
     }
-    return {
-      blackhole,
+    let started: Promise<Endpoint> | null = null;
+    let tarpitConnections = 0;
+    const targets: ProbeTargets = {
       live,
       destinations,
       close,
+      get tarpitConnections() {
+        return tarpitConnections;
+      },
       report: {
-        blackhole: { ...blackhole, kind: blackholeKind, verified: false, how: "not checked" },
+        blackhole: given && { ...given, kind: "given", verified: false, how: "not checked" },
         live: { ...live, kind: o.live.length > 0 ? "given" : "listener" },
         destinations,
         via: o.via ? { protocol: o.via.protocol, host: o.via.host, port: o.via.port } : null,
       },
+      startBlackhole() {
+        started ??= (async () => {
+          if (given) return given;
+          const tarpit = await Tarpit.listen({ host: "127.0.0.1" }).catch((error: unknown) => {
+            if (error instanceof SynlimitError && error.code === "SYNLIMIT_TARPIT_UNVERIFIED") {
+              throw new CannotTest(`${error.message}; ${TARGETS_HELP}`);
+            }
+            throw error;
+          });
+          closers.push(() => tarpit.close());
+          // Its accept queue: Linux admits backlog + 1 handshakes.
+          tarpitConnections = defaults.tarpitBacklog + 1;
+          const blackhole = { host: tarpit.host, port: tarpit.port };
+          targets.report = {
+            ...targets.report,
+            blackhole: { ...blackhole, kind: "tarpit", verified: false, how: "not checked" },
+          };
+          return blackhole;
+        })();
+        return started;
+      },
     };
+    return targets;
   } catch (error) {
     await close();
     throw error;
@@ -128,8 +148,30 @@ export async function verifyBlackhole(
   s: ProbeSession,
   localTarpit: boolean,
 ): Promise<{ verified: boolean; how: string }> {
+  // Where SYNs are lost, one of the tarpit's own fillers may have missed
+  // its handshake, leaving room in its accept queue: a connect that gets in
+  // is kept open as one more filler, and the check runs again.
+  for (let topUp = 0; ; topUp++) {
+    const r = await verifyOnce(s, localTarpit && topUp < MAX_TOP_UPS);
+    if (r !== "again") return r;
+    s.record(
+      "blackhole",
+      "topped-up",
+      `the local tarpit ${formatEndpoint(s.blackhole)} accepted a connection (one of its fillers lost its SYN?): kept open to fill its accept queue, checking again`,
+    );
+  }
+}
+
+/** How many connects the probe may add to its own tarpit's accept queue. */
+const MAX_TOP_UPS = 4;
+
+async function verifyOnce(
+  s: ProbeSession,
+  topUp: boolean,
+): Promise<{ verified: boolean; how: string } | "again"> {
+  const localTarpit = s.blackholeIsTarpit;
   s.progress(`checking that ${formatEndpoint(s.blackhole)} holds attempts pending …`);
-  const d = s.dial(s.blackhole);
+  const d = s.dial(s.blackhole, { keep: topUp });
   try {
     await d.sent;
     const seen = tableSees(s.via)
@@ -147,6 +189,7 @@ export async function verifyBlackhole(
     const left = localTarpit && seen?.met ? 0 : s.settleMs - (s.clock.now() - d.startedAt);
     const early = d.outcome ?? (left > 0 ? await s.wait(d.done, left) : undefined);
     if (early) {
+      if (early.kind === "connected" && topUp) return "again";
       if (early.kind === "error" && early.stage !== "target") {
         throw new CannotTest(`could not reach the blackhole: ${early.message}`);
       }
@@ -173,6 +216,7 @@ export async function verifyBlackhole(
     );
     return { verified, how };
   } finally {
-    d.cancel();
+    // A top-up that got in stays open (the session resets it at the end).
+    if (!(topUp && d.outcome?.kind === "connected")) d.cancel();
   }
 }

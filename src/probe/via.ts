@@ -2,13 +2,13 @@ import net from "node:net";
 import type { Clock } from "../clock.js";
 import { type Endpoint, formatEndpoint } from "../errors.js";
 import type { ProxySpec } from "./address.js";
-import { type Dial, type DialFn, directDial, SocketDial } from "./dial.js";
+import { type Dial, type DialFn, type DialOptions, directDial, SocketDial } from "./dial.js";
 
 /** Dials directly, or through the proxy: then the attempt that counts is the proxy's own. */
 export function dialerFor(via: ProxySpec | null, clock: Clock): DialFn {
-  if (!via) return (target) => directDial(target, clock);
-  if (via.protocol === "socks5") return (target) => socksDial(via, target, clock);
-  return (target) => httpConnectDial(via, target, clock);
+  if (!via) return (target, options) => directDial(target, clock, options);
+  if (via.protocol === "socks5") return (target, options) => socksDial(via, target, clock, options);
+  return (target, options) => httpConnectDial(via, target, clock, options);
 }
 
 // SOCKS5 reply codes (RFC 1928 §6) as the errno a direct connect would give.
@@ -36,9 +36,14 @@ const loadSocks = () => {
  * SOCKS5 CONNECT with the `socks` client over a socket the probe owns, so
  * destroying that socket cancels the attempt at any stage.
  */
-function socksDial(proxy: ProxySpec, target: Endpoint, clock: Clock): Dial {
+function socksDial(
+  proxy: ProxySpec,
+  target: Endpoint,
+  clock: Clock,
+  options: DialOptions = {},
+): Dial {
   const socket = net.connect({ host: proxy.host, port: proxy.port });
-  const dial = new SocketDial(target, socket, clock, true);
+  const dial = new SocketDial(target, socket, clock, true, options.keep === true);
   watchWrites(socket, (chunk) => {
     // The greeting is 3 bytes; the CONNECT request (05 01 00 ATYP …) is longer.
     if (chunk.length >= 7 && chunk[0] === 5 && chunk[1] === 1) dial.markSent();
@@ -73,9 +78,14 @@ function socksDial(proxy: ProxySpec, target: Endpoint, clock: Clock): Dial {
 const MAX_RESPONSE_HEAD = 16 * 1024;
 
 /** HTTP CONNECT (RFC 9110 §9.3.6): 2xx means the proxy's connect to the target succeeded. */
-function httpConnectDial(proxy: ProxySpec, target: Endpoint, clock: Clock): Dial {
+function httpConnectDial(
+  proxy: ProxySpec,
+  target: Endpoint,
+  clock: Clock,
+  options: DialOptions = {},
+): Dial {
   const socket = net.connect({ host: proxy.host, port: proxy.port });
-  const dial = new SocketDial(target, socket, clock, true);
+  const dial = new SocketDial(target, socket, clock, true, options.keep === true);
   const authority = formatEndpoint(target);
   socket.once("connect", () => {
     const auth =

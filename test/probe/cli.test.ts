@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
 import { test } from "node:test";
 import type { ProbeResult } from "../../src/probe/report.js";
-import { runCli } from "../helpers/run-cli.js";
+import { cleanEnv, cliPath, runCli } from "../helpers/run-cli.js";
 
 test("probe --help: the flags, the exit codes, an example", async () => {
   const r = await runCli(["probe", "--help"]);
@@ -75,4 +76,60 @@ test("a blackhole that refuses: could not test, exit 2, the reason and how to fi
     json.holders?.supported,
     "--holders: the list is there even when the probe could not test",
   );
+});
+
+test("--via a proxy that is not there: the proxy is unreachable, the live target is not blamed", async () => {
+  // Port 1 on loopback: nothing listens there (a free port would race).
+  for (const via of ["socks5://127.0.0.1:1", "http://127.0.0.1:1"]) {
+    const r = await runCli(["probe", "--via", via, "--json", "--quiet"]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    const json = JSON.parse(r.stdout) as ProbeResult;
+    assert.equal(json.verdict.kind, "could-not-test");
+    assert.equal(
+      json.reason,
+      `the proxy ${via} is unreachable (connect ECONNREFUSED 127.0.0.1:1); check --via`,
+    );
+    assert.doesNotMatch(json.verdict.text, /live target/);
+  }
+});
+
+test("CannotTest is in the one catalogue, with a stable code", async () => {
+  const { CannotTest, SynlimitError } = await import("../../src/errors.js");
+  const e = new CannotTest("why");
+  assert.ok(e instanceof SynlimitError);
+  assert.equal(e.code, "SYNLIMIT_CANNOT_TEST");
+  assert.equal(e.name, "CannotTest");
+});
+
+test("progress and result on the same stream (2>&1): each evidence line printed once", async () => {
+  // One pipe for both streams, as `synlimit probe 2>&1 | tee log` or a
+  // terminal without cursor control gives.
+  const child = spawn(
+    "sh",
+    ["-c", '"$0" "$@" 2>&1', process.execPath, cliPath, "probe", "--max", "2"],
+    {
+      env: cleanEnv(),
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  const [code] = (await once(child, "close")) as [number];
+  assert.equal(code, 0, out);
+  const progress = out.split("\n").filter((l) => l.startsWith("probe: +"));
+  assert.ok(progress.length >= 4, out);
+  for (const line of progress) {
+    const text = line.slice("probe: ".length);
+    assert.equal(out.split(text).length - 1, 1, `printed more than once: ${text}`);
+  }
+  assert.match(out, /^evidence \(settle window [\d.]+ ms\): the "probe:" lines above$/m);
+});
+
+test("progress and result on different streams: the result keeps its evidence", async () => {
+  const r = await runCli(["probe", "--max", "2"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^evidence \(settle window [\d.]+ ms\):\n {2}\+/m);
+  assert.match(r.stderr, /^probe: \+/m);
 });

@@ -41,6 +41,10 @@ for (const k of [2, 3, 10]) {
     assert.equal(json.limit?.behaviour, "queued");
     assert.equal(json.limit?.fifo, true);
     assert.equal(json.limit?.appliesTo, "all-destinations");
+    // The emulation counts pending attempts only: held established connections pass.
+    assert.equal(json.limit?.countsEstablished, false, summary(json));
+    assert.equal(json.limit?.excessDropped, false);
+    assert.deepEqual(json.retransmitted, [], "nothing resent under a queue");
     assert.equal(typeof json.limit?.handoffMs, "number");
     assert.equal(json.targets.blackhole?.verified, true);
     assert.equal(json.emulation?.profile, "incident");

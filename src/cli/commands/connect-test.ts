@@ -39,7 +39,7 @@ export function registerConnectTest(program: Command): void {
     )
     .option(
       "--timeout <ms>",
-      "give up on an attempt after this long (default: the OS decides)",
+      "give up on an attempt after this long (default: none; the pending attempt is stopped as soon as the verdict is certain)",
       milliseconds,
     )
     .option("--json", "print the result as JSON")
@@ -68,7 +68,9 @@ Example (the incident on loopback, limiter emulated, 21 s compressed to 2.1 s):
           delayMs: flags.delay,
           signal: abort.signal,
           ...(flags.liveHost ? { liveHost: flags.liveHost } : {}),
-          ...(flags.timeout !== undefined ? { timeoutMs: flags.timeout } : {}),
+          ...(flags.timeout !== undefined
+            ? { timeoutMs: flags.timeout }
+            : { stopWhenCertain: true }),
         });
       } finally {
         process.off("SIGINT", onSignal);

@@ -1,3 +1,4 @@
+import { fstatSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { emulationSummary } from "../../emulate/install.js";
 import { type Endpoint, isSynlimitError } from "../../errors.js";
@@ -114,10 +115,13 @@ Examples:
       }
       const hostSynSchedule = await hostSchedule;
       const context = { startedAt, emulation: emulationSummary() };
+      // Progress lines already on the same terminal or file (2>&1): the
+      // result does not repeat them.
+      const evidenceShown = mode === "lines" && sameFile(1, 2);
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ ...result, ...context, hostSynSchedule })}\n`
-          : `${formatProbe(result, context)}${describeHostSchedule(hostSynSchedule)}\n`,
+          : `${formatProbe(result, context, { evidenceShown })}${describeHostSchedule(hostSynSchedule)}\n`,
       );
       process.exitCode = probeExit[result.verdict.kind];
     });
@@ -147,4 +151,15 @@ function settle(value: string): number {
     throw new InvalidArgumentError("expected a positive number of milliseconds.");
   }
   return n;
+}
+
+/** Whether two descriptors lead to the same terminal, pipe or file. */
+function sameFile(a: number, b: number): boolean {
+  try {
+    const x = fstatSync(a);
+    const y = fstatSync(b);
+    return x.dev === y.dev && x.ino === y.ino && x.rdev === y.rdev;
+  } catch {
+    return false;
+  }
 }

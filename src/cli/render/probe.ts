@@ -13,15 +13,34 @@ const at = (ms: number) => `+${(ms / 1000).toFixed(3)}s`;
 const fmt = (n: number) => (n >= 10 ? n.toFixed(0) : n >= 1 ? n.toFixed(1) : n.toFixed(2));
 
 /** The verdict first, then the evidence, then what to do. */
-export function formatProbe(result: ProbeResult, context: RenderContext): string {
+export function formatProbe(
+  result: ProbeResult,
+  context: RenderContext,
+  options: { evidenceShown?: boolean } = {},
+): string {
   const lines = [result.verdict.text];
   if (result.limit) lines.push(...details(result.limit).map((d) => `  ${d}`));
   const settle = result.settleMs === null ? "" : ` (settle window ${fmt(result.settleMs)} ms)`;
-  if (result.timeline.length > 0) {
+  if (options.evidenceShown && result.timeline.length > 0) {
+    lines.push("", `evidence${settle}: the "probe:" lines above`);
+  } else if (result.timeline.length > 0) {
     lines.push("", `evidence${settle}:`, ...result.timeline.map((e) => `  ${timelineLine(e)}`));
   }
+  if (result.alternatives.length > 0) {
+    lines.push(
+      "",
+      "the evidence fits each of these; the probe cannot tell them apart:",
+      ...result.alternatives.map((a) => `  - ${a}`),
+    );
+  }
+  if (result.retransmitted.length > 0) {
+    lines.push(
+      "",
+      `${result.retransmitted.length} connect(s) went through only on a SYN resend (this host resends at ${result.synSchedule.retransmitAtMs.slice(0, 4).join(", ")} ms …; ${result.synSchedule.source})`,
+    );
+  }
   if (result.notes.length > 0)
-    lines.push("", "not tested:", ...result.notes.map((n) => `  - ${n}`));
+    lines.push("", "notes and what was not tested:", ...result.notes.map((n) => `  - ${n}`));
   if (result.holders) lines.push("", ...formatHolders(result.holders));
   if (result.advice.length > 0) {
     lines.push("", "what to do:", ...result.advice.map((a) => `  - ${a}`));
@@ -36,7 +55,9 @@ function details(f: LimitFinding): string[] {
   if (f.scope === "process") out.push("per process: a second process on this host was not delayed");
   else if (f.scope === "machine")
     out.push("machine-wide: a second process on this host was delayed too");
-  if (f.behaviour !== "rate-limited") {
+  if (f.countsEstablished === true) {
+    out.push("established connections count against the limit, not only pending attempts");
+  } else if (f.behaviour !== "rate-limited") {
     out.push(
       f.appliesTo === "all-destinations"
         ? "pending attempts to one destination delay connects to every other destination"

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { test } from "node:test";
+import {
+  linuxSynSchedule,
+  nextRetransmitMs,
+  readSynSchedule,
+  retransmissionOf,
+} from "../../src/probe/syn-schedule.js";
+
+test("Linux's SYN schedule: exponential, or linear first (tcp_syn_linear_timeouts)", () => {
+  // Before 6.5, and with linear timeouts off: 1, 3, 7, 15, 31, 63 s, give up at 127 s.
+  const old = linuxSynSchedule(6, 0);
+  assert.deepEqual(old.retransmitAtMs, [1000, 3000, 7000, 15000, 31000, 63000]);
+  assert.equal(old.giveUpAtMs, 127_000);
+  // The kernel's documented default of 4 linear timeouts: RTOs 1,1,1,1,1,2,4.
+  const linear = linuxSynSchedule(6, 4);
+  assert.deepEqual(linear.retransmitAtMs, [1000, 2000, 3000, 4000, 5000, 7000]);
+  assert.equal(linear.giveUpAtMs, 11_000);
+  // tcp_syn_retries = 2: two resends, then one more wait.
+  assert.deepEqual(linuxSynSchedule(2, 0).retransmitAtMs, [1000, 3000]);
+  assert.equal(linuxSynSchedule(2, 0).giveUpAtMs, 7000);
+  // The RTO is capped.
+  // 1 + 2 + 4 + 8 + 10 × 5 s
+  assert.equal(linuxSynSchedule(8, 0, 1000, 10_000).giveUpAtMs, 65_000);
+});
+
+test("a connect time on the schedule is a dropped SYN; off it, something else", () => {
+  const s = linuxSynSchedule(6, 0);
+  assert.equal(retransmissionOf(s, 0.3), 0);
+  assert.equal(retransmissionOf(s, 900), 0);
+  assert.equal(retransmissionOf(s, 1017), 1);
+  assert.equal(retransmissionOf(s, 3066), 2);
+  assert.equal(retransmissionOf(s, 1800), null, "between resends: a queue, not a drop");
+  assert.equal(nextRetransmitMs(s, 1500), 3000);
+  assert.equal(nextRetransmitMs(s, 70_000), null);
+});
+
+test("this host's schedule is read from /proc", async () => {
+  const s = await readSynSchedule();
+  const retries = Number((await readFile("/proc/sys/net/ipv4/tcp_syn_retries", "utf8")).trim());
+  assert.equal(s.retransmitAtMs.length, retries);
+  assert.match(s.source, new RegExp(`tcp_syn_retries ${retries}`));
+});

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { LINUX_INITIAL_RTO_MS, LINUX_RTO_MAX_MS, linuxSynSchedule } from "./linux-syn-schedule.js";
 import { synScheduleMethod } from "./platform.js";
 import { powershell, type RunCommand, runCommand } from "./windows/powershell.js";
 import {
@@ -36,9 +37,6 @@ export interface HostSynScheduleDeps {
   readonly run?: RunCommand;
 }
 
-/** Linux's RTO ceiling (TCP_RTO_MAX). */
-const LINUX_RTO_MAX_MS = 120_000;
-
 export async function readHostSynSchedule(
   deps: HostSynScheduleDeps = {},
 ): Promise<HostSynSchedule> {
@@ -59,31 +57,30 @@ async function linux(readText: (p: string) => Promise<string>): Promise<HostSynS
   const text = (await readText("/proc/sys/net/ipv4/tcp_syn_retries")).trim();
   if (!/^\d+$/.test(text)) throw new Error(`unexpected tcp_syn_retries ${JSON.stringify(text)}`);
   const retries = Number(text);
-  const synAtMs = [0];
-  let rto = 1_000;
-  let at = 0;
-  for (let i = 0; i < retries; i++) {
-    at += rto;
-    synAtMs.push(at);
-    rto = Math.min(rto * 2, LINUX_RTO_MAX_MS);
-  }
-  const notes: string[] = [];
-  const linear = await readText("/proc/sys/net/ipv4/tcp_syn_linear_timeouts").then(
-    (s) => s.trim(),
-    () => null,
-  );
-  if (linear !== null && linear !== "0") {
-    notes.push(
-      `net.ipv4.tcp_syn_linear_timeouts = ${linear} is set and not modelled (a loopback blackhole on a 6.18 kernel with it at 4 still gave up after ~134 s: docs/windows.md)`,
+  const optional = (name: string) =>
+    readText(`/proc/sys/net/ipv4/${name}`).then(
+      (v) => (/^\d+$/.test(v.trim()) ? Number(v.trim()) : null),
+      () => null,
     );
-  }
+  const [linear, rtoMax] = await Promise.all([
+    optional("tcp_syn_linear_timeouts"),
+    optional("tcp_rto_max_ms"),
+  ]);
+  const s = linuxSynSchedule(
+    retries,
+    linear ?? 0,
+    LINUX_INITIAL_RTO_MS,
+    rtoMax ?? LINUX_RTO_MAX_MS,
+  );
+  const parts = [`net.ipv4.tcp_syn_retries = ${retries}`];
+  if (linear !== null) parts.push(`tcp_syn_linear_timeouts = ${linear}`);
   return {
     available: true,
-    source: `net.ipv4.tcp_syn_retries = ${retries}`,
-    synAtMs,
-    giveUpMs: at + rto,
+    source: parts.join(", "),
+    synAtMs: [0, ...s.retransmitAtMs],
+    giveUpMs: s.giveUpAtMs,
     basis: "model",
-    notes,
+    notes: [],
   };
 }
 

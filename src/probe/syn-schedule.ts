@@ -1,4 +1,9 @@
 import { readFile } from "node:fs/promises";
+import {
+  LINUX_INITIAL_RTO_MS,
+  LINUX_RTO_MAX_MS,
+  linuxSynSchedule as linuxRules,
+} from "../os/linux-syn-schedule.js";
 
 /**
  * When this host's TCP resends an unanswered SYN. A connect over a limiter
@@ -15,19 +20,10 @@ export interface SynSchedule {
   readonly source: string;
 }
 
-/** Linux's initial RTO for a SYN (TCP_TIMEOUT_INIT, RFC 6298). */
-const LINUX_INITIAL_RTO_MS = 1_000;
-/** Linux's TCP_RTO_MAX, the default of net.ipv4.tcp_rto_max_ms where it exists. */
-const LINUX_RTO_MAX_MS = 120_000;
 /** Defaults when /proc cannot be read: net.ipv4.tcp_syn_retries = 6, no linear timeouts. */
 const LINUX_DEFAULT_RETRIES = 6;
 
-/**
- * Linux's rules: the first wait is the initial RTO; the first
- * `tcp_syn_linear_timeouts` resends (kernels ≥ 6.5, default 4) keep it,
- * later ones double it, capped at the maximum RTO; after
- * `tcp_syn_retries` resends one more wait ends the attempt.
- */
+/** Linux's rules (see src/os/linux-syn-schedule.ts), with where the numbers came from. */
 export function linuxSynSchedule(
   retries: number,
   linearTimeouts = 0,
@@ -35,13 +31,7 @@ export function linuxSynSchedule(
   rtoMaxMs = LINUX_RTO_MAX_MS,
   source = "Linux defaults",
 ): SynSchedule {
-  const at: number[] = [];
-  let t = 0;
-  for (let i = 1; i <= retries + 1; i++) {
-    t += Math.min(rtoMaxMs, initialRtoMs * 2 ** Math.max(0, i - 1 - linearTimeouts));
-    if (i <= retries) at.push(t);
-  }
-  return { retransmitAtMs: at, giveUpAtMs: t, source };
+  return { ...linuxRules(retries, linearTimeouts, initialRtoMs, rtoMaxMs), source };
 }
 
 async function readInt(path: string): Promise<number | null> {

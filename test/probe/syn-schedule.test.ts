@@ -13,10 +13,15 @@ test("Linux's SYN schedule: exponential, or linear first (tcp_syn_linear_timeout
   const old = linuxSynSchedule(6, 0);
   assert.deepEqual(old.retransmitAtMs, [1000, 3000, 7000, 15000, 31000, 63000]);
   assert.equal(old.giveUpAtMs, 127_000);
-  // The kernel's documented default of 4 linear timeouts: RTOs 1,1,1,1,1,2,4.
+  // The kernel's default of 4 linear timeouts: RTOs 1,1,1,1,1,2,4,…; the
+  // linear resends come on top of tcp_syn_retries (tcp_write_timeout), as
+  // tcpdump shows against the tarpit: 10 resends, give up at 131 s.
   const linear = linuxSynSchedule(6, 4);
-  assert.deepEqual(linear.retransmitAtMs, [1000, 2000, 3000, 4000, 5000, 7000]);
-  assert.equal(linear.giveUpAtMs, 11_000);
+  assert.deepEqual(
+    linear.retransmitAtMs,
+    [1000, 2000, 3000, 4000, 5000, 7000, 11000, 19000, 35000, 67000],
+  );
+  assert.equal(linear.giveUpAtMs, 131_000);
   // tcp_syn_retries = 2: two resends, then one more wait.
   assert.deepEqual(linuxSynSchedule(2, 0).retransmitAtMs, [1000, 3000]);
   assert.equal(linuxSynSchedule(2, 0).giveUpAtMs, 7000);
@@ -39,6 +44,10 @@ test("a connect time on the schedule is a dropped SYN; off it, something else", 
 test("this host's schedule is read from /proc", async () => {
   const s = await readSynSchedule();
   const retries = Number((await readFile("/proc/sys/net/ipv4/tcp_syn_retries", "utf8")).trim());
-  assert.equal(s.retransmitAtMs.length, retries);
+  const linear = await readFile("/proc/sys/net/ipv4/tcp_syn_linear_timeouts", "utf8").then(
+    (t) => Number(t.trim()),
+    () => 0,
+  );
+  assert.equal(s.retransmitAtMs.length, retries + linear);
   assert.match(s.source, new RegExp(`tcp_syn_retries ${retries}`));
 });

@@ -1,4 +1,4 @@
-import type { Clock, Timer } from "./clock.js";
+import { type Clock, MAX_TIMER_MS, type Timer } from "./clock.js";
 
 /**
  * Deadlines that all run the same duration fall due in the order they were
@@ -45,8 +45,13 @@ export class FifoDeadlines<T> {
     return had;
   }
 
+  // Never longer than a Node timer holds, whatever the clock: a longer
+  // deadline wakes early, finds nothing due and re-arms for the rest.
   #arm(afterMs: number): void {
-    this.#timer = this.#clock.setTimer(() => this.#fire(), Math.max(0, afterMs));
+    this.#timer = this.#clock.setTimer(
+      () => this.#fire(),
+      Math.min(MAX_TIMER_MS, Math.max(0, afterMs)),
+    );
   }
 
   #fire(): void {

@@ -1,5 +1,6 @@
 import { invalidEnv } from "../errors.js";
 import type { TimingOption } from "../gate/timing.js";
+import { parseMillisecondsText } from "../gate/validate.js";
 import type { EmulationOptions } from "./install.js";
 import { isProfileName, profileNames } from "./profiles.js";
 
@@ -88,10 +89,12 @@ export function optionsFromEnv(env: Env): EmulationOptions {
 
 function parseTiming(value: string): TimingOption {
   if (value === "none" || value === "windows" || value === "linux") return value;
-  if (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0) return { connectTimeoutMs: Number(value) };
+  // Finite once parsed: 400 nines are Infinity, not a deadline.
+  const ms = parseMillisecondsText(value);
+  if (ms !== null) return { connectTimeoutMs: ms };
   throw invalidEnv(
     "SYNLIMIT_TIMING",
-    "none, windows, linux, or a positive number of milliseconds",
+    "none, windows, linux, or a positive finite number of milliseconds",
     value,
   );
 }

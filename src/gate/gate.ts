@@ -18,6 +18,14 @@ import type {
   LimitReachedEvent,
   Policy,
 } from "./types.js";
+import {
+  checkMaxInFlight,
+  checkPolicy,
+  checkRate,
+  checkTimeScale,
+  checkTiming,
+  type Fail,
+} from "./validate.js";
 
 /** What the owner of an attempt must do when the gate decides. */
 export interface AttemptHandlers {
@@ -178,6 +186,7 @@ interface NormalizedOptions {
   readonly ratePerSecond: number;
   readonly workingSetSize: number;
   readonly clock: Clock;
+  readonly onLimitReached: ((event: LimitReachedEvent) => void) | null;
 }
 
 export interface GateStats {
@@ -216,12 +225,12 @@ export class AttemptGate {
     this.options = normalize(options);
     const { timing, timeScale, clock } = this.options;
     const failAtMs = timing.failAtMs;
+    // Capped after scaling: a finite product of two finite numbers may still overflow.
+    const afterMs = failAtMs === null ? 0 : Math.min(failAtMs * timeScale, MAX_DEADLINE_MS);
     this._deadlines =
       failAtMs === null
         ? null
-        : new FifoDeadlines(clock, failAtMs * timeScale, (a: Attempt) =>
-            a._timeout(timing, failAtMs * timeScale),
-          );
+        : new FifoDeadlines(clock, afterMs, (a: Attempt) => a._timeout(timing, afterMs));
   }
 
   /**
@@ -363,7 +372,8 @@ export class AttemptGate {
   #reportLimit(state: KeyState): void {
     if (state.limitReported) return;
     state.limitReported = true;
-    if (!limitReachedChannel.hasSubscribers) return;
+    const { onLimitReached } = this.options;
+    if (!limitReachedChannel.hasSubscribers && !onLimitReached) return;
     const event: LimitReachedEvent = {
       gate: this.options.name,
       key: state.key,
@@ -372,7 +382,8 @@ export class AttemptGate {
       at: this.options.clock.now(),
       message: EVENT_4226_TEXT,
     };
-    limitReachedChannel.publish(event);
+    if (limitReachedChannel.hasSubscribers) limitReachedChannel.publish(event);
+    onLimitReached?.(event);
   }
 
   // Williamson's throttle: a destination in the working set passes; a new
@@ -433,6 +444,13 @@ export class AttemptGate {
         state.releaseTimer?.cancel();
         state.releaseTimer = null;
       }
+      // Bounded all the same: past the mark, idle keys forget their working
+      // set (the next connect of each waits at most one release tick).
+      if (this.#keys.size > IDLE_KEYS_KEPT) {
+        for (const [key, s] of this.#keys) {
+          if (s.inFlight === 0 && s.queue.length === 0 && s !== state) this.#keys.delete(key);
+        }
+      }
       return;
     }
     if (state.inFlight > 0 || state.queue.length > 0) return;
@@ -447,30 +465,33 @@ export class AttemptGate {
   }
 }
 
+/** The longest scaled deadline (about 285,000 years): any longer is the same in practice. */
+export const MAX_DEADLINE_MS = Number.MAX_SAFE_INTEGER;
+
 /** Idle per-key states kept before a sweep (destination scope can see many keys). */
 const IDLE_KEYS_KEPT = 1024;
+
+const optionFail: Fail = (name, expected, got) => {
+  throw invalidOption(name, expected, got);
+};
 
 function normalize(options: GateOptions): NormalizedOptions {
   if (typeof options !== "object" || options === null) {
     throw invalidOption("options", "an object", options);
   }
-  const maxInFlight = options.maxInFlight ?? defaults.maxInFlight;
-  if (
-    !(
-      maxInFlight === Number.POSITIVE_INFINITY ||
-      (Number.isInteger(maxInFlight) && maxInFlight >= 1)
-    )
-  ) {
-    throw invalidOption("maxInFlight", "a positive integer or Infinity", maxInFlight);
-  }
-  const policy = options.policy ?? "queue";
-  if (policy !== "queue" && policy !== "reject" && policy !== "rate") {
-    throw invalidOption("policy", "one of queue, reject, rate", policy);
-  }
-  const timeScale = options.timeScale ?? defaults.timeScale;
-  if (typeof timeScale !== "number" || !Number.isFinite(timeScale) || timeScale <= 0) {
-    throw invalidOption("timeScale", "a positive finite number", timeScale);
-  }
+  const maxInFlight = checkMaxInFlight(
+    options.maxInFlight ?? defaults.maxInFlight,
+    "maxInFlight",
+    optionFail,
+  );
+  const policy = checkPolicy(options.policy ?? "queue", "policy", optionFail);
+  const timeScale = checkTimeScale(
+    options.timeScale ?? defaults.timeScale,
+    "timeScale",
+    optionFail,
+  );
+  const timing =
+    options.timing === undefined ? undefined : checkTiming(options.timing, "timing", optionFail);
   const scope = options.scope ?? "process";
   let keyOf: (d: Destination) => string;
   if (scope === "process") keyOf = () => "process";
@@ -483,28 +504,27 @@ function normalize(options: GateOptions): NormalizedOptions {
     };
   } else throw invalidOption("scope", "process, destination or a function", scope);
 
-  const ratePerSecond =
-    options.rate?.newDestinationsPerSecond ?? defaults.rateNewDestinationsPerSecond;
-  if (typeof ratePerSecond !== "number" || !Number.isFinite(ratePerSecond) || ratePerSecond <= 0) {
-    throw invalidOption("rate.newDestinationsPerSecond", "a positive number", ratePerSecond);
-  }
-  const workingSetSize = options.rate?.workingSetSize ?? defaults.rateWorkingSetSize;
-  if (!Number.isInteger(workingSetSize) || workingSetSize < 0) {
-    throw invalidOption("rate.workingSetSize", "a non-negative integer", workingSetSize);
-  }
+  const rate = options.rate === undefined ? {} : checkRate(options.rate, "rate", optionFail);
+  const ratePerSecond = rate.newDestinationsPerSecond ?? defaults.rateNewDestinationsPerSecond;
+  const workingSetSize = rate.workingSetSize ?? defaults.rateWorkingSetSize;
   const clock = options.clock ?? systemClock;
   if (!isClock(clock)) throw invalidOption("clock", "an object with now() and setTimer()", clock);
   const name = options.name ?? "gate";
   if (typeof name !== "string") throw invalidOption("name", "a string", name);
+  const onLimitReached = options.onLimitReached ?? null;
+  if (onLimitReached !== null && typeof onLimitReached !== "function") {
+    throw invalidOption("onLimitReached", "a function", onLimitReached);
+  }
   return {
     name,
     maxInFlight,
     policy,
-    timing: resolveTiming(options.timing),
+    timing: resolveTiming(timing),
     timeScale,
     keyOf,
     ratePerSecond,
     workingSetSize,
     clock,
+    onLimitReached,
   };
 }

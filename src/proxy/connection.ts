@@ -124,6 +124,8 @@ const socksReply: Record<FailureKind, number> = {
   failed: Rep.generalFailure,
   cancelled: Rep.generalFailure,
   reset: Rep.generalFailure,
+  // SOCKS5 has no "try later": the server's own failure is the closest.
+  overloaded: Rep.generalFailure,
 };
 
 const httpStatus: Record<FailureKind, number> = {
@@ -137,6 +139,7 @@ const httpStatus: Record<FailureKind, number> = {
   failed: 502,
   cancelled: 502,
   reset: 503,
+  overloaded: 503,
 };
 
 const failureText: Record<FailureKind, string> = {
@@ -150,7 +153,10 @@ const failureText: Record<FailureKind, string> = {
   failed: "connect failed",
   cancelled: "cancelled",
   reset: "attempt ended by the operator",
+  overloaded: "the proxy is out of file descriptors; try again later",
 };
+
+const retryLater: ReadonlyArray<readonly [string, string]> = [["Retry-After", "1"]];
 
 /**
  * One client of the proxy, from accept to close: detects the protocol from
@@ -214,6 +220,11 @@ export class Connection {
 
   get remote(): string {
     return formatEndpoint({ host: this.remoteAddress, port: this.remotePort });
+  }
+
+  /** Closes a client the proxy will not serve (counted as a client error). */
+  refuse(reason: string): void {
+    this.#fail("accept", reason);
   }
 
   /** Ends the client at once (proxy shutdown). */
@@ -408,7 +419,11 @@ export class Connection {
       } else {
         const status = httpStatus[outcome.kind];
         this.#replyAndClose(
-          encodeResponse(status, `synlimit: ${where}: ${failureText[outcome.kind]}`),
+          encodeResponse(
+            status,
+            `synlimit: ${where}: ${failureText[outcome.kind]}`,
+            outcome.kind === "overloaded" ? retryLater : [],
+          ),
           "dial",
           outcome.kind,
           false,

@@ -83,6 +83,17 @@ export function loadConfig(path: string): LoadedConfig {
 }
 
 export function parseConfig(json: unknown, path = "(inline)"): GateConfig {
+  // Before zod, which drops a "__proto__" key without a word.
+  const rawIdentities = (json as { identities?: unknown } | null)?.identities;
+  if (typeof rawIdentities === "object" && rawIdentities !== null) {
+    for (const k of Object.keys(rawIdentities)) {
+      if (!isIdentityName(k)) {
+        throw usageError(
+          `config file ${path}: identities: ${JSON.stringify(k)} is not an identity (expected ${identityNameExpected})`,
+        );
+      }
+    }
+  }
   const r = configSchema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];

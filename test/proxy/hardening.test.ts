@@ -475,3 +475,17 @@ test("two GateProxy instances in one process: each one's limit events and metric
   assert.match(await a.metrics(), /^synlimit_gate_limit_reached_total\{identity="global"\} 1$/m);
   assert.doesNotMatch(await b.metrics(), /^synlimit_gate_limit_reached_total\{/m);
 });
+
+test("identity process: the limit-reached metric is labelled by executable, never by pid", async (t) => {
+  const tp = await tarpit(t);
+  const proxy = await startProxy(t, { identity: "process" });
+  for (let i = 0; i < 2; i++) {
+    const c = await RawClient.connect(t, proxy.port);
+    c.write(Buffer.concat([socks5Greeting(), socks5Connect("127.0.0.1", tp.port)]));
+  }
+  await until(() => proxy.stats().queued === 1, "one attempt pending and one queued");
+  const text = await proxy.metrics();
+  assert.match(text, /^synlimit_gate_limit_reached_total\{identity="exe:[^"]+"\} 1$/m);
+  assert.match(text, /^synlimit_gate_attempts_queued\{identity="exe:[^"]+"\} 1$/m);
+  assert.doesNotMatch(text, /identity="process:/);
+});

@@ -47,6 +47,10 @@ test("gate --help shows curl and proxychains4 examples", async () => {
   assert.match(r.stdout, /curl -x http:\/\/127\.0\.0\.1:1080/);
   assert.match(r.stdout, /proxychains4 -q -f \.\/proxychains\.conf/);
   assert.match(r.stdout, /strict_chain/);
+  // What the default admin API exposes, and the ways to close it.
+  assert.match(r.stdout, /WITHOUT authentication/);
+  assert.match(r.stdout, /--admin-token-file/);
+  assert.match(r.stdout, /--admin-socket/);
 });
 
 test("gate usage errors are one line, exit 2", async (t) => {

@@ -3,6 +3,13 @@ import { performance } from "node:perf_hooks";
 /** A cancellable timer as returned by a {@link Clock}. */
 export interface Timer {
   cancel(): void;
+  /**
+   * Optional: let the timer keep (`ref`) or not keep (`unref`) the process
+   * alive. Owners that re-use one timer across idle spells park it with
+   * `unref()` instead of cancelling and re-creating it.
+   */
+  ref?(): void;
+  unref?(): void;
 }
 
 /**
@@ -26,13 +33,14 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 function longTimer(fn: () => void, ms: number, unref: boolean): Timer {
   let handle: NodeJS.Timeout | null = null;
+  let parked = unref;
   const arm = (remaining: number): void => {
     if (remaining > MAX_TIMER_MS) {
       handle = setTimeout(() => arm(remaining - MAX_TIMER_MS), MAX_TIMER_MS);
     } else {
       handle = setTimeout(fn, remaining);
     }
-    if (unref) handle.unref();
+    if (parked) handle.unref();
   };
   // biome-ignore lint/complexity/useMathMinMax: Math.max(0, NaN) is NaN; this is 0
   const delay = ms >= 0 ? ms : 0;
@@ -41,6 +49,15 @@ function longTimer(fn: () => void, ms: number, unref: boolean): Timer {
     cancel: () => {
       if (handle) clearTimeout(handle);
       handle = null;
+    },
+    ref: () => {
+      if (unref) return;
+      parked = false;
+      handle?.ref();
+    },
+    unref: () => {
+      parked = true;
+      handle?.unref();
     },
   };
 }
@@ -51,7 +68,11 @@ export const systemClock: Clock = {
     // The common, short case stays one setTimeout.
     if (ms >= 0 && ms <= MAX_TIMER_MS) {
       const handle = setTimeout(fn, ms);
-      return { cancel: () => clearTimeout(handle) };
+      return {
+        cancel: () => clearTimeout(handle),
+        ref: () => handle.ref(),
+        unref: () => handle.unref(),
+      };
     }
     return longTimer(fn, ms, false);
   },

@@ -49,6 +49,8 @@ export class DialPipeline {
   readonly #processOf = new WeakMap<Connection, Promise<ProcessInfo | null>>();
   /** Every dial not yet settled, with its client. */
   readonly clients = new Map<GatedDial, Connection>();
+  /** Dials past their first SYN and not yet settled: each holds (or held) an upstream socket. */
+  upstreams = 0;
   /** Set once the proxy listens (the ACL needs its own ports). */
   context: ResolveContext | null = null;
 
@@ -169,6 +171,7 @@ export class DialPipeline {
       done(resolved);
       return;
     }
+    let started = false;
     const dial: GatedDial = new GatedDial({
       identity,
       requested: request.host,
@@ -176,8 +179,13 @@ export class DialPipeline {
       addresses: resolved.addresses,
       gateOf: () => limiter.gateOf(identity, aliases),
       clock,
-      onStarted: (_d, waitMs) => metrics.waitSeconds.observe(waitMs / 1000),
+      onStarted: (_d, waitMs) => {
+        started = true;
+        this.upstreams++;
+        metrics.waitSeconds.observe(waitMs / 1000);
+      },
       onDone: (outcome) => {
+        if (started) this.upstreams--;
         cancel.onCancel(null);
         limiter.untrack(dial);
         this.clients.delete(dial);

@@ -178,8 +178,10 @@ export class GateProxy implements AdminTarget {
     }
   }
 
+  // Clients, upstream sockets being dialled, and tunnels' upstreams; a
+  // queued attempt has no socket yet and costs nothing here.
   #fdsInUse(): number {
-    return this.#conns.size + this.#pipeline.clients.size + this.#tunnels;
+    return this.#conns.size + this.#pipeline.upstreams + this.#tunnels;
   }
 
   #mayDial(): boolean {

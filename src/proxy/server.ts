@@ -46,6 +46,7 @@ export class GateProxy implements AdminTarget {
   readonly #conns = new Set<Connection>();
   #tunnels = 0;
   #fds: FdBudget | null = null;
+  #acceptFailing = false;
   #admin: AdminServer | null = null;
   #closed: Promise<void> | null = null;
   readonly #host: ConnectionHost & { listening: ConnectionHost["listening"] };
@@ -120,6 +121,7 @@ export class GateProxy implements AdminTarget {
       closed: (conn) => {
         this.#conns.delete(conn);
         if (this.#fds?.inEpisode) this.#fds.released(this.#fdsInUse());
+        this.#acceptFailing = false;
         if (proxyChannels.client.hasSubscribers)
           publish(proxyChannels.client, () => ({
             client: conn.id,
@@ -196,8 +198,10 @@ export class GateProxy implements AdminTarget {
   #refused(reason: "try-later" | "dropped" | "accept-failed"): void {
     this.#metrics.fdRefusal(reason);
     this.#fds?.refused(this.#fdsInUse());
-    if (!this.#fds && reason === "accept-failed") {
-      // No budget known (no /proc): still one report per burst.
+    if (!this.#fds && reason === "accept-failed" && !this.#acceptFailing) {
+      // No budget known (no /proc): still one report per episode, which
+      // ends when a client closes and gives a descriptor back.
+      this.#acceptFailing = true;
       publish(proxyChannels.fdLimit, () => ({ event: "start", inUse: this.#fdsInUse() }));
     }
   }

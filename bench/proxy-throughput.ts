@@ -308,18 +308,13 @@ function render(
   for (let i = 0; i < p.rounds; i++) {
     lines.push(`| ${i + 1} | ${running.map((r) => (r.setups[i] ?? 0).toFixed(0)).join(" | ")} |`);
   }
-  if (micro) {
-    for (const identity of ["global", "process"]) {
-      const gate = running.find((r) => r.subject.name === `synlimit gate (identity ${identity})`);
-      if (!gate) continue;
-      const setupsOk = median(ratios(gate.setups, micro.setups)) >= 1;
-      const bulkOk = median(ratios(gate.mbPerSecond, micro.mbPerSecond)) >= 0.5;
-      lines.push(
-        "",
-        `Targets, identity ${identity}: setups/s ≥ microsocks — ${setupsOk ? "met" : "**not met**"}; throughput ≥ half of microsocks — ${bulkOk ? "met" : "**not met**"}.`,
-      );
-    }
-  }
+  // No verdict here: this harness shares its process between the load
+  // generator and the targets; bench/proxy-setups.ts measures setups as a
+  // user would (separate processes) and is the one the speed goals use.
+  lines.push(
+    "",
+    "Setups/s as a user would measure them (proxies, client and target as separate processes): see bench/proxy-setups.ts.",
+  );
   if (failures.length > 0) lines.push("", ...failures.map((f) => `- not measured: ${f}`));
   return lines.join("\n");
 }

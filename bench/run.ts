@@ -6,9 +6,11 @@ import { currentEmulation } from "../src/emulate/install.js";
 import { type OverheadOptions, runConnectOverhead } from "./connect-overhead.js";
 import { runGuardBench } from "./guard-incident.js";
 import { type HandoffOptions, runHandoff } from "./handoff.js";
+import { runHookOverhead } from "./hook-overhead.js";
 import { runIdentityLookupBench } from "./identity-lookup.js";
 import { runProbeBench } from "./probe-speed.js";
 import { runProxyBench as runProxyLoad } from "./proxy-load.js";
+import { runProxySetups } from "./proxy-setups.js";
 import { runProxyBench as runProxyThroughput } from "./proxy-throughput.js";
 import { handoffTable, machine, markdown, overheadTable, verdicts } from "./report.js";
 
@@ -67,6 +69,17 @@ if (!args["no-proxy"]) {
     title: "Gate proxy throughput",
     markdown: (await runProxyThroughput({ quick: args.quick })).markdown,
   });
+  log("gate proxy: setups as a user measures them (separate processes) …");
+  sections.push({
+    title: "Gate proxy setups, measured as a user would",
+    markdown: (
+      await runProxySetups(
+        args.quick
+          ? { rounds: 3, setups: 300, concurrency: 32, profDir: null }
+          : { rounds: 30, setups: 1000, concurrency: 32, profDir: null },
+      )
+    ).markdown,
+  });
   log("gate proxy: 10,000 clients, 1,000 pending attempts …");
   sections.push({
     title: "Gate proxy under load",
@@ -74,6 +87,15 @@ if (!args["no-proxy"]) {
   });
   await leakCheck();
 }
+log("hook: overhead as separate processes, plain vs --import synlimit/register …");
+sections.push({
+  title: "Hook overhead as separate processes",
+  markdown: (
+    await runHookOverhead(
+      args.quick ? { rounds: 2, seq: 300, par: 600 } : { rounds: 16, seq: 2000, par: 4000 },
+    )
+  ).markdown,
+});
 // After the proxy benchmarks: the TIME_WAIT sockets they leave are the busy host this is about.
 log("gate proxy: finding a client's socket, sock_diag vs /proc/net/tcp …");
 sections.push({

@@ -158,6 +158,31 @@ export class CannotTest extends SynlimitError {
   }
 }
 
+/** A listener's address is taken (EADDRINUSE) or not ours to bind (EACCES, EADDRNOTAVAIL). */
+export function addressInUse(
+  what: string,
+  where: Endpoint | string,
+  cause: { code?: string } | undefined,
+): SynlimitError {
+  const code = cause?.code ?? "error";
+  const why = code === "EADDRINUSE" ? "already in use" : `cannot be bound (${code})`;
+  const at = typeof where === "string" ? where : formatEndpoint(where);
+  return new SynlimitError("SYNLIMIT_ADDRESS_IN_USE", `${what} ${at} ${why}`, { cause });
+}
+
+/**
+ * An HTTP answer with its status (the admin API): the message goes to the
+ * client as JSON, the status on the response line.
+ */
+export class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "HttpError";
+    this.status = status;
+  }
+}
+
 export function aborted(what: string, reason?: unknown): SynlimitError {
   return new SynlimitError("SYNLIMIT_ABORTED", `${what} aborted`, { cause: reason });
 }

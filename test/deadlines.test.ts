@@ -146,3 +146,42 @@ test("property: every item still present expires exactly once, exactly one durat
     { numRuns: 1000 },
   );
 });
+
+test("one attempt after another parks one real timer instead of arming and cancelling one each", async () => {
+  const { systemClock } = await import("../src/clock.js");
+  let armed = 0;
+  const clock = {
+    now: () => systemClock.now(),
+    setTimer(fn: () => void, ms: number) {
+      armed++;
+      return systemClock.setTimer(fn, ms);
+    },
+  };
+  const expired: number[] = [];
+  const d = new FifoDeadlines<number>(clock, 21_000, (n) => expired.push(n));
+  for (let i = 0; i < 100; i++) {
+    d.add(i);
+    d.delete(i);
+  }
+  assert.equal(armed, 1);
+  assert.deepEqual(expired, []);
+  // A parked timer never keeps a process alive: a program that made its
+  // connects and is done exits at once, not 21 s later.
+  const { spawnSync } = await import("node:child_process");
+  const url = new URL("../src/deadlines.js", import.meta.url).href;
+  const clockUrl = new URL("../src/clock.js", import.meta.url).href;
+  const child = spawnSync(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `const { FifoDeadlines } = await import(${JSON.stringify(url)});
+       const { systemClock } = await import(${JSON.stringify(clockUrl)});
+       const d = new FifoDeadlines(systemClock, 600000, () => {});
+       d.add(1); d.delete(1);`,
+    ],
+    // Guards a hang, it is not a measurement: the child needs well under a second.
+    { timeout: 60_000 },
+  );
+  assert.equal(child.status, 0, String(child.stderr));
+});

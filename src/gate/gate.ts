@@ -19,6 +19,15 @@ import type {
   LimitReachedEvent,
   Policy,
 } from "./types.js";
+import {
+  checkDurationMs,
+  checkMaxInFlight,
+  checkPolicy,
+  checkRate,
+  checkTimeScale,
+  checkTiming,
+  type Fail,
+} from "./validate.js";
 
 /** Who an attempt belongs to when the caller does not say: the one owner of an in-process gate. */
 export const DEFAULT_OWNER = "process";
@@ -223,6 +232,7 @@ interface NormalizedOptions {
   readonly ratePerSecond: number;
   readonly workingSetSize: number;
   readonly clock: Clock;
+  readonly onLimitReached: ((event: LimitReachedEvent) => void) | null;
 }
 
 export interface GateStats {
@@ -267,14 +277,14 @@ export class AttemptGate {
     this.options = normalize(options);
     const { timing, timeScale, clock } = this.options;
     const failAtMs = timing.failAtMs;
-    this.synOffsetsMs = timing.synAtMs.map((t) => t * timeScale);
-    this.giveUpAfterMs = failAtMs === null ? null : failAtMs * timeScale;
+    // Capped after scaling: a finite product of two finite numbers may still overflow.
+    const afterMs = failAtMs === null ? 0 : Math.min(failAtMs * timeScale, MAX_DEADLINE_MS);
+    this.synOffsetsMs = timing.synAtMs.map((t) => Math.min(t * timeScale, MAX_DEADLINE_MS));
+    this.giveUpAfterMs = failAtMs === null ? null : afterMs;
     this._deadlines =
       failAtMs === null
         ? null
-        : new FifoDeadlines(clock, failAtMs * timeScale, (a: Attempt) =>
-            a._timeout(timing, failAtMs * timeScale),
-          );
+        : new FifoDeadlines(clock, afterMs, (a: Attempt) => a._timeout(timing, afterMs));
   }
 
   /**
@@ -465,7 +475,8 @@ export class AttemptGate {
   #reportLimit(state: KeyState): void {
     if (state.limitReported) return;
     state.limitReported = true;
-    if (!limitReachedChannel.hasSubscribers) return;
+    const { onLimitReached } = this.options;
+    if (!limitReachedChannel.hasSubscribers && !onLimitReached) return;
     const event: LimitReachedEvent = {
       gate: this.options.name,
       key: state.key,
@@ -475,7 +486,8 @@ export class AttemptGate {
       message: EVENT_4226_TEXT,
       eventId: 4226,
     };
-    limitReachedChannel.publish(event);
+    if (limitReachedChannel.hasSubscribers) limitReachedChannel.publish(event);
+    onLimitReached?.(event);
   }
 
   // Williamson's throttle: a destination in the working set passes; a new
@@ -536,6 +548,13 @@ export class AttemptGate {
         state.releaseTimer?.cancel();
         state.releaseTimer = null;
       }
+      // Bounded all the same: past the mark, idle keys forget their working
+      // set (the next connect of each waits at most one release tick).
+      if (this.#keys.size > IDLE_KEYS_KEPT) {
+        for (const [key, s] of this.#keys) {
+          if (s.inFlight === 0 && s.queue.length === 0 && s !== state) this.#keys.delete(key);
+        }
+      }
       return;
     }
     if (state.inFlight > 0 || state.queue.length > 0) return;
@@ -549,6 +568,9 @@ export class AttemptGate {
     }
   }
 }
+
+/** The longest scaled deadline (about 285,000 years): any longer is the same in practice. */
+export const MAX_DEADLINE_MS = Number.MAX_SAFE_INTEGER;
 
 /** Idle per-key states kept before a sweep (destination scope can see many keys). */
 const IDLE_KEYS_KEPT = 1024;
@@ -569,46 +591,35 @@ function nextInTurn(state: KeyState): Attempt | undefined {
   return undefined;
 }
 
+const optionFail: Fail = (name, expected, got) => {
+  throw invalidOption(name, expected, got);
+};
+
 function normalize(options: GateOptions): NormalizedOptions {
   if (typeof options !== "object" || options === null) {
     throw invalidOption("options", "an object", options);
   }
-  const maxInFlight = options.maxInFlight ?? defaults.maxInFlight;
-  if (
-    !(
-      maxInFlight === Number.POSITIVE_INFINITY ||
-      (Number.isInteger(maxInFlight) && maxInFlight >= 1)
-    )
-  ) {
-    throw invalidOption("maxInFlight", "a positive integer or Infinity", maxInFlight);
-  }
-  const policy = options.policy ?? "queue";
-  if (policy !== "queue" && policy !== "reject" && policy !== "rate") {
-    throw invalidOption("policy", "one of queue, reject, rate", policy);
-  }
+  const maxInFlight = checkMaxInFlight(
+    options.maxInFlight ?? defaults.maxInFlight,
+    "maxInFlight",
+    optionFail,
+  );
+  const policy = checkPolicy(options.policy ?? "queue", "policy", optionFail);
+  const timeScale = checkTimeScale(
+    options.timeScale ?? defaults.timeScale,
+    "timeScale",
+    optionFail,
+  );
+  const timing =
+    options.timing === undefined ? undefined : checkTiming(options.timing, "timing", optionFail);
   const fairness = options.fairness ?? "fifo";
   if (fairness !== "fifo" && fairness !== "round-robin") {
     throw invalidOption("fairness", "fifo or round-robin", fairness);
   }
-  const knownReachableMs = options.knownReachableMs ?? null;
-  if (
-    knownReachableMs !== null &&
-    !(
-      typeof knownReachableMs === "number" &&
-      Number.isFinite(knownReachableMs) &&
-      knownReachableMs > 0
-    )
-  ) {
-    throw invalidOption(
-      "knownReachableMs",
-      "a positive number of milliseconds or null",
-      knownReachableMs,
-    );
-  }
-  const timeScale = options.timeScale ?? defaults.timeScale;
-  if (typeof timeScale !== "number" || !Number.isFinite(timeScale) || timeScale <= 0) {
-    throw invalidOption("timeScale", "a positive finite number", timeScale);
-  }
+  const knownReachableMs =
+    options.knownReachableMs === undefined || options.knownReachableMs === null
+      ? null
+      : checkDurationMs(options.knownReachableMs, "knownReachableMs", optionFail);
   const scope = options.scope ?? "process";
   let keyOf: (d: Destination) => string;
   if (scope === "process") keyOf = () => "process";
@@ -621,30 +632,29 @@ function normalize(options: GateOptions): NormalizedOptions {
     };
   } else throw invalidOption("scope", "process, destination or a function", scope);
 
-  const ratePerSecond =
-    options.rate?.newDestinationsPerSecond ?? defaults.rateNewDestinationsPerSecond;
-  if (typeof ratePerSecond !== "number" || !Number.isFinite(ratePerSecond) || ratePerSecond <= 0) {
-    throw invalidOption("rate.newDestinationsPerSecond", "a positive number", ratePerSecond);
-  }
-  const workingSetSize = options.rate?.workingSetSize ?? defaults.rateWorkingSetSize;
-  if (!Number.isInteger(workingSetSize) || workingSetSize < 0) {
-    throw invalidOption("rate.workingSetSize", "a non-negative integer", workingSetSize);
-  }
+  const rate = options.rate === undefined ? {} : checkRate(options.rate, "rate", optionFail);
+  const ratePerSecond = rate.newDestinationsPerSecond ?? defaults.rateNewDestinationsPerSecond;
+  const workingSetSize = rate.workingSetSize ?? defaults.rateWorkingSetSize;
   const clock = options.clock ?? systemClock;
   if (!isClock(clock)) throw invalidOption("clock", "an object with now() and setTimer()", clock);
   const name = options.name ?? "gate";
   if (typeof name !== "string") throw invalidOption("name", "a string", name);
+  const onLimitReached = options.onLimitReached ?? null;
+  if (onLimitReached !== null && typeof onLimitReached !== "function") {
+    throw invalidOption("onLimitReached", "a function", onLimitReached);
+  }
   return {
     name,
     maxInFlight,
     policy,
     fairness,
     knownReachableMs,
-    timing: resolveTiming(options.timing),
+    timing: resolveTiming(timing),
     timeScale,
     keyOf,
     ratePerSecond,
     workingSetSize,
     clock,
+    onLimitReached,
   };
 }

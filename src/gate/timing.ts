@@ -87,7 +87,7 @@ export function isTimingName(value: unknown): value is TimingName {
 }
 
 /** What a timing may be, for one-line errors at every edge (flag, env, config). */
-export const TIMING_EXPECTED = `one of ${timingNames.join(", ")}, a number of milliseconds, or syn:MS,MS,…;giveup:MS (e.g. syn:0,1000,3000,7000,15000;giveup:21000)`;
+export const TIMING_EXPECTED = `one of ${timingNames.join(", ")}, a positive finite number of milliseconds, or syn:MS,MS,…;giveup:MS (e.g. syn:0,1000,3000,7000,15000;giveup:21000)`;
 
 /** More SYNs than any real stack sends; bounds what a typo can allocate. */
 const MAX_SYNS = 64;

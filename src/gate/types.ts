@@ -52,6 +52,12 @@ export interface GateOptions {
   clock?: Clock;
   /** A label carried by every event, e.g. the profile name. */
   name?: string;
+  /**
+   * Called with each limit-reached event, besides the global channel: an
+   * owner of many gates (the proxy) learns which of its own gates it was
+   * without matching names that another owner may share.
+   */
+  onLimitReached?: (event: LimitReachedEvent) => void;
 }
 
 export type AttemptState =

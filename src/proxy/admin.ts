@@ -1,20 +1,20 @@
-import { once } from "node:events";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { chmodSync } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
-import { formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
+import { formatEndpoint, HttpError, invalidOption, SynlimitError } from "../errors.js";
 import { canonicalHost, isLoopback } from "./acl.js";
 import { proxyChannels, publish } from "./channels.js";
-import type { GateProxy } from "./server.js";
+import { listenOn } from "./listen.js";
+import type { AdminTarget } from "./operations.js";
+import type { NormalizedAdmin } from "./options.js";
 
 const MAX_BODY_BYTES = 64 * 1024;
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+// Digests of equal length, whatever was sent: the comparison takes the same
+// time for a wrong token of any length.
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text, "utf8").digest();
 }
 
 function loopback(address: string | undefined): boolean {
@@ -33,19 +33,26 @@ function loopbackHostHeader(value: string | undefined): boolean {
 }
 
 /**
- * The admin API (Toxiproxy-like, JSON over HTTP), on loopback only. It
- * changes what every proxied program experiences, so it refuses anything a
- * web page could send: a browser User-Agent, any Origin header, a Host that
- * is not loopback, and state changes without a JSON content type.
+ * The admin API (Toxiproxy-like, JSON over HTTP), on loopback or a Unix
+ * socket only. It changes what every proxied program experiences, so it
+ * refuses anything a web page could send: a browser User-Agent, any Origin
+ * header, a Host that is not loopback, and state changes without a JSON
+ * content type. With a token, every request must carry it
+ * (`Authorization: Bearer …`); on a Unix socket, the file's mode decides
+ * who may connect.
  */
 export class AdminServer {
   readonly #server: http.Server;
-  readonly #proxy: GateProxy;
+  readonly #proxy: AdminTarget;
+  readonly #token: Buffer | null;
   host = "";
   port = 0;
+  /** The Unix socket's path, when it listens on one. */
+  path: string | null = null;
 
-  private constructor(proxy: GateProxy) {
+  private constructor(proxy: AdminTarget, token: string | null) {
     this.#proxy = proxy;
+    this.#token = token === null ? null : digest(token);
     this.#server = http.createServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
       this.#handle(req, res).catch(() => {
         if (!res.headersSent) this.#send(res, 500, { error: "internal error" });
@@ -57,16 +64,24 @@ export class AdminServer {
     this.#server.on("clientError", (_e, socket: net.Socket) => socket.destroy());
   }
 
-  static async listen(proxy: GateProxy, host: string, port: number): Promise<AdminServer> {
+  static async listen(proxy: AdminTarget, options: NormalizedAdmin): Promise<AdminServer> {
+    const admin = new AdminServer(proxy, options.token);
+    if (options.socketPath !== null) {
+      // The socket is created with the mode asked for, not widened by the
+      // umask for an instant before a chmod.
+      const previous = process.umask(0o777 & ~options.socketMode);
+      try {
+        await listenOn(admin.#server, "admin API", { path: options.socketPath });
+      } finally {
+        process.umask(previous);
+      }
+      chmodSync(options.socketPath, options.socketMode);
+      admin.path = options.socketPath;
+      return admin;
+    }
+    const { host, port } = options;
     if (!loopback(host)) throw invalidOption("admin.host", "a loopback address", host);
-    const admin = new AdminServer(proxy);
-    admin.#server.listen({ host, port });
-    await Promise.race([
-      once(admin.#server, "listening"),
-      once(admin.#server, "error").then(([error]) => {
-        throw invalidOption("admin.port", `free to listen on (${(error as Error).message})`, port);
-      }),
-    ]);
+    await listenOn(admin.#server, "admin API address", { host, port });
     const a = admin.#server.address() as net.AddressInfo;
     admin.host = a.address;
     admin.port = a.port;
@@ -74,7 +89,7 @@ export class AdminServer {
   }
 
   get address(): string {
-    return formatEndpoint(this);
+    return this.path ?? formatEndpoint(this);
   }
 
   close(): Promise<void> {
@@ -117,7 +132,13 @@ export class AdminServer {
   }
 
   #guard(req: http.IncomingMessage): void {
-    if (!loopback(req.socket.remoteAddress)) throw new HttpError(403, "admin API is loopback-only");
+    if (this.path === null && !loopback(req.socket.remoteAddress))
+      throw new HttpError(403, "admin API is loopback-only");
+    if (this.#token !== null) {
+      const m = /^Bearer[ ]+(\S+)$/i.exec(req.headers.authorization ?? "");
+      if (!m?.[1] || !timingSafeEqual(digest(m[1]), this.#token))
+        throw new HttpError(401, "a valid admin token is required (Authorization: Bearer …)");
+    }
     if (req.headers.origin !== undefined)
       throw new HttpError(403, "requests with an Origin header are refused");
     if (/^mozilla\//i.test(req.headers["user-agent"] ?? "")) {
@@ -234,6 +255,7 @@ export class AdminServer {
 
   #send(res: http.ServerResponse, status: number, body: unknown): void {
     const text = `${JSON.stringify(body, null, 2)}\n`;
+    if (status === 401) res.setHeader("WWW-Authenticate", 'Bearer realm="synlimit"');
     res.writeHead(status, {
       "Content-Type": "application/json; charset=utf-8",
       "Cache-Control": "no-store",

@@ -21,6 +21,11 @@ export const proxyChannelNames = {
   limits: "synlimit:proxy:limits",
   /** { method, path, status, remote } — one admin API request. */
   admin: "synlimit:proxy:admin",
+  /**
+   * { event: "start" | "end", fdLimit, budget, inUse, refused? } — the proxy
+   * ran short of file descriptors; once per episode, never per client.
+   */
+  fdLimit: "synlimit:proxy:fd-limit",
 } as const;
 
 export type ProxyChannelName = (typeof proxyChannelNames)[keyof typeof proxyChannelNames];
@@ -34,6 +39,7 @@ export const proxyChannels = {
   limit: diagnostics.channel(proxyChannelNames.limit),
   limits: diagnostics.channel(proxyChannelNames.limits),
   admin: diagnostics.channel(proxyChannelNames.admin),
+  fdLimit: diagnostics.channel(proxyChannelNames.fdLimit),
 };
 
 /** Builds the message only when someone listens: publishing stays free otherwise. */

@@ -1,25 +1,16 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { profileNames } from "../emulate/profiles.js";
 import { usageError } from "../errors.js";
+import type { Fail } from "../gate/validate.js";
 import { parseUsersFile } from "./credentials.js";
 import { identityKinds } from "./identity.js";
-import type { LimitSettings } from "./limits.js";
+import { type LimitSettings, validateSettings } from "./limits.js";
+import { identityNameExpected, isIdentityName, proxyLimits } from "./options.js";
 import type { GateProxyOptions } from "./server.js";
 
-const settingsSchema = z.strictObject({
-  profile: z.enum(profileNames as [string, ...string[]]).optional(),
-  maxInFlight: z.union([z.number().int().min(1), z.literal("unlimited")]).optional(),
-  policy: z.enum(["queue", "reject", "rate"]).optional(),
-  timing: z.union([z.enum(["none", "windows", "linux"]), z.number().positive()]).optional(),
-  scope: z.enum(["identity", "destination"]).optional(),
-  rate: z
-    .strictObject({
-      newDestinationsPerSecond: z.number().positive().optional(),
-      workingSetSize: z.number().int().min(0).optional(),
-    })
-    .optional(),
-});
+// Limit settings are checked by the same code as the library's options
+// (validateSettings) once zod has the shape: one set of rules, not two.
+const settingsSchema = z.record(z.string(), z.unknown());
 
 const port = z.number().int().min(0).max(65535);
 
@@ -31,6 +22,7 @@ export const configSchema = z.strictObject({
   identity: z.enum(identityKinds as [string, ...string[]]).optional(),
   limits: settingsSchema.optional(),
   identities: z.record(z.string().min(1), settingsSchema).optional(),
+  denyLinkLocal: z.boolean().optional(),
   timeScale: z.number().positive().optional(),
   users: z
     .array(
@@ -46,12 +38,18 @@ export const configSchema = z.strictObject({
   admin: z
     .union([
       z.literal(false),
-      z.strictObject({ host: z.string().optional(), port: port.optional() }),
+      z.strictObject({
+        host: z.string().optional(),
+        port: port.optional(),
+        tokenFile: z.string().min(1).optional(),
+        socketPath: z.string().min(1).optional(),
+      }),
     ])
     .optional(),
   handshakeTimeoutMs: z.number().int().min(1).optional(),
-  maxHeaderBytes: z.number().int().min(256).optional(),
+  maxHeaderBytes: z.number().int().min(proxyLimits.minMaxHeaderBytes).optional(),
   maxClients: z.number().int().min(1).optional(),
+  maxOpenFds: z.number().int().min(16).optional(),
   logLevel: z.string().optional(),
 });
 
@@ -85,13 +83,35 @@ export function loadConfig(path: string): LoadedConfig {
 }
 
 export function parseConfig(json: unknown, path = "(inline)"): GateConfig {
+  // Before zod, which drops a "__proto__" key without a word.
+  const rawIdentities = (json as { identities?: unknown } | null)?.identities;
+  if (typeof rawIdentities === "object" && rawIdentities !== null) {
+    for (const k of Object.keys(rawIdentities)) {
+      if (!isIdentityName(k)) {
+        throw usageError(
+          `config file ${path}: identities: ${JSON.stringify(k)} is not an identity (expected ${identityNameExpected})`,
+        );
+      }
+    }
+  }
   const r = configSchema.safeParse(json);
   if (!r.success) {
     const issue = r.error.issues[0];
     const where = issue && issue.path.length > 0 ? issue.path.map(String).join(".") : "(top level)";
     throw usageError(`config file ${path}: ${where}: ${issue?.message ?? "invalid"}`);
   }
-  return r.data;
+  const fail: Fail = (name, expected, got) => {
+    throw usageError(
+      `config file ${path}: ${name}: must be ${expected}, got ${JSON.stringify(got) ?? String(got)}`,
+    );
+  };
+  const c = r.data;
+  if (c.limits !== undefined) validateSettings(c.limits, "limits", fail);
+  for (const [k, v] of Object.entries(c.identities ?? {})) {
+    if (!isIdentityName(k)) fail(`identities.${k}`, `named ${identityNameExpected}`, k);
+    validateSettings(v, `identities.${k}`, fail);
+  }
+  return c;
 }
 
 export function configToOptions(c: GateConfig): LoadedConfig {
@@ -120,10 +140,40 @@ export function configToOptions(c: GateConfig): LoadedConfig {
     ...(users !== undefined ? { users } : {}),
     ...(c.allow !== undefined ? { allow: c.allow } : {}),
     ...(c.deny !== undefined ? { deny: c.deny } : {}),
-    ...(c.admin !== undefined ? { admin: c.admin } : {}),
+    ...(c.denyLinkLocal !== undefined ? { denyLinkLocal: c.denyLinkLocal } : {}),
+    ...(c.admin !== undefined ? { admin: adminOptions(c.admin) } : {}),
     ...(c.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: c.handshakeTimeoutMs } : {}),
     ...(c.maxHeaderBytes !== undefined ? { maxHeaderBytes: c.maxHeaderBytes } : {}),
     ...(c.maxClients !== undefined ? { maxClients: c.maxClients } : {}),
+    ...(c.maxOpenFds !== undefined ? { maxOpenFds: c.maxOpenFds } : {}),
   };
   return { options, logLevel: c.logLevel };
+}
+
+function adminOptions(a: NonNullable<GateConfig["admin"]>): GateProxyOptions["admin"] {
+  if (a === false) return false;
+  const { tokenFile, ...rest } = a;
+  return {
+    ...rest,
+    ...(tokenFile !== undefined ? { token: readAdminToken(tokenFile, "admin.tokenFile") } : {}),
+  };
+}
+
+/** The token is the file's first line; the file is never echoed. */
+export function readAdminToken(file: string, where: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw usageError(
+      `${where} ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? "error"})`,
+    );
+  }
+  const token = (text.split(/\r?\n/)[0] ?? "").trim();
+  if (token.length < proxyLimits.minAdminTokenLength || /\s/.test(token)) {
+    throw usageError(
+      `${where} ${file}: the first line must be a token of at least ${proxyLimits.minAdminTokenLength} characters without spaces`,
+    );
+  }
+  return token;
 }

@@ -125,6 +125,8 @@ const socksReply: Record<FailureKind, number> = {
   failed: Rep.generalFailure,
   cancelled: Rep.generalFailure,
   reset: Rep.generalFailure,
+  // SOCKS5 has no "try later": the server's own failure is the closest.
+  overloaded: Rep.generalFailure,
 };
 
 const httpStatus: Record<FailureKind, number> = {
@@ -138,6 +140,7 @@ const httpStatus: Record<FailureKind, number> = {
   failed: 502,
   cancelled: 502,
   reset: 503,
+  overloaded: 503,
 };
 
 const failureText: Record<FailureKind, string> = {
@@ -151,7 +154,10 @@ const failureText: Record<FailureKind, string> = {
   failed: "connect failed",
   cancelled: "cancelled",
   reset: "attempt ended by the operator",
+  overloaded: "the proxy is out of file descriptors; try again later",
 };
+
+const retryLater: ReadonlyArray<readonly [string, string]> = [["Retry-After", "1"]];
 
 /**
  * One client of the proxy, from accept to close: detects the protocol from
@@ -215,6 +221,11 @@ export class Connection {
 
   get remote(): string {
     return formatEndpoint({ host: this.remoteAddress, port: this.remotePort });
+  }
+
+  /** Closes a client the proxy will not serve (counted as a client error). */
+  refuse(reason: string, code: ClientErrorCode): void {
+    this.#fail("accept", reason, code);
   }
 
   /** Ends the client at once (proxy shutdown). */
@@ -416,7 +427,11 @@ export class Connection {
       } else {
         const status = httpStatus[outcome.kind];
         this.#replyAndClose(
-          encodeResponse(status, `synlimit: ${where}: ${failureText[outcome.kind]}`),
+          encodeResponse(
+            status,
+            `synlimit: ${where}: ${failureText[outcome.kind]}`,
+            outcome.kind === "overloaded" ? retryLater : [],
+          ),
           "dial",
           outcome.kind,
           null,

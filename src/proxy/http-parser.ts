@@ -48,6 +48,9 @@ export function parseHttpHead(
     if (buf.length >= maxHeaderBytes) return fail(431, "request head too large");
     // Reject garbage early instead of waiting for a terminator that never comes.
     if (!plausiblePrefix(buf)) return fail(400, "not an HTTP request");
+    // A head ended by bare LFs would never end for this parser: say so now,
+    // not at the handshake deadline.
+    if (hasBareLineFeed(buf)) return fail(400, "bare LF in request head (CRLF required)");
     return needMore;
   }
   const text = Buffer.from(buf.subarray(0, end)).toString("latin1");
@@ -85,6 +88,8 @@ export function parseHttpHead(
   if (seen.has("content-length") && seen.has("transfer-encoding")) {
     return fail(400, "both content-length and transfer-encoding");
   }
+  const framing = checkFraming(headers, version);
+  if (framing) return fail(400, framing);
   const proxyAuthorization = headers.find(([n]) => n.toLowerCase() === "proxy-authorization")?.[1];
   const common = { method, version, headers, proxyAuthorization } as const;
 
@@ -140,6 +145,48 @@ function parseAuthority(
   }
   if (port < 1 || port > 65535) return { error: "port out of range" };
   return { host, port };
+}
+
+// Fields that say where the body ends, or which host it is for: the proxy
+// pipes the body raw, so the upstream must read the same framing it did.
+const FRAMING = new Set(["content-length", "transfer-encoding", "host"]);
+
+/** Why the body's framing would be ambiguous upstream, or null when it is not. */
+function checkFraming(
+  headers: ReadonlyArray<readonly [string, string]>,
+  version: "1.0" | "1.1",
+): string | null {
+  for (const [name, value] of headers) {
+    const lower = name.toLowerCase();
+    if (lower === "connection") {
+      for (const token of value.split(",")) {
+        if (FRAMING.has(token.trim().toLowerCase())) {
+          return `Connection names ${token.trim().toLowerCase()}, a framing header`;
+        }
+      }
+    } else if (lower === "content-length") {
+      if (!/^\d{1,15}$/.test(value)) return "malformed content-length";
+    } else if (lower === "transfer-encoding") {
+      if (version === "1.0") return "transfer-encoding in an HTTP/1.0 request";
+      const codings = value.split(",").map((c) => c.trim().toLowerCase());
+      // RFC 9112 §6.3: a request whose final coding is not chunked has no
+      // determinable length.
+      if (
+        codings[codings.length - 1] !== "chunked" ||
+        codings.indexOf("chunked") !== codings.length - 1
+      )
+        return "transfer-encoding must end with chunked, once";
+    }
+  }
+  return null;
+}
+
+/** True when a line feed appears without its carriage return. */
+function hasBareLineFeed(buf: Uint8Array): boolean {
+  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) {
+    if (i === 0 || buf[i - 1] !== 13) return true;
+  }
+  return false;
 }
 
 function indexOfHeadEnd(buf: Uint8Array, limit: number): number {
@@ -203,6 +250,12 @@ export function encodeForwardHead(req: HttpProxyRequest): Buffer {
   let head = `${req.method} ${req.path} HTTP/${req.version}\r\nHost: ${authority}\r\n`;
   for (const [name, value] of req.headers) {
     const lower = name.toLowerCase();
+    // Framing headers always travel: the body after the head is piped raw.
+    // (The parser refuses a Connection header that names one.)
+    if (lower === "content-length" || lower === "transfer-encoding") {
+      head += `${name}: ${value}\r\n`;
+      continue;
+    }
     if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
     head += `${name}: ${value}\r\n`;
   }

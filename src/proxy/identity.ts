@@ -167,6 +167,12 @@ export class ProcessResolver {
         .map(Number);
       await this.#scan(all, wanted, owner);
     }
+    // Only recent clients keep their settled fds (a full scan reads everyone's).
+    if (this.#settled.size > 2 * RECENT_PIDS) {
+      for (const pid of this.#settled.keys()) {
+        if (!this.#recent.includes(pid) && !owner.has(pid)) this.#settled.delete(pid);
+      }
+    }
     const exes = new Map<number, Promise<string>>();
     for (const [l, inode] of inodeOf) {
       const pid = owner.get(inode);
@@ -190,7 +196,9 @@ export class ProcessResolver {
       // A turn of the event loop between chunks: a scan of every process
       // must not hold the proxy's I/O until it ends.
       if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-      await Promise.all(pids.slice(i, i + chunk).map((pid) => scanFds(pid, wanted, owner)));
+      await Promise.all(
+        pids.slice(i, i + chunk).map((pid) => scanFds(pid, wanted, owner, this.#settled)),
+      );
     }
   }
 
@@ -224,8 +232,20 @@ export class ProcessResolver {
     const i = this.#recent.indexOf(pid);
     if (i >= 0) this.#recent.splice(i, 1);
     this.#recent.unshift(pid);
-    if (this.#recent.length > RECENT_PIDS) this.#recent.pop();
+    if (this.#recent.length > RECENT_PIDS) {
+      const gone = this.#recent.pop();
+      if (gone !== undefined) this.#settled.delete(gone);
+    }
   }
+
+  /**
+   * Per recent client process, its fds that were not sockets when last
+   * read (stdio, the event loop's epoll and eventfd, pipes, files): a
+   * program's long-lived fds, read again only when its new socket is not
+   * among the others. A keep-alive client's next connect then costs a
+   * readlink per socket it holds, not per fd.
+   */
+  readonly #settled = new Map<number, Set<string>>();
 }
 
 // The client's own socket: its local end is our remote end.
@@ -299,7 +319,12 @@ function isSocketOf(target: string, wanted: Set<number>, owner: Map<number, numb
   return wanted.has(inode) && !owner.has(inode) ? inode : -1;
 }
 
-async function scanFds(pid: number, wanted: Set<number>, owner: Map<number, number>) {
+async function scanFds(
+  pid: number,
+  wanted: Set<number>,
+  owner: Map<number, number>,
+  settledOf: Map<number, Set<string>>,
+) {
   const dir = `/proc/${pid}/fd`;
   let fds: string[];
   try {
@@ -307,19 +332,21 @@ async function scanFds(pid: number, wanted: Set<number>, owner: Map<number, numb
   } catch {
     return; // gone, or not ours to read
   }
+  const settled = settledOf.get(pid);
   if (fds.length <= SYNC_SCAN_MAX_FDS) {
-    for (const fd of fds) {
-      let target: string;
-      try {
-        target = readlinkSync(`${dir}/${fd}`);
-      } catch {
-        continue; // closed meanwhile
-      }
-      const inode = isSocketOf(target, wanted, owner);
-      if (inode >= 0) {
-        owner.set(inode, pid);
-        if (owner.size === wanted.size) return;
-      }
+    // First the fds that were sockets (or unseen), then, only if need be,
+    // those that were not: a closed file's number may now hold a socket.
+    const fresh = settled ? fds.filter((fd) => !settled.has(fd)) : fds;
+    const found = scanSync(pid, dir, fresh, wanted, owner, settledOf);
+    if (!found && settled && fresh.length < fds.length) {
+      scanSync(
+        pid,
+        dir,
+        fds.filter((fd) => settled.has(fd)),
+        wanted,
+        owner,
+        settledOf,
+      );
     }
     return;
   }
@@ -332,4 +359,39 @@ async function scanFds(pid: number, wanted: Set<number>, owner: Map<number, numb
       if (inode >= 0) owner.set(inode, pid);
     }
   }
+}
+
+/** Reads `fds` of one process; true once every wanted inode has its owner. */
+function scanSync(
+  pid: number,
+  dir: string,
+  fds: readonly string[],
+  wanted: Set<number>,
+  owner: Map<number, number>,
+  settledOf: Map<number, Set<string>>,
+): boolean {
+  let settled = settledOf.get(pid);
+  for (const fd of fds) {
+    let target: string;
+    try {
+      target = readlinkSync(`${dir}/${fd}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    if (!target.startsWith("socket:[")) {
+      if (!settled) {
+        settled = new Set();
+        settledOf.set(pid, settled);
+      }
+      settled.add(fd);
+      continue;
+    }
+    settled?.delete(fd);
+    const inode = isSocketOf(target, wanted, owner);
+    if (inode >= 0) {
+      owner.set(inode, pid);
+      if (owner.size === wanted.size) return true;
+    }
+  }
+  return owner.size === wanted.size;
 }

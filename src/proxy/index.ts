@@ -4,4 +4,10 @@ export { type GateConfig, loadConfig, parseConfig } from "./config.js";
 export { Credentials, type UserEntry } from "./credentials.js";
 export type { IdentityKind } from "./identity.js";
 export type { LimitSettings } from "./limits.js";
-export { type AttemptInfo, GateProxy, type GateProxyOptions, type ProxyStats } from "./server.js";
+export {
+  type AdminOptions,
+  type AttemptInfo,
+  GateProxy,
+  type GateProxyOptions,
+  type ProxyStats,
+} from "./server.js";

@@ -1,5 +1,6 @@
-import type { Clock } from "../clock.js";
+import { type Clock, systemClock } from "../clock.js";
 import type { AttemptGate } from "../gate/gate.js";
+import type { LimitReachedEvent } from "../gate/types.js";
 import { createGate, type LimitSettings } from "./limits.js";
 import type { GatedDial } from "./upstream.js";
 
@@ -9,7 +10,19 @@ interface Entry {
   gate: AttemptGate;
   settings: LimitSettings;
   readonly dials: Set<GatedDial>;
+  /** Clock time of the last dial's end (or start): idle rate gates go oldest first. */
+  lastUsedAt: number;
 }
+
+export interface LimiterContext {
+  readonly timeScale: number;
+  readonly clock: Clock | undefined;
+  /** An identity of this limiter hit its limit (Event 4226). */
+  readonly onLimitReached?: (identity: string, event: LimitReachedEvent) => void;
+}
+
+// Gate names are unique in the process: two proxies' events never share one.
+let nextLimiter = 1;
 
 export interface IdentityStats {
   readonly identity: string;
@@ -28,22 +41,28 @@ export class Limiter {
   #default: LimitSettings;
   readonly #overrides = new Map<string, LimitSettings>();
   readonly #entries = new Map<string, Entry>();
-  /** Gate name → identity, to attribute the gate's limit events. */
-  readonly gateNames = new Map<string, string>();
   readonly #initial: { default: LimitSettings; overrides: Map<string, LimitSettings> };
+  readonly #instance = nextLimiter++;
   #serial = 0;
   #sweepAt = IDLE_ENTRIES_KEPT;
-  readonly #ctx: { timeScale: number; clock: Clock | undefined };
+  readonly #ctx: LimiterContext;
+  readonly #clock: Clock;
 
   constructor(
     defaults: LimitSettings,
     overrides: ReadonlyMap<string, LimitSettings>,
-    ctx: { timeScale: number; clock: Clock | undefined },
+    ctx: LimiterContext,
   ) {
     this.#default = defaults;
     for (const [k, v] of overrides) this.#overrides.set(k, v);
     this.#initial = { default: defaults, overrides: new Map(overrides) };
     this.#ctx = ctx;
+    this.#clock = ctx.clock ?? systemClock;
+  }
+
+  /** Identities with a gate now (in use, or idle and kept for reuse). */
+  get size(): number {
+    return this.#entries.size;
   }
 
   get defaultSettings(): LimitSettings {
@@ -75,6 +94,7 @@ export class Limiter {
     const e = this.#entries.get(dial.identity);
     if (!e) return;
     e.dials.delete(dial);
+    if (e.dials.size === 0 && e.gate.options.policy === "rate") e.lastUsedAt = this.#clock.now();
     this.#maybeForget(e);
   }
 
@@ -127,6 +147,7 @@ export class Limiter {
         settings,
         gate: this.#newGate(settings, identity),
         dials: new Set(),
+        lastUsedAt: 0,
       };
       this.#entries.set(identity, e);
     }
@@ -134,15 +155,17 @@ export class Limiter {
   }
 
   #newGate(settings: LimitSettings, identity: string): AttemptGate {
-    const gate = createGate(settings, identity, ++this.#serial, this.#ctx);
-    this.gateNames.set(gate.options.name, identity);
-    return gate;
+    const report = this.#ctx.onLimitReached;
+    return createGate(settings, identity, `${this.#instance}.${++this.#serial}`, {
+      timeScale: this.#ctx.timeScale,
+      clock: this.#ctx.clock,
+      ...(report ? { onLimitReached: (event) => report(identity, event) } : {}),
+    });
   }
 
   #refresh(e: Entry): void {
     const settings = this.settingsFor(e.identity, e.aliases);
     if (settings === e.settings) return;
-    const old = e.gate;
     e.settings = settings;
     e.gate = this.#newGate(settings, e.identity);
     const started = (d: GatedDial) => d.attempt?.startedAt ?? Number.POSITIVE_INFINITY;
@@ -152,21 +175,34 @@ export class Limiter {
     // Leave the old line first, so releasing old slots starts nothing there.
     for (const d of [...moving].reverse()) d._detach();
     for (const d of moving) d._reattach();
-    this.gateNames.delete(old.options.name);
     this.#maybeForget(e);
   }
 
   #maybeForget(e: Entry): void {
     // An idle entry is kept: most identities dial again soon, and a new gate
-    // per dial would cost every setup. Past the mark the idle ones go, but
-    // for rate gates, which remember recent destinations; the next sweep
-    // waits until the map has doubled, so sweeps stay amortized O(1) even
-    // when what is left cannot go.
+    // per dial would cost every setup. Past the mark the idle ones go; rate
+    // gates, which remember recent destinations, go once idle for a while,
+    // or oldest first when too many are idle at once. The next sweep waits
+    // until the map has doubled, so sweeps stay amortized O(1) even when
+    // what is left cannot go.
     if (e.dials.size > 0 || this.#entries.size <= this.#sweepAt) return;
+    const now = this.#clock.now();
+    const idleRate: Entry[] = [];
     for (const x of this.#entries.values()) {
-      if (x.dials.size === 0 && x.gate.options.policy !== "rate") {
+      if (x.dials.size > 0) continue;
+      if (
+        x.gate.options.policy !== "rate" ||
+        now - x.lastUsedAt >= RATE_IDLE_MS * this.#ctx.timeScale
+      ) {
         this.#entries.delete(x.identity);
-        this.gateNames.delete(x.gate.options.name);
+      } else {
+        idleRate.push(x);
+      }
+    }
+    if (idleRate.length > IDLE_ENTRIES_KEPT) {
+      idleRate.sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+      for (const x of idleRate.slice(0, idleRate.length - IDLE_ENTRIES_KEPT)) {
+        this.#entries.delete(x.identity);
       }
     }
     this.#sweepAt = Math.max(IDLE_ENTRIES_KEPT, 2 * this.#entries.size);
@@ -175,3 +211,9 @@ export class Limiter {
 
 /** Identities whose idle gate is kept (process identities come and go with pids). */
 const IDLE_ENTRIES_KEPT = 1024;
+/**
+ * An idle rate gate's working set is forgotten after this (unscaled): a
+ * minute without a connect, and the identity's next new destination waits
+ * at most one release tick, as after a restart.
+ */
+const RATE_IDLE_MS = 60_000;

@@ -2,13 +2,15 @@ import type { Clock } from "../clock.js";
 import { isProfileName, type ProfileName, profileNames, profiles } from "../emulate/profiles.js";
 import { invalidOption } from "../errors.js";
 import { AttemptGate } from "../gate/gate.js";
+import type { TimingOption } from "../gate/timing.js";
+import type { GateOptions, LimitReachedEvent, Policy, RateOptions } from "../gate/types.js";
 import {
-  checkTimingOption,
-  isScheduleTiming,
-  type TimingOption,
-  timingNames,
-} from "../gate/timing.js";
-import type { GateOptions, Policy, RateOptions } from "../gate/types.js";
+  checkMaxInFlight,
+  checkPolicy,
+  checkRate,
+  checkTiming,
+  type Fail,
+} from "../gate/validate.js";
 
 /**
  * The limit for one identity: a field profile, optionally overridden. The
@@ -27,87 +29,46 @@ export interface LimitSettings {
 
 const settingKeys = new Set(["profile", "maxInFlight", "policy", "timing", "scope", "rate"]);
 
-/** Validates settings by hand (library API); `where` names them in errors. */
-export function validateSettings(value: unknown, where: string): LimitSettings {
+const optionFail: Fail = (name, expected, got) => {
+  throw invalidOption(name, expected, got);
+};
+
+/**
+ * Validates settings by hand with the gate's own rules (library API, config
+ * file, admin API and flags alike); `where` names them in errors, `fail`
+ * chooses the error.
+ */
+export function validateSettings(
+  value: unknown,
+  where: string,
+  fail: Fail = optionFail,
+): LimitSettings {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw invalidOption(where, "an object", value);
+    return fail(where, "an object", value);
   }
   const s = value as Record<string, unknown>;
   for (const k of Object.keys(s)) {
-    if (!settingKeys.has(k))
-      throw invalidOption(`${where}.${k}`, `one of ${[...settingKeys].join(", ")}`, k);
+    if (!settingKeys.has(k)) fail(`${where}.${k}`, `one of ${[...settingKeys].join(", ")}`, k);
   }
   const out: { -readonly [K in keyof LimitSettings]: LimitSettings[K] } = {};
   if (s.profile !== undefined) {
     if (typeof s.profile !== "string" || !isProfileName(s.profile)) {
-      throw invalidOption(`${where}.profile`, `one of ${profileNames.join(", ")}`, s.profile);
+      fail(`${where}.profile`, `one of ${profileNames.join(", ")}`, s.profile);
     }
-    out.profile = s.profile;
+    out.profile = s.profile as ProfileName;
   }
   if (s.maxInFlight !== undefined) {
-    const m = s.maxInFlight === "unlimited" ? Number.POSITIVE_INFINITY : s.maxInFlight;
-    if (!(m === Number.POSITIVE_INFINITY || (Number.isInteger(m) && (m as number) >= 1))) {
-      throw invalidOption(
-        `${where}.maxInFlight`,
-        'a positive integer or "unlimited"',
-        s.maxInFlight,
-      );
-    }
-    out.maxInFlight = m as number;
+    out.maxInFlight = checkMaxInFlight(s.maxInFlight, `${where}.maxInFlight`, fail);
   }
-  if (s.policy !== undefined) {
-    if (s.policy !== "queue" && s.policy !== "reject" && s.policy !== "rate") {
-      throw invalidOption(`${where}.policy`, "one of queue, reject, rate", s.policy);
-    }
-    out.policy = s.policy;
-  }
-  if (s.timing !== undefined) {
-    const t = s.timing;
-    if (typeof t === "string" && (timingNames as readonly string[]).includes(t)) {
-      out.timing = t as TimingOption;
-    } else if (typeof t === "number" && Number.isFinite(t) && t > 0) {
-      out.timing = { connectTimeoutMs: t };
-    } else if (
-      typeof t === "object" &&
-      t !== null &&
-      typeof (t as { connectTimeoutMs?: unknown }).connectTimeoutMs === "number" &&
-      Number.isFinite((t as { connectTimeoutMs: number }).connectTimeoutMs) &&
-      (t as { connectTimeoutMs: number }).connectTimeoutMs > 0
-    ) {
-      out.timing = { connectTimeoutMs: (t as { connectTimeoutMs: number }).connectTimeoutMs };
-    } else if (isScheduleTiming(t)) {
-      out.timing = checkTimingOption(t, `${where}.timing`);
-    } else {
-      throw invalidOption(`${where}.timing`, `one of ${timingNames.join(", ")} or milliseconds`, t);
-    }
-  }
+  if (s.policy !== undefined) out.policy = checkPolicy(s.policy, `${where}.policy`, fail);
+  if (s.timing !== undefined) out.timing = checkTiming(s.timing, `${where}.timing`, fail);
   if (s.scope !== undefined) {
     if (s.scope !== "identity" && s.scope !== "destination") {
-      throw invalidOption(`${where}.scope`, "identity or destination", s.scope);
+      fail(`${where}.scope`, "identity or destination", s.scope);
     }
-    out.scope = s.scope;
+    out.scope = s.scope as "identity" | "destination";
   }
-  if (s.rate !== undefined) {
-    const r = s.rate as Record<string, unknown>;
-    if (typeof r !== "object" || r === null)
-      throw invalidOption(`${where}.rate`, "an object", s.rate);
-    const rate: { newDestinationsPerSecond?: number; workingSetSize?: number } = {};
-    if (r.newDestinationsPerSecond !== undefined) {
-      const v = r.newDestinationsPerSecond;
-      if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-        throw invalidOption(`${where}.rate.newDestinationsPerSecond`, "a positive number", v);
-      }
-      rate.newDestinationsPerSecond = v;
-    }
-    if (r.workingSetSize !== undefined) {
-      const v = r.workingSetSize;
-      if (!Number.isInteger(v) || (v as number) < 0) {
-        throw invalidOption(`${where}.rate.workingSetSize`, "a non-negative integer", v);
-      }
-      rate.workingSetSize = v as number;
-    }
-    out.rate = rate;
-  }
+  if (s.rate !== undefined) out.rate = checkRate(s.rate, `${where}.rate`, fail);
   return out;
 }
 
@@ -150,13 +111,14 @@ function effective(s: LimitSettings): Effective {
 export interface GateContext {
   readonly timeScale: number;
   readonly clock: Clock | undefined;
+  readonly onLimitReached?: (event: LimitReachedEvent) => void;
 }
 
-/** A gate for one identity. Its name carries the identity, so events can be traced back. */
+/** A gate for one identity; `serial` makes its name unique in the process. */
 export function createGate(
   settings: LimitSettings,
   identity: string,
-  serial: number,
+  serial: string,
   ctx: GateContext,
 ): AttemptGate {
   const e = effective(settings);
@@ -171,6 +133,7 @@ export function createGate(
     ...profileQueueing(settings),
     timeScale: ctx.timeScale,
     ...(ctx.clock ? { clock: ctx.clock } : {}),
+    ...(ctx.onLimitReached ? { onLimitReached: ctx.onLimitReached } : {}),
   });
 }
 

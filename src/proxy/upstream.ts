@@ -15,7 +15,8 @@ export type FailureKind =
   | "timeout"
   | "failed"
   | "cancelled"
-  | "reset";
+  | "reset"
+  | "overloaded";
 
 export type DialOutcome =
   | { readonly ok: true; readonly socket: net.Socket; readonly address: string }

@@ -283,7 +283,10 @@ test("an owner that throws in onStart does not keep the slot, and the bug still 
 
 test("options are validated at construction with the option's name", () => {
   const bad: Array<[GateOptions, RegExp]> = [
-    [{ maxInFlight: 0 }, /maxInFlight must be a positive integer or Infinity, got 0/],
+    [
+      { maxInFlight: 0 },
+      /maxInFlight must be a positive integer, or Infinity \/ "unlimited" for no limit, got 0/,
+    ],
     [{ maxInFlight: -1 }, /maxInFlight/],
     [{ maxInFlight: 1.5 }, /maxInFlight/],
     [{ policy: "drop" as never }, /policy must be one of queue, reject, rate, got "drop"/],
@@ -291,9 +294,17 @@ test("options are validated at construction with the option's name", () => {
     [{ timeScale: Number.NaN }, /timeScale/],
     [
       { timing: "bsd" as never },
-      /timing must be one of none, windows, windows-2008, linux, "syn:…;giveup:…", \{ synAtMs, giveUpMs \} or \{ connectTimeoutMs \}/,
+      /timing must be one of none, windows, windows-2008, linux, \{ connectTimeoutMs \}, a positive finite number of milliseconds, or a SYN schedule/,
     ],
     [{ timing: { connectTimeoutMs: -5 } }, /timing.connectTimeoutMs/],
+    // Non-finite timings never reach a timer.
+    [{ timing: { connectTimeoutMs: Number.POSITIVE_INFINITY } }, /timing.connectTimeoutMs/],
+    [{ timing: { connectTimeoutMs: Number.NaN } }, /timing.connectTimeoutMs/],
+    [{ timeScale: Number.POSITIVE_INFINITY }, /timeScale/],
+    [
+      { rate: { newDestinationsPerSecond: Number.POSITIVE_INFINITY } },
+      /rate.newDestinationsPerSecond/,
+    ],
     [{ scope: "user" as never }, /scope/],
     [{ rate: { newDestinationsPerSecond: 0 } }, /rate.newDestinationsPerSecond/],
     [{ clock: {} as never }, /clock/],

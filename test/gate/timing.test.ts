@@ -132,7 +132,7 @@ test("a custom schedule fails at its give-up time, scaled, and its SYN times sca
 test("the proxy's limits take the same schedule syntax", () => {
   const s = validateSettings({ timing: "syn:0,500;giveup:2000" }, "limits");
   assert.equal(s.timing, "syn:0,500;giveup:2000");
-  const gate = createGate(s, "p", 1, { timeScale: 1, clock: new FakeClock() });
+  const gate = createGate(s, "p", "1", { timeScale: 1, clock: new FakeClock() });
   assert.deepEqual(gate.options.timing.synAtMs, [0, 500]);
   assert.equal(gate.options.timing.failAtMs, 2000);
   assert.equal(validateSettings({ timing: "windows-2008" }, "limits").timing, "windows-2008");

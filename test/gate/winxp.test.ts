@@ -133,14 +133,17 @@ test("winxp-sp2: one Event 4226 per congestion episode, however many attempts wa
 });
 
 test("winxp-sp2 through the gate proxy's limits keeps its bucket order and known-reachable window", () => {
-  const gate = createGate({ profile: "winxp-sp2" }, "global", 1, {
+  const gate = createGate({ profile: "winxp-sp2" }, "global", "1", {
     timeScale: 1,
     clock: new FakeClock(),
   });
   assert.equal(gate.options.maxInFlight, 10);
   assert.equal(gate.options.fairness, "round-robin");
   assert.equal(gate.options.knownReachableMs, 600_000);
-  const incident = createGate({ profile: "incident" }, "p", 2, { timeScale: 1, clock: undefined });
+  const incident = createGate({ profile: "incident" }, "p", "2", {
+    timeScale: 1,
+    clock: undefined,
+  });
   assert.equal(incident.options.fairness, "fifo");
   assert.equal(incident.options.knownReachableMs, null);
 });

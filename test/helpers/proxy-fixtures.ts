@@ -126,9 +126,14 @@ export class RawClient {
       this.#data = Buffer.concat([this.#data, d]);
       for (const w of this.#waiters.splice(0)) w();
     });
-    this.closed = once(this.socket, "close").then(() => {
-      for (const w of this.#waiters.splice(0)) w();
-    });
+    // A close listener, not events.once: that rejects on the reset a proxy
+    // may end a client with, and nobody would handle it.
+    this.closed = new Promise<void>((resolve) =>
+      this.socket.once("close", () => {
+        for (const w of this.#waiters.splice(0)) w();
+        resolve();
+      }),
+    );
   }
 
   static async connect(t: TestContext, port: number): Promise<RawClient> {

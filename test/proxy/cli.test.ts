@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { SocksClient } from "socks";
 import { EVENT_4226_TEXT } from "../../src/gate/gate.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
-import { firstLine, runCli, startForTest } from "../helpers/run-cli.js";
+import { cleanEnv, cliPath, firstLine, runCli, startForTest } from "../helpers/run-cli.js";
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "synlimit-gate-cli-"));
@@ -44,6 +47,10 @@ test("gate --help shows curl and proxychains4 examples", async () => {
   assert.match(r.stdout, /curl -x http:\/\/127\.0\.0\.1:1080/);
   assert.match(r.stdout, /proxychains4 -q -f \.\/proxychains\.conf/);
   assert.match(r.stdout, /strict_chain/);
+  // What the default admin API exposes, and the ways to close it.
+  assert.match(r.stdout, /WITHOUT authentication/);
+  assert.match(r.stdout, /--admin-token-file/);
+  assert.match(r.stdout, /--admin-socket/);
 });
 
 test("gate usage errors are one line, exit 2", async (t) => {
@@ -130,3 +137,180 @@ test("gate runs from a config file, logs Event 4226 when a limit is hit, never l
   assert.doesNotMatch(stderr, /wrong-password-xyz/);
   assert.equal(logs.at(-1)?.msg, "gate closed");
 });
+
+/** Holds a loopback port for the test's length. */
+async function takenPort(t: TestContext): Promise<number> {
+  const s = net.createServer().listen(0, "127.0.0.1");
+  t.after(() => s.close());
+  await once(s, "listening");
+  return (s.address() as net.AddressInfo).port;
+}
+
+test("gate with its port or its admin port taken: one line naming the flag, exit 2, SYNLIMIT_ADDRESS_IN_USE", async (t) => {
+  const port = await takenPort(t);
+  const proxy = await runCli(["gate", "--port", String(port), "--no-admin"]);
+  assert.equal(proxy.code, 2);
+  assertOneLineError(
+    proxy.stderr,
+    new RegExp(`127\\.0\\.0\\.1:${port} is already in use: choose another --port`),
+  );
+  assert.match(proxy.stderr, /SYNLIMIT_ADDRESS_IN_USE/);
+  const admin = await runCli(["gate", "--port", "0", "--admin-port", String(port)]);
+  assert.equal(admin.code, 2);
+  assertOneLineError(
+    admin.stderr,
+    /admin API 127\.0\.0\.1:\d+ is already in use: choose another --admin-port/,
+  );
+  assert.match(admin.stderr, /SYNLIMIT_ADDRESS_IN_USE/);
+});
+
+test("gate messages name the flags typed: --allow-non-loopback, --users-file, --timing", async () => {
+  const open = await runCli(["gate", "--host", "0.0.0.0", "--port", "0", "--no-admin"]);
+  assert.equal(open.code, 2);
+  assertOneLineError(
+    open.stderr,
+    /--host 0\.0\.0\.0 is not a loopback address.*--allow-non-loopback and --users-file/,
+  );
+  const noUsers = await runCli([
+    "gate",
+    "--host",
+    "0.0.0.0",
+    "--allow-non-loopback",
+    "--port",
+    "0",
+    "--no-admin",
+  ]);
+  assert.equal(noUsers.code, 2);
+  assertOneLineError(noUsers.stderr, /--allow-non-loopback needs --users-file/);
+  assert.doesNotMatch(open.stderr + noUsers.stderr, /allowNonLoopback|option users/);
+  const huge = await runCli(["gate", "--timing", "9".repeat(400), "--port", "0", "--no-admin"]);
+  assert.equal(huge.code, 2);
+  assertOneLineError(huge.stderr, /--timing.*positive finite number of milliseconds/);
+});
+
+test("one validation of limit settings: the config file takes what the API takes ({ connectTimeoutMs }) and refuses what it refuses", async (t) => {
+  const dir = await tempDir(t);
+  const good = join(dir, "good.json");
+  writeFileSync(
+    good,
+    JSON.stringify({ port: 0, admin: false, limits: { timing: { connectTimeoutMs: 500 } } }),
+  );
+  const { child } = startForTest(t, ["gate", "--config", good, "--json"]);
+  assert.ok(JSON.parse(await firstLine(child)).port > 0);
+  child.kill("SIGTERM");
+  const tiny = join(dir, "tiny.json");
+  writeFileSync(tiny, JSON.stringify({ maxHeaderBytes: 100 }));
+  assertOneLineError((await runCli(["gate", "--config", tiny])).stderr, /maxHeaderBytes/);
+  const { GateProxy } = await import("../../src/proxy/server.js");
+  await assert.rejects(GateProxy.listen({ port: 0, maxHeaderBytes: 100 }), /maxHeaderBytes/);
+  const infinite = join(dir, "infinite.json");
+  writeFileSync(infinite, '{"limits":{"timing":1e999}}');
+  assertOneLineError(
+    (await runCli(["gate", "--config", infinite])).stderr,
+    /infinite\.json: limits\.timing: must be/,
+  );
+  const proto = join(dir, "proto.json");
+  writeFileSync(proto, '{"identities":{"__proto__":{"maxInFlight":2}}}');
+  const r = await runCli(["gate", "--config", proto, "--port", "0", "--no-admin"]);
+  assert.equal(r.code, 2, r.stderr);
+});
+
+test("at a real descriptor limit (ulimit -n 128) the gate answers try-later, logs one line, and its admin API still answers", async (t) => {
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  const child = spawn(
+    "sh",
+    [
+      "-c",
+      'ulimit -n 128 && exec "$0" "$@"',
+      process.execPath,
+      cliPath,
+      "gate",
+      "--port",
+      "0",
+      "--admin-port",
+      "0",
+      "--identity",
+      "global",
+      "--profile",
+      "windows",
+      "--json",
+    ],
+    { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  const exited = once(child, "exit").then(() => {
+    throw new Error(`the gate exited: ${stderr}`);
+  });
+  exited.catch(() => {});
+  while (!stdout.includes("\n")) await Promise.race([once(child.stdout, "data"), exited]);
+  const info = JSON.parse(stdout.split("\n")[0] ?? "") as { port: number; admin: { port: number } };
+  // What each client got: its first four bytes, or "closed" without them.
+  const results: Array<string | null> = [];
+  const sockets: net.Socket[] = [];
+  // Node itself holds some 40 descriptors: 150 clients and their upstreams are well past 128.
+  for (let i = 0; i < 150; i++) {
+    const s = net.connect(info.port, "127.0.0.1");
+    sockets.push(s);
+    results.push(null);
+    s.on("error", () => {});
+    let got = Buffer.alloc(0);
+    s.on("data", (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 4 && results[i] === null) results[i] = [...got.subarray(0, 4)].join();
+    });
+    s.on("close", () => {
+      if (results[i] === null) results[i] = "closed";
+    });
+    s.write(Buffer.concat([Buffer.from([5, 1, 0]), socks5ConnectTo(tarpit.port)]));
+  }
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+  });
+  const metrics = await new Promise<string>((resolve, reject) => {
+    const poll = () =>
+      http
+        .get({ host: "127.0.0.1", port: info.admin.port, path: "/metrics" }, (res) => {
+          let body = "";
+          res.setEncoding("utf8").on("data", (d: string) => {
+            body += d;
+          });
+          res.on("end", () => {
+            if (/fd_limit_refusals_total\{reason="try-later"\} [1-9]/.test(body)) resolve(body);
+            else setTimeout(poll, 50);
+          });
+        })
+        .on("error", reject);
+    poll();
+  });
+  assert.match(metrics, /synlimit_gate_clients \d+/);
+  for (let i = 0; i < 1_000 && !results.includes("5,0,5,1"); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // In flight (REP pending, the tarpit never answers), told to try later
+  // (REP 01), or closed at accept once clients alone fill the budget.
+  assert.ok(results.includes("5,0,5,1"), JSON.stringify(results));
+  assert.ok(
+    results.every((r) => r === null || r === "5,0,5,1" || r === "closed"),
+    JSON.stringify(results),
+  );
+  child.kill("SIGTERM");
+  await once(child, "close");
+  const lines = stderr.split("\n").filter((l) => l.includes("out of file descriptors"));
+  assert.equal(lines.length, 1, stderr);
+  assert.doesNotMatch(stderr, /EMFILE.*\n\s+at /);
+});
+
+function socks5ConnectTo(port: number): Buffer {
+  return Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]);
+}

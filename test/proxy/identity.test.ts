@@ -93,3 +93,31 @@ test("process identity: once sock_diag has found a socket, a miss is a client go
   assert.equal(gone, null);
   assert.equal(resolver.method, "sock_diag");
 });
+
+test("process identity: a socket on the number of a file the client closed is still found (settled fds are a first guess, not a rule)", {
+  skip: !linux && "Linux only",
+}, async (t) => {
+  const { openSync, closeSync } = await import("node:fs");
+  const resolver = new ProcessResolver();
+  const server = net.createServer().listen(0, "127.0.0.1");
+  t.after(() => server.close());
+  await once(server, "listening");
+  const { port } = server.address() as net.AddressInfo;
+  const connectOne = async () => {
+    const accepted = once(server, "connection");
+    const client = net.connect(port, "127.0.0.1");
+    client.on("error", () => {});
+    t.after(() => client.destroy());
+    await once(client, "connect");
+    const [socket] = (await accepted) as [net.Socket];
+    t.after(() => socket.destroy());
+    return socket;
+  };
+  // This process is the client: a scan sees the open file and notes its fd
+  // as not a socket…
+  const file = openSync("/dev/null", "r");
+  assert.equal((await resolver.lookup(endpointsOf(await connectOne())))?.pid, process.pid);
+  // …then the file closes, and the next socket made takes its number (the lowest free).
+  closeSync(file);
+  assert.equal((await resolver.lookup(endpointsOf(await connectOne())))?.pid, process.pid);
+});

@@ -3,8 +3,9 @@ import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import type { pino } from "pino";
 import { isProfileName, type ProfileName, profileNames } from "../../emulate/profiles.js";
-import { SynlimitError, usageError } from "../../errors.js";
+import { formatEndpoint, SynlimitError, usageError } from "../../errors.js";
 import { parseTiming, timingNames } from "../../gate/timing.js";
+import { canonicalHost, isLoopback } from "../../proxy/acl.js";
 import { proxyChannelNames } from "../../proxy/channels.js";
 import { parseUsersFile } from "../../proxy/credentials.js";
 import { type IdentityKind, identityKinds } from "../../proxy/identity.js";
@@ -32,6 +33,9 @@ interface Flags {
   admin: boolean;
   adminHost?: string;
   adminPort?: number;
+  adminTokenFile?: string;
+  adminSocket?: string;
+  allowLinkLocal?: boolean;
   handshakeTimeout?: number;
   maxClients?: number;
   maxHeaderBytes?: number;
@@ -78,7 +82,8 @@ function timing(value: string): LimitSettings["timing"] {
 }
 
 function integer(value: string): number {
-  if (!/^[1-9]\d*$/.test(value)) throw new InvalidArgumentError("expected a positive integer.");
+  if (!/^[1-9]\d*$/.test(value) || !Number.isSafeInteger(Number(value)))
+    throw new InvalidArgumentError("expected a positive integer.");
   return Number(value);
 }
 
@@ -98,7 +103,15 @@ user (SOCKS username / Proxy-Authorization), source (client address), global
 (the whole machine, as Windows XP SP2).
 
 Listens on loopback. A non-loopback --host needs --users-file and
---allow-non-loopback. The admin API is always loopback-only.
+--allow-non-loopback. Link-local destinations (169.254.0.0/16, fe80::/10,
+where cloud metadata services answer) are denied unless --allow-link-local.
+
+The admin API is always loopback-only. By default it listens on
+127.0.0.1:${DEFAULT_ADMIN_PORT} WITHOUT authentication: any local user (any
+process on this machine) can read the clients' addresses and destinations,
+change or reset limits and cancel attempts. Require a token with
+--admin-token-file, or listen on a Unix socket with --admin-socket (mode
+0600: only this user), or turn it off with --no-admin.
 
 Examples:
   synlimit gate --profile incident --identity process --port 1080 &
@@ -113,6 +126,10 @@ Examples:
 
   # the admin API (Toxiproxy-like)
   curl -s 127.0.0.1:${DEFAULT_ADMIN_PORT}/attempts
+  synlimit gate --admin-token-file ./admin.token &
+  curl -s -H "Authorization: Bearer $(cat ./admin.token)" 127.0.0.1:${DEFAULT_ADMIN_PORT}/stats
+  synlimit gate --admin-socket /run/user/$(id -u)/synlimit.sock &
+  curl -s --unix-socket /run/user/$(id -u)/synlimit.sock http://localhost/stats
   curl -s -X PUT -H 'Content-Type: application/json' \\
     -d '{"profile":"winxp-sp2"}' 127.0.0.1:${DEFAULT_ADMIN_PORT}/limits/default
   curl -s 127.0.0.1:${DEFAULT_ADMIN_PORT}/metrics
@@ -169,7 +186,19 @@ export function registerGate(program: Command): void {
       `admin API port (default ${DEFAULT_ADMIN_PORT}; 0: any free port)`,
       port,
     )
+    .option(
+      "--admin-token-file <file>",
+      "require this token (the file's first line) as Authorization: Bearer on every admin request",
+    )
+    .option(
+      "--admin-socket <path>",
+      "serve the admin API on this Unix socket (mode 0600) instead of TCP",
+    )
     .option("--no-admin", "no admin API")
+    .option(
+      "--allow-link-local",
+      "allow link-local destinations (169.254.0.0/16, fe80::/10; denied by default)",
+    )
     .option(
       "--handshake-timeout <ms>",
       "time a client has to send its request (default 10000)",
@@ -182,14 +211,15 @@ export function registerGate(program: Command): void {
     .addHelpText("after", help)
     .action(async (flags: Flags, command: Command) => {
       // Loaded here, not at startup: other commands need neither zod nor prom-client.
-      const [{ loadConfig }, { GateProxy }] = await Promise.all([
+      const [{ loadConfig, readAdminToken }, { GateProxy }] = await Promise.all([
         import("../../proxy/config.js"),
         import("../../proxy/server.js"),
       ]);
       const { options, logLevel: configLevel } = flags.config
         ? loadConfig(flags.config)
         : { options: {}, logLevel: undefined };
-      const merged = mergeFlags(options, flags, command);
+      const merged = mergeFlags(options, flags, command, readAdminToken);
+      checkListen(merged, flags);
       const log = createLogger(flags.logLevel ?? configLevel ?? "info");
       const stop = subscribeLogs(log);
       let proxy: GateProxy;
@@ -197,14 +227,19 @@ export function registerGate(program: Command): void {
         proxy = await GateProxy.listen(merged);
       } catch (error) {
         stop();
-        throw error;
+        throw inFlagTerms(error, merged);
       }
       const admin = proxy.adminAddress;
       const info = { host: proxy.host, port: proxy.port, admin };
+      const adminText = !admin
+        ? ""
+        : admin.path
+          ? `, admin API on unix:${admin.path}`
+          : `, admin API on http://${admin.host.includes(":") ? `[${admin.host}]` : admin.host}:${admin.port}/`;
       process.stdout.write(
         flags.json
           ? `${JSON.stringify(info)}\n`
-          : `synlimit gate: SOCKS5 and HTTP proxy on ${proxy.address}${admin ? `, admin API on http://${admin.host.includes(":") ? `[${admin.host}]` : admin.host}:${admin.port}/` : ""}\n`,
+          : `synlimit gate: SOCKS5 and HTTP proxy on ${proxy.address}${adminText}\n`,
       );
       log.info(
         {
@@ -224,7 +259,12 @@ export function registerGate(program: Command): void {
     });
 }
 
-function mergeFlags(base: GateProxyOptions, flags: Flags, command: Command): GateProxyOptions {
+function mergeFlags(
+  base: GateProxyOptions,
+  flags: Flags,
+  command: Command,
+  readToken: (file: string, flag: string) => string,
+): GateProxyOptions {
   const fromCli = (name: string) => command.getOptionValueSource(name) === "cli";
   const o: GateProxyOptions = { ...base };
   if (flags.host !== undefined) o.host = flags.host;
@@ -257,18 +297,75 @@ function mergeFlags(base: GateProxyOptions, flags: Flags, command: Command): Gat
   }
   if (flags.allow !== undefined) o.allow = [...(o.allow ?? []), ...flags.allow];
   if (flags.deny !== undefined) o.deny = [...(o.deny ?? []), ...flags.deny];
+  if (flags.allowLinkLocal) o.denyLinkLocal = false;
   if (fromCli("admin") && flags.admin === false) o.admin = false;
   else if (o.admin !== false) {
     const a = o.admin ?? {};
+    const socketPath = flags.adminSocket ?? a.socketPath;
+    const token =
+      flags.adminTokenFile !== undefined
+        ? readToken(flags.adminTokenFile, "--admin-token-file")
+        : a.token;
     o.admin = {
       host: flags.adminHost ?? a.host ?? "127.0.0.1",
       port: flags.adminPort ?? a.port ?? DEFAULT_ADMIN_PORT,
+      ...(socketPath !== undefined ? { socketPath } : {}),
+      ...(token !== undefined ? { token } : {}),
     };
   }
   if (flags.handshakeTimeout !== undefined) o.handshakeTimeoutMs = flags.handshakeTimeout;
   if (flags.maxClients !== undefined) o.maxClients = flags.maxClients;
   if (flags.maxHeaderBytes !== undefined) o.maxHeaderBytes = flags.maxHeaderBytes;
   return o;
+}
+
+function isLoopbackText(host: string): boolean {
+  const c = canonicalHost(host);
+  return c !== null && c.kind !== "name" && isLoopback(c);
+}
+
+/** The listener rules, checked here so the message names the flags the user typed. */
+function checkListen(o: GateProxyOptions, flags: Flags): void {
+  const host = o.host ?? "127.0.0.1";
+  const hostFlag = flags.host !== undefined ? "--host" : "the config file's host";
+  if (!isLoopbackText(host)) {
+    if (o.allowNonLoopback !== true) {
+      throw usageError(
+        `${hostFlag} ${host} is not a loopback address: a proxy on the network is open to anyone who can reach it; add --allow-non-loopback and --users-file to listen there`,
+      );
+    }
+    if (o.users === undefined) {
+      throw usageError(
+        `${hostFlag} ${host} with --allow-non-loopback needs --users-file (username:password lines): clients on the network must authenticate`,
+      );
+    }
+  }
+  if (o.admin && o.admin.socketPath === undefined && !isLoopbackText(o.admin.host ?? "127.0.0.1")) {
+    const flag = flags.adminHost !== undefined ? "--admin-host" : "the config file's admin.host";
+    throw usageError(
+      `${flag} ${o.admin.host} is not a loopback address: the admin API is never exposed`,
+    );
+  }
+}
+
+/** A library error in the terms of this command's flags (same code, same one line). */
+function inFlagTerms(error: unknown, o: GateProxyOptions): unknown {
+  if (!(error instanceof SynlimitError) || error.code !== "SYNLIMIT_ADDRESS_IN_USE") return error;
+  const admin = o.admin || null;
+  const isAdmin = /^admin API/.test(error.message);
+  const cause = (error.cause as { code?: string } | undefined)?.code ?? "error";
+  const why = cause === "EADDRINUSE" ? "is already in use" : `cannot be bound (${cause})`;
+  let text: string;
+  if (isAdmin && admin?.socketPath) {
+    text = `--admin-socket ${admin.socketPath} ${why}: another gate may be running; remove a stale socket file or choose another path`;
+  } else if (isAdmin) {
+    text = `admin API ${formatEndpoint({ host: admin?.host ?? "127.0.0.1", port: admin?.port ?? DEFAULT_ADMIN_PORT })} ${why}: choose another --admin-port (0: any free port) or --no-admin`;
+  } else {
+    text = `${formatEndpoint({ host: o.host ?? "127.0.0.1", port: o.port ?? 1080 })} ${why}: choose another --port (0: any free port)`;
+  }
+  return new SynlimitError("SYNLIMIT_ADDRESS_IN_USE", `${text} [SYNLIMIT_ADDRESS_IN_USE]`, {
+    cause: error,
+  });
 }
 
 type Message = Record<string, unknown>;
@@ -300,6 +397,17 @@ function subscribeLogs(log: Logger): () => void {
     [proxyChannelNames.request, "debug", (m) => log.debug(m as Message, "request")],
     [proxyChannelNames.client, "trace", (m) => log.trace(m as Message, "client")],
     [proxyChannelNames.limits, "info", (m) => log.info(m as Message, "limits changed")],
+    [
+      proxyChannelNames.fdLimit,
+      "warn",
+      (m) => {
+        // One line per episode at its start; its end only in debug logs.
+        const e = m as Message;
+        if (e.event === "start")
+          log.warn(e, "out of file descriptors: new requests are told to try later");
+        else log.debug(e, "file descriptors available again");
+      },
+    ],
     [
       proxyChannelNames.admin,
       "info",

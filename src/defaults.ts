@@ -40,8 +40,12 @@ export const defaults = {
   guardMaxPerDestination: 1,
   /** …and one overall, so a background client never queues several SYNs. */
   guardMaxOverall: 1,
-  /** Connect deadline floor: loopback and LAN peers answer in well under 1 s. */
-  guardConnectTimeoutFloorMs: 1_000,
+  /**
+   * Connect deadline floor. A peer measured to answer in milliseconds gets
+   * this long; it is also the longest the host waits behind the one TCP
+   * attempt that follows a successful preflight to a peer dying just then.
+   */
+  guardConnectTimeoutFloorMs: 250,
   /** Connect deadline ceiling: never the OS's 21–127 s. */
   guardConnectTimeoutCeilingMs: 3_000,
   /** Deadline = RTO-style srtt + 4·rttvar, times this margin, clamped to floor..ceiling. */
@@ -65,4 +69,30 @@ export const defaults = {
   yieldMaxWaitMs: 5_000,
   /** ReconnectingLink: records kept while disconnected (drop-oldest past this). */
   linkQueueLimit: 1_000,
+  /**
+   * Deadline for a peer never reached: RFC 6298's initial RTO (1 s), the
+   * moment the OS would retransmit the SYN anyway.
+   */
+  guardConnectTimeoutUnmeasuredMs: 1_000,
+  /**
+   * Largest share of time the guard may hold a connect slot for a failing
+   * peer: after an attempt held it d ms, the next waits ≥ d·(1/share − 1).
+   * 4 % keeps a 60 s outage under the 5 % the guard promises, edges included.
+   */
+  guardMaxSlotShare: 0.04,
+  /** Per-peer state (breaker, connect times) unused this long is forgotten. */
+  guardPeerIdleMs: 600_000,
+  /** And never more peers than this (least recently used go first). */
+  guardMaxPeers: 4_096,
+  /** ReconnectingLink: bytes kept while disconnected (drop-oldest past this). */
+  linkQueueLimitBytes: 4 * 1024 * 1024,
+  /** ReconnectingLink.close(): how long queued bytes may take to leave before the socket is destroyed. */
+  linkCloseTimeoutMs: 2_000,
+  /**
+   * ReconnectingLink: written bytes that do not drain this long mean a dead
+   * peer (no ACKs); the connection is destroyed and the link reconnects.
+   */
+  linkWriteTimeoutMs: 10_000,
+  /** ReconnectingLink: TCP keep-alive idle time, so an idle dead connection is found too. */
+  linkKeepAliveMs: 10_000,
 } as const;

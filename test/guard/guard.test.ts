@@ -87,14 +87,14 @@ test("the guard's deadline ends a SYN_SENT attempt: the socket is gone from the 
   );
 });
 
-test("the default deadline is the 3 s ceiling until a connect is measured, then follows the peer down to the 1 s floor", async (t) => {
+test("the default deadline is RFC 6298's 1 s until a connect is measured, then follows the peer down to the 250 ms floor", async (t) => {
   const { live } = await fixtures(t);
   const events = recordGuard(t);
   const guard = new Guard(guardOptions());
   for (let i = 0; i < 2; i++)
     (await guard.connect({ host: "127.0.0.1", port: live.port })).destroy();
   const deadlines = events.filter((e) => e.channel === "connectStart").map((e) => e.deadlineMs);
-  assert.deepEqual(deadlines, [3000, 1000]);
+  assert.deepEqual(deadlines, [1000, 250]);
 });
 
 test("an open breaker fails fast without a TCP attempt, then half-opens by preflight after the backoff", async (t) => {
@@ -133,6 +133,7 @@ test("an open breaker fails fast without a TCP attempt, then half-opens by prefl
     .filter((e) => e.port === deadPort)
     .map((e) => `${e.channel}:${e.to ?? e.outcome ?? e.reason ?? ""}`);
   assert.deepEqual(seq, [
+    "preflight:alive", // the default: every connect is tested first when an echo port is known
     "connectStart:",
     "connectEnd:failed",
     "breaker:open",
@@ -322,4 +323,94 @@ test("options are validated at construction", () => {
   assert.throws(() => new Guard({ backoff: { jitter: 2 } }), /backoff.jitter/);
   assert.throws(() => new Guard({ yieldToHost: "yes" as never }), /yieldToHost/);
   assert.throws(() => new Guard({ budget: "" }), /budget/);
+});
+
+/** Resolves after `n` turns of the event loop, so pending I/O callbacks run. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+test("half-open admits one trial: five concurrent connects to a refusing port make one TCP attempt", async (t) => {
+  const closed = await LiveListener.listen();
+  const deadPort = closed.port;
+  await closed.close(); // nothing listens: every SYN is answered by RST
+  const clock = new FakeClock();
+  const events = recordGuard(t);
+  const guard = new Guard(guardOptions({ clock, backoff: { random: () => 0.5 } }));
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port: deadPort }), code("ECONNREFUSED"));
+  assert.equal(guard.state("127.0.0.1", deadPort), "open");
+  clock.advance(guard.nextTryInMs("127.0.0.1", deadPort));
+  const halfOpen: string[] = [];
+  guard.onHalfOpen((e) => halfOpen.push(`${e.host}:${e.port}`));
+  const results = await Promise.allSettled(
+    Array.from({ length: 5 }, () => guard.connect({ host: "127.0.0.1", port: deadPort })),
+  );
+  const codes = results.map((r) =>
+    r.status === "rejected" ? (r.reason as { code?: string }).code : "ok",
+  );
+  assert.deepEqual(codes.sort(), [
+    "ECONNREFUSED",
+    "SYNLIMIT_BREAKER_OPEN",
+    "SYNLIMIT_BREAKER_OPEN",
+    "SYNLIMIT_BREAKER_OPEN",
+    "SYNLIMIT_BREAKER_OPEN",
+  ]);
+  const attempts = events.filter((e) => e.channel === "connectStart" && e.port === deadPort);
+  assert.equal(attempts.length, 2, "the first failure, then exactly one half-open trial");
+  assert.deepEqual(halfOpen, [`127.0.0.1:${deadPort}`]);
+});
+
+test("half-open: the callers waiting for a trial that succeeds go on to connect", async (t) => {
+  const { live } = await fixtures(t);
+  const clock = new FakeClock();
+  const events = recordGuard(t);
+  const guard = new Guard(guardOptions({ clock, maxInFlightPerDestination: 4, maxInFlight: 4 }));
+  const port = live.port;
+  // Open the breaker by a refused connect on the same port, then listen again.
+  await live.close();
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port }), code("ECONNREFUSED"));
+  const again = await LiveListener.listen({ port });
+  t.after(() => again.close());
+  clock.advance(guard.nextTryInMs("127.0.0.1", port));
+  const sockets = await Promise.all(
+    Array.from({ length: 3 }, () => guard.connect({ host: "127.0.0.1", port })),
+  );
+  for (const s of sockets) s.destroy();
+  const seq = events
+    .filter((e) => e.port === port && (e.channel === "connectStart" || e.channel === "connectEnd"))
+    .map((e) => `${e.channel}:${e.outcome ?? ""}`);
+  // The first failure, the trial alone (start, end), then the two that waited for it.
+  assert.deepEqual(seq.slice(0, 4), [
+    "connectStart:",
+    "connectEnd:failed",
+    "connectStart:",
+    "connectEnd:connected",
+  ]);
+  assert.equal(seq.length, 8);
+  assert.equal(guard.state("127.0.0.1", port), "closed");
+});
+
+test("an aborted half-open trial hands the trial to the next caller; the abort is not the peer's failure", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const clock = new FakeClock();
+  const guard = new Guard(guardOptions({ clock, backoff: { random: () => 0.5 } }));
+  const first = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  await turns(2);
+  clock.advance(1000); // the unmeasured deadline
+  await assert.rejects(first, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  // The duty-cycle bound: after holding the slot 1 s, the next try waits ≥ 24 s.
+  assert.equal(guard.nextTryInMs("127.0.0.1", tarpit.port), 24_000);
+  clock.advance(24_000);
+  const abort = new AbortController();
+  const trial = guard.connect({ host: "127.0.0.1", port: tarpit.port, signal: abort.signal });
+  const waiter = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  await turns(2);
+  assert.equal(guard.state("127.0.0.1", tarpit.port), "half-open");
+  abort.abort();
+  await assert.rejects(trial, code("SYNLIMIT_ABORTED"));
+  await turns(2);
+  assert.equal(guard.state("127.0.0.1", tarpit.port), "half-open", "the waiter is the new trial");
+  clock.advance(1000);
+  await assert.rejects(waiter, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  assert.equal(guard.state("127.0.0.1", tarpit.port), "open");
 });

@@ -22,7 +22,8 @@ export type SynlimitCode =
   | "SYNLIMIT_BREAKER_OPEN"
   | "SYNLIMIT_PREFLIGHT_FAILED"
   | "SYNLIMIT_CONNECT_TIMEOUT"
-  | "SYNLIMIT_ABORTED";
+  | "SYNLIMIT_ABORTED"
+  | "SYNLIMIT_LINK_STALLED";
 
 export class SynlimitError extends Error {
   readonly code: SynlimitCode;
@@ -189,4 +190,12 @@ function describe(value: unknown): string {
   }
   if (typeof value === "function") return "a function";
   return Object.prototype.toString.call(value);
+}
+
+/** A ReconnectingLink's written bytes did not drain in time: the peer stopped ACKing. */
+export function linkStalled(endpoint: Endpoint, afterMs: number): SynlimitError {
+  return new SynlimitError(
+    "SYNLIMIT_LINK_STALLED",
+    `no progress writing to ${formatEndpoint(endpoint)} for ${Math.round(afterMs)} ms; reconnecting`,
+  );
 }

@@ -414,3 +414,94 @@ test("an aborted half-open trial hands the trial to the next caller; the abort i
   await assert.rejects(waiter, code("SYNLIMIT_CONNECT_TIMEOUT"));
   assert.equal(guard.state("127.0.0.1", tarpit.port), "open");
 });
+
+test("time follows an installed emulation's scale: deadlines and backoff run 10× faster at 0.1", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const clock = new FakeClock();
+  const events = recordGuard(t);
+  install({ profile: "incident", timeScale: 0.1 });
+  t.after(uninstall);
+  const guard = new Guard(guardOptions({ clock, backoff: { random: () => 0.5 }, maxSlotShare: 1 }));
+  const pending = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  await turns(2);
+  clock.advance(100);
+  await assert.rejects(pending, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  const starts = events.filter((e) => e.channel === "connectStart").map((e) => e.deadlineMs);
+  assert.deepEqual(starts, [100], "RFC 6298's 1 s, scaled");
+  assert.equal(guard.nextTryInMs("127.0.0.1", tarpit.port), 100, "gRPC's first 1 s, scaled");
+  uninstall();
+  assert.equal(guard.timeScale, 1, "the scale is read at each use");
+  const fixed = new Guard(guardOptions({ timeScale: 0.5 }));
+  assert.equal(fixed.deadlineMs("127.0.0.1", tarpit.port), 500, "an explicit scale wins");
+});
+
+test("per-peer state is evicted when idle, and bounded in number", async (t) => {
+  const clock = new FakeClock();
+  const listeners = await Promise.all([0, 1, 2].map(() => LiveListener.listen()));
+  for (const l of listeners) t.after(() => l.close());
+  const guard = new Guard(guardOptions({ clock, peerIdleMs: 60_000, maxPeers: 2 }));
+  const ports = listeners.map((l) => l.port);
+  for (const port of ports) (await guard.connect({ host: "127.0.0.1", port })).destroy();
+  assert.equal(guard.peerCount, 2, "the least recently used third peer is gone");
+  clock.advance(60_000);
+  (await guard.connect({ host: "127.0.0.1", port: ports[0] as number })).destroy();
+  assert.equal(guard.peerCount, 1, "idle peers are forgotten");
+});
+
+test("per-instance events: onBreak, onHalfOpen, onReset, onAttempt; dispose() stops them", async (t) => {
+  const closed = await LiveListener.listen();
+  const port = closed.port;
+  await closed.close();
+  const clock = new FakeClock();
+  const guard = new Guard(guardOptions({ clock, backoff: { random: () => 0.5 } }));
+  const seen: string[] = [];
+  const subs = [
+    guard.onBreak((e) => seen.push(`break:${e.reason}:${e.retryAfterMs}`)),
+    guard.onHalfOpen(() => seen.push("half-open")),
+    guard.onReset(() => seen.push("reset")),
+    guard.onAttempt((e) => seen.push(`attempt:${e.outcome}`)),
+  ];
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port }), code("ECONNREFUSED"));
+  const again = await LiveListener.listen({ port });
+  t.after(() => again.close());
+  clock.advance(1000);
+  (await guard.connect({ host: "127.0.0.1", port })).destroy();
+  assert.deepEqual(seen, [
+    "attempt:failed",
+    "break:connect:1000",
+    "half-open",
+    "attempt:connected",
+    "reset",
+  ]);
+  for (const s of subs) s.dispose();
+  (await guard.connect({ host: "127.0.0.1", port })).destroy();
+  assert.equal(seen.length, 5);
+});
+
+test("bounded harm without an echo: over a 60 s outage of a silent peer the guard holds a connect slot ≤ 5 % of the time", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const clock = new FakeClock();
+  const guard = new Guard(guardOptions({ clock }));
+  let heldMs = 0;
+  let attempts = 0;
+  guard.onAttempt((e) => {
+    attempts++;
+    heldMs += e.durationMs;
+    assert.ok(e.durationMs <= e.deadlineMs, "no attempt outlives its deadline");
+  });
+  const host = "127.0.0.1";
+  while (clock.now() < 60_000) {
+    const wait = guard.nextTryInMs(host, tarpit.port);
+    if (wait > 0) {
+      clock.advance(Math.min(wait, 60_000 - clock.now()));
+      continue;
+    }
+    const deadline = guard.deadlineMs(host, tarpit.port);
+    const pending = guard.connect({ host, port: tarpit.port });
+    await turns(2);
+    clock.advance(deadline);
+    await assert.rejects(pending, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  }
+  assert.ok(attempts >= 2, "the guard keeps trying");
+  assert.ok(heldMs <= 0.05 * 60_000, `held ${heldMs} ms of 60 000 (${attempts} attempts)`);
+});

@@ -79,11 +79,13 @@ export const defaults = {
    */
   guardConnectTimeoutUnmeasuredMs: 1_000,
   /**
-   * Largest share of time the guard may hold a connect slot for a failing
-   * peer: after an attempt held it d ms, the next waits ≥ d·(1/share − 1).
-   * 4 % keeps a 60 s outage under the 5 % the guard promises, edges included.
+   * Largest share of any `guardSlotWindowMs` that failed attempts to one
+   * peer may hold a connect slot: 5 % of 60 s is 3 s, e.g. one attempt at
+   * the 2 s cap, or twelve at the 250 ms floor.
    */
-  guardMaxSlotShare: 0.04,
+  guardMaxSlotShare: 0.05,
+  /** The sliding window of that budget: the outage length the promise is stated for. */
+  guardSlotWindowMs: 60_000,
   /** Per-peer state (breaker, connect times) unused this long is forgotten. */
   guardPeerIdleMs: 600_000,
   /** And never more peers than this (least recently used go first). */

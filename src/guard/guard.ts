@@ -58,8 +58,13 @@ export interface GuardOptions {
    * time scale (`synlimit/register`, SYNLIMIT_TIME_SCALE), else 1.
    */
   timeScale?: number;
-  /** Largest share of time a failing peer may hold a connect slot (default 0.04). */
+  /**
+   * Largest share of any `slotWindowMs` that failed attempts to one peer may
+   * hold a connect slot (default 0.05 of 60 s): the next attempt waits until
+   * it fits.
+   */
   maxSlotShare?: number;
+  slotWindowMs?: number;
   /** Per-peer state unused this long is forgotten (default 10 min). */
   peerIdleMs?: number;
   /** At most this many peers are remembered (default 4096; least recently used go first). */
@@ -110,6 +115,8 @@ interface PeerState {
   lastUsedAt: number;
   /** Connects using this state right now; a peer in use is never evicted. */
   users: number;
+  /** Slot time held by recent failed attempts (end, heldMs), oldest first. */
+  readonly holds: Array<{ end: number; heldMs: number }>;
   /** Why the breaker last opened, for onBreak. */
   breakReason: GuardBreakEvent["reason"];
 }
@@ -121,7 +128,7 @@ const retry = Symbol("retry");
  * a check of your own) every connect tests the peer first, so a dead peer
  * costs no TCP attempt; without one, each attempt holds the host's connect
  * slot for at most one adaptive deadline, and a failing peer's attempts are
- * spaced so they hold it at most `maxSlotShare` of the time. A breaker per
+ * spaced so they hold it at most `maxSlotShare` of any minute. A breaker per
  * destination fails callers fast while the peer is failing, and lets exactly
  * one trial through when it half-opens.
  */
@@ -138,6 +145,7 @@ export class Guard {
     backoff: BackoffOptions;
     yieldMaxWaitMs: number | null;
     maxSlotShare: number;
+    slotWindowMs: number;
     peerIdleMs: number;
     maxPeers: number;
   };
@@ -232,6 +240,7 @@ export class Guard {
       backoff: options.backoff ?? {},
       yieldMaxWaitMs,
       maxSlotShare,
+      slotWindowMs: positiveMs("slotWindowMs", options.slotWindowMs ?? defaults.guardSlotWindowMs),
       peerIdleMs: positiveMs("peerIdleMs", options.peerIdleMs ?? defaults.guardPeerIdleMs),
       maxPeers: integerAtLeast1("maxPeers", options.maxPeers ?? defaults.guardMaxPeers),
     };
@@ -403,15 +412,38 @@ export class Guard {
         return socket;
       } catch (error) {
         if (!signal?.aborted) {
-          const heldMs = this.#clock.now() - attemptStarted;
+          const now = this.#clock.now();
+          peer.holds.push({ end: now, heldMs: now - attemptStarted });
           peer.breakReason = "connect";
-          peer.breaker.failure(this.#clock.now(), heldMs * (1 / this.#options.maxSlotShare - 1));
+          peer.breaker.failure(now, this.#slotWait(peer, now));
         }
         throw error;
       }
     } finally {
       release();
     }
+  }
+
+  /**
+   * How long the next attempt must wait so that failed attempts to this peer
+   * hold a slot at most `maxSlotShare` of any `slotWindowMs`, counting the
+   * next attempt at its full deadline.
+   */
+  #slotWait(peer: PeerState, now: number): number {
+    const windowMs = this.#options.slotWindowMs * this.timeScale;
+    const budgetMs = this.#options.maxSlotShare * windowMs;
+    while (peer.holds.length > 0 && (peer.holds[0] as { end: number }).end <= now - windowMs) {
+      peer.holds.shift();
+    }
+    const next = this.#deadlineFor(peer.estimator);
+    let used = peer.holds.reduce((sum, h) => sum + h.heldMs, 0);
+    let at = now;
+    for (const hold of peer.holds) {
+      if (used + next <= budgetMs) break;
+      used -= hold.heldMs;
+      at = hold.end + windowMs; // this hold has left the window by then
+    }
+    return at - now;
   }
 
   #deadlineFor(estimator: ConnectTimeEstimator | null): number {
@@ -457,6 +489,7 @@ export class Guard {
       preflightEverAlive: false,
       lastUsedAt: now,
       users: 0,
+      holds: [],
       breakReason: "connect",
     };
     this.#peers.set(key, state);

@@ -349,3 +349,46 @@ test("undici ProxyAgent through `synlimit gate`: the connection to the gate goes
   );
   assert.deepEqual(attempts, [`${gate.port}:connected`, `${dead}:failed`]);
 });
+
+test("node:https GuardedHttpsAgent against a dead peer: refused once, then failed fast by the breaker", async (t) => {
+  const agent = new GuardedHttpsAgent({ budget: budget() });
+  t.after(() => agent.destroy());
+  const dead = await closedPort();
+  await assert.rejects(
+    get(https, { host: "127.0.0.1", port: dead, agent, ca: testCert.cert }),
+    (e: Error & { code?: string }) => e.code === "ECONNREFUSED",
+  );
+  await assert.rejects(
+    get(https, { host: "127.0.0.1", port: dead, agent, ca: testCert.cert }),
+    (e: Error & { code?: string }) => e.code === "SYNLIMIT_BREAKER_OPEN",
+  );
+});
+
+test("an echo port means no TCP attempt to a dead peer on every adapter alike (defaults only)", async (t) => {
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  const silentEcho = await SilentUdpPort.listen();
+  t.after(() => silentEcho.close());
+  const options = () => ({
+    budget: budget(),
+    preflight: { udpEchoPort: silentEcho.port, timeoutMs: 50 },
+  });
+  const attempts: string[] = [];
+  const undiciGuard = new Guard(options());
+  undiciGuard.onAttempt((e) => attempts.push(`undici:${e.port}`));
+  const dispatcher = new Agent({ connect: guardedConnect(undiciGuard) });
+  t.after(() => dispatcher.destroy());
+  await assert.rejects(
+    undiciRequest(`http://127.0.0.1:${tarpit.port}/`, { dispatcher }),
+    /preflight silent/,
+  );
+  const httpAgent = new GuardedAgent(options());
+  httpAgent.guard.onAttempt((e) => attempts.push(`http:${e.port}`));
+  t.after(() => httpAgent.destroy());
+  await assert.rejects(
+    get(http, { host: "127.0.0.1", port: tarpit.port, agent: httpAgent }),
+    /preflight silent/,
+  );
+  assert.deepEqual(attempts, []);
+  assert.equal(silentEcho.received, 2, "each asked the echo port instead");
+});

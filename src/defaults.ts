@@ -64,11 +64,13 @@ export const defaults = {
   /** How long a UDP echo preflight waits for the echo. */
   preflightTimeoutMs: 500,
   /**
-   * When preflights keep failing (UDP may be filtered while TCP is fine),
-   * one TCP attempt is still allowed this often, so reconnection is never
-   * blocked forever; at a ≤ 3 s deadline that is ≤ 5 % of a connect slot.
+   * When preflights to a peer whose echo never answered keep failing (UDP
+   * may be filtered while TCP is fine), one TCP attempt is still allowed
+   * this often, so reconnection is never blocked forever. Five minutes: a
+   * misconfiguration's safety net, well outside a 60 s outage, and at a
+   * ≤ 2 s deadline under 1 % of a connect slot.
    */
-  sparseTcpIntervalMs: 60_000,
+  sparseTcpIntervalMs: 300_000,
   /** How long a background connect waits for the host app's connects to finish. */
   yieldMaxWaitMs: 5_000,
   /** ReconnectingLink: records kept while disconnected (drop-oldest past this). */

@@ -7,8 +7,8 @@ import { once } from "node:events";
 import net from "node:net";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { sockDiagAvailable, tcpSocketInode } from "../src/probe/sock-diag.js";
-import { readTcpTable } from "../src/probe/tcp-table.js";
+import { sockDiagAvailable, tcpSocketInode } from "../src/os/linux/sock-diag.js";
+import { readTcpTable } from "../src/os/linux/tcp-table.js";
 import { socketEnd } from "../src/proxy/identity.js";
 import { median } from "./stats.js";
 

@@ -4,6 +4,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { currentEmulation } from "../src/emulate/install.js";
 import { type OverheadOptions, runConnectOverhead } from "./connect-overhead.js";
+import { runFieldBench } from "./guard-field.js";
 import { runGuardBench } from "./guard-incident.js";
 import { type HandoffOptions, runHandoff } from "./handoff.js";
 import { runHookOverhead } from "./hook-overhead.js";
@@ -54,6 +55,12 @@ log("guard: the incident fixed — logins with no agent, a naive agent, a guarde
 sections.push({
   title: "The incident, fixed",
   markdown: (await runGuardBench({ quick: args.quick })).markdown,
+});
+await leakCheck();
+log("guard: the field case — collector switched off while connected, every client side by side …");
+sections.push({
+  title: "Guard: the field case",
+  markdown: (await runFieldBench({ quick: args.quick })).markdown,
 });
 await leakCheck();
 log("probe: time to verdict for k = 1, 4, 16 …");

@@ -20,6 +20,7 @@ const packages = [
   ["iptables", "/usr/sbin/iptables"], // filtered peers inside test-made network namespaces
   ["iproute2", "/usr/sbin/ip"],
   ["tcpdump", "/usr/bin/tcpdump"], // counting the SYNs on the wire
+  ["openssl", "/usr/bin/openssl"], // guard tests make a fresh self-signed certificate
 ];
 
 /** The packages among `names` that are not installed. */

@@ -46,10 +46,18 @@ export const defaults = {
   guardMaxPerDestination: 1,
   /** …and one overall, so a background client never queues several SYNs. */
   guardMaxOverall: 1,
-  /** Connect deadline floor: loopback and LAN peers answer in well under 1 s. */
-  guardConnectTimeoutFloorMs: 1_000,
-  /** Connect deadline ceiling: never the OS's 21–127 s. */
-  guardConnectTimeoutCeilingMs: 3_000,
+  /**
+   * Connect deadline floor. A peer measured to answer in milliseconds gets
+   * this long; it is also the longest the host waits behind the one TCP
+   * attempt that follows a successful preflight to a peer dying just then.
+   */
+  guardConnectTimeoutFloorMs: 250,
+  /**
+   * Connect deadline ceiling: never the OS's 21–127 s. 2 s is a slow
+   * intercontinental handshake several times over, and one attempt at it is
+   * 3.3 % of a 60 s outage.
+   */
+  guardConnectTimeoutCeilingMs: 2_000,
   /** Deadline = RTO-style srtt + 4·rttvar, times this margin, clamped to floor..ceiling. */
   guardRttMargin: 4,
   /** gRPC connection backoff: 1 s initial, ×1.6, ±20 % jitter, 120 s max. */
@@ -62,11 +70,13 @@ export const defaults = {
   /** How long a UDP echo preflight waits for the echo. */
   preflightTimeoutMs: 500,
   /**
-   * When preflights keep failing (UDP may be filtered while TCP is fine),
-   * one TCP attempt is still allowed this often, so reconnection is never
-   * blocked forever; at a ≤ 3 s deadline that is ≤ 5 % of a connect slot.
+   * When preflights to a peer whose echo never answered keep failing (UDP
+   * may be filtered while TCP is fine), one TCP attempt is still allowed
+   * this often, so reconnection is never blocked forever. Five minutes: a
+   * misconfiguration's safety net, well outside a 60 s outage, and at a
+   * ≤ 2 s deadline under 1 % of a connect slot.
    */
-  sparseTcpIntervalMs: 60_000,
+  sparseTcpIntervalMs: 300_000,
   /** How long a background connect waits for the host app's connects to finish. */
   yieldMaxWaitMs: 5_000,
   /** ReconnectingLink: records kept while disconnected (drop-oldest past this). */
@@ -82,4 +92,32 @@ export const defaults = {
    * number; 10 minutes is synlimit's choice (docs/windows.md).
    */
   winxpKnownReachableMs: 600_000,
+  /**
+   * Deadline for a peer never reached: RFC 6298's initial RTO (1 s), the
+   * moment the OS would retransmit the SYN anyway.
+   */
+  guardConnectTimeoutUnmeasuredMs: 1_000,
+  /**
+   * Largest share of any `guardSlotWindowMs` that failed attempts to one
+   * peer may hold a connect slot: 5 % of 60 s is 3 s, e.g. one attempt at
+   * the 2 s cap, or twelve at the 250 ms floor.
+   */
+  guardMaxSlotShare: 0.05,
+  /** The sliding window of that budget: the outage length the promise is stated for. */
+  guardSlotWindowMs: 60_000,
+  /** Per-peer state (breaker, connect times) unused this long is forgotten. */
+  guardPeerIdleMs: 600_000,
+  /** And never more peers than this (least recently used go first). */
+  guardMaxPeers: 4_096,
+  /** ReconnectingLink: bytes kept while disconnected (drop-oldest past this). */
+  linkQueueLimitBytes: 4 * 1024 * 1024,
+  /** ReconnectingLink.close(): how long queued bytes may take to leave before the socket is destroyed. */
+  linkCloseTimeoutMs: 2_000,
+  /**
+   * ReconnectingLink: written bytes that do not drain this long mean a dead
+   * peer (no ACKs); the connection is destroyed and the link reconnects.
+   */
+  linkWriteTimeoutMs: 10_000,
+  /** ReconnectingLink: TCP keep-alive idle time, so an idle dead connection is found too. */
+  linkKeepAliveMs: 10_000,
 } as const;

@@ -24,7 +24,8 @@ export type SynlimitCode =
   | "SYNLIMIT_ABORTED"
   | "SYNLIMIT_ADDRESS_IN_USE"
   | "SYNLIMIT_CHILD_FAILED"
-  | "SYNLIMIT_CANNOT_TEST";
+  | "SYNLIMIT_CANNOT_TEST"
+  | "SYNLIMIT_LINK_STALLED";
 
 // Registered, so two copies of synlimit in one process (a library's and the
 // application's) recognise each other's errors where `instanceof` cannot.
@@ -262,4 +263,12 @@ function describe(value: unknown): string {
   }
   if (typeof value === "function") return "a function";
   return Object.prototype.toString.call(value);
+}
+
+/** A ReconnectingLink's written bytes did not drain in time: the peer stopped ACKing. */
+export function linkStalled(endpoint: Endpoint, afterMs: number): SynlimitError {
+  return new SynlimitError(
+    "SYNLIMIT_LINK_STALLED",
+    `no progress writing to ${formatEndpoint(endpoint)} for ${Math.round(afterMs)} ms; reconnecting`,
+  );
 }

@@ -8,17 +8,8 @@ import { fileURLToPath } from "node:url";
 const src = fileURLToPath(new URL("../../src/", import.meta.url));
 
 const rootFiles = new Set(["errors.ts", "clock.ts", "defaults.ts", "deadlines.ts"]);
-// Linux introspection: a layer of its own that still lives in probe/.
-const introspection = new Set([
-  "probe/tcp-table.ts",
-  "probe/syn-sent.ts",
-  "probe/sock-diag.ts",
-  "probe/holders.ts",
-]);
-
 /** The module a source file belongs to. */
 function moduleOf(file: string): string {
-  if (introspection.has(file)) return "linux";
   if (rootFiles.has(file)) return "root";
   if (!file.includes("/")) return file.replace(/\.ts$/, "");
   return file.slice(0, file.indexOf("/"));
@@ -40,11 +31,7 @@ function imports(): Array<{ from: string; to: string; file: string }> {
   );
 }
 
-// The one import that still points up, named so no other joins it: the
-// introspection's own module takes `sameEndpoint` along when it moves.
-const knownUpward = new Set(["probe/syn-sent.ts → probe/address.ts"]);
-
-const edges = imports().filter((e) => e.from !== e.to && !knownUpward.has(e.file));
+const edges = imports().filter((e) => e.from !== e.to);
 
 function violations(rule: (from: string, to: string) => boolean): string[] {
   return edges.filter((e) => !rule(e.from, e.to)).map((e) => e.file);
@@ -57,12 +44,12 @@ test("the root files import no folder", () => {
   );
 });
 
-test("gate/, guard/ and Linux introspection import only the root files; targets/ adds introspection", () => {
+test("gate/, guard/ and os/ (introspection) import only the root files; targets/ adds os/", () => {
   const allowed: Record<string, string[]> = {
     gate: ["root"],
     guard: ["root"],
-    linux: ["root"],
-    targets: ["root", "linux"],
+    os: ["root"],
+    targets: ["root", "os"],
   };
   assert.deepEqual(
     violations((from, to) => !(from in allowed) || (allowed[from] ?? []).includes(to)),

@@ -11,22 +11,30 @@ import {
   preflightFailed,
 } from "../errors.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
-import { Breaker } from "./breaker.js";
+import { Breaker, type BreakerState } from "./breaker.js";
 import { type AttemptBudget, sharedBudget } from "./budget.js";
 import { guardChannels, publish } from "./channels.js";
+import { type Disposable, GuardEvent } from "./events.js";
 import { hostActivity } from "./host-activity.js";
 import { customCheck, type PreflightCheck, type PreflightOutcome, udpEcho } from "./preflight.js";
 import { ConnectTimeEstimator } from "./rtt.js";
+import { emulationTimeScale } from "./time-scale.js";
 
 export interface PreflightOptions {
   /** UDP port of the peer's echo responder (RFC 862; `synlimit echo`). */
   udpEchoPort?: number;
   /** Or a check of your own; resolve true when the peer is alive. */
   check?: PreflightCheck;
-  /** `after-failure` (default): only a failing peer is tested first; `always`: every connect. */
+  /**
+   * `always` (default): every connect is tested first, so a dead peer costs no
+   * TCP attempt; `after-failure`: only the half-open trial is tested.
+   */
   when?: "after-failure" | "always";
   timeoutMs?: number;
-  /** While preflights keep failing, one TCP attempt is still allowed this often. */
+  /**
+   * While preflights keep failing for a peer whose echo has never answered
+   * (UDP filtered?), one TCP attempt is still allowed this often.
+   */
   sparseTcpIntervalMs?: number;
 }
 
@@ -35,7 +43,7 @@ export interface GuardOptions {
   budget?: string;
   maxInFlight?: number;
   maxInFlightPerDestination?: number;
-  /** A fixed connect deadline; by default derived from measured connect times, 1–3 s. */
+  /** A fixed connect deadline; by default derived from measured connect times (floor 250 ms, cap 3 s). */
   connectTimeoutMs?: number;
   preflight?: PreflightOptions;
   backoff?: BackoffOptions;
@@ -44,6 +52,23 @@ export interface GuardOptions {
   /** Hold connects while the host application has connects in flight (default false). */
   yieldToHost?: boolean | { maxWaitMs?: number };
   clock?: Clock;
+  /**
+   * Multiplies every duration above (deadlines, backoff, preflight, waits):
+   * 0.1 runs the guard ten times faster. Default: the installed emulation's
+   * time scale (`synlimit/register`, SYNLIMIT_TIME_SCALE), else 1.
+   */
+  timeScale?: number;
+  /**
+   * Largest share of any `slotWindowMs` that failed attempts to one peer may
+   * hold a connect slot (default 0.05 of 60 s): the next attempt waits until
+   * it fits.
+   */
+  maxSlotShare?: number;
+  slotWindowMs?: number;
+  /** Per-peer state unused this long is forgotten (default 10 min). */
+  peerIdleMs?: number;
+  /** At most this many peers are remembered (default 4096; least recently used go first). */
+  maxPeers?: number;
 }
 
 export interface GuardConnectOptions {
@@ -54,35 +79,93 @@ export interface GuardConnectOptions {
   tls?: tls.ConnectionOptions;
   /** Extra net.connect options (localAddress, family, …). */
   socket?: Omit<net.TcpNetConnectOpts, "host" | "port" | "signal" | "timeout">;
+  /**
+   * The caller's own limit in real milliseconds for TCP connect plus TLS
+   * handshake (undici's `connect.timeout`); the guard's deadline still applies.
+   */
+  timeoutMs?: number;
+}
+
+export interface GuardPeerEvent {
+  host: string;
+  port: number;
+}
+export interface GuardBreakEvent extends GuardPeerEvent {
+  /** Real milliseconds until the next try. */
+  retryAfterMs: number;
+  /** What opened it: a failed TCP attempt or a failed preflight. */
+  reason: "connect" | "preflight" | "abandoned";
+}
+export interface GuardAttemptEvent extends GuardPeerEvent {
+  deadlineMs: number;
+  outcome: "connected" | "failed" | "timeout" | "aborted";
+  durationMs: number;
+  error?: Error;
 }
 
 interface PeerState {
+  readonly key: string;
   readonly breaker: Breaker;
   readonly estimator: ConnectTimeEstimator;
   lastTcpAttemptAt: number;
   /** Start of the current streak of failed preflights, if any. */
   failingPreflightSince: number | null;
+  /** The echo (or check) has said alive at least once: its silence then means dead. */
+  preflightEverAlive: boolean;
+  lastUsedAt: number;
+  /** Connects using this state right now; a peer in use is never evicted. */
+  users: number;
+  /** Slot time held by recent failed attempts (end, heldMs), oldest first. */
+  readonly holds: Array<{ end: number; heldMs: number }>;
+  /** Why the breaker last opened, for onBreak. */
+  breakReason: GuardBreakEvent["reason"];
 }
 
+const retry = Symbol("retry");
+
 /**
- * A guarded connector: the incident's remedy. A peer that has been failing is
- * tested by preflight before any TCP attempt; the client's own attempts are
- * budgeted (one at a time by default) and bounded by a short deadline; a
- * failing destination trips a breaker with jittered exponential backoff. A
- * dead peer therefore never holds the host's connect slot for long, and
- * usually not at all.
+ * A guarded connector: the incident's remedy. With a preflight (UDP echo or
+ * a check of your own) every connect tests the peer first, so a dead peer
+ * costs no TCP attempt; without one, each attempt holds the host's connect
+ * slot for at most one adaptive deadline, and a failing peer's attempts are
+ * spaced so they hold it at most `maxSlotShare` of any minute. A breaker per
+ * destination fails callers fast while the peer is failing, and lets exactly
+ * one trial through when it half-opens.
  */
 export class Guard {
   readonly #clock: Clock;
   readonly #budget: AttemptBudget;
   readonly #peers = new Map<string, PeerState>();
+  #lastSweepAt = Number.NEGATIVE_INFINITY;
+  readonly #timeScale: number | null;
   readonly #options: Required<Pick<GuardOptions, "failureThreshold">> & {
     connectTimeoutMs: number | undefined;
     preflight: Required<Omit<PreflightOptions, "udpEchoPort" | "check">> &
       Pick<PreflightOptions, "udpEchoPort" | "check">;
     backoff: BackoffOptions;
     yieldMaxWaitMs: number | null;
+    maxSlotShare: number;
+    slotWindowMs: number;
+    peerIdleMs: number;
+    maxPeers: number;
   };
+  readonly #onBreak = new GuardEvent<GuardBreakEvent>();
+  readonly #onReset = new GuardEvent<GuardPeerEvent>();
+  readonly #onHalfOpen = new GuardEvent<GuardPeerEvent>();
+  readonly #onAttempt = new GuardEvent<GuardAttemptEvent>();
+
+  /** A destination's breaker opened (again). */
+  readonly onBreak: (listener: (event: GuardBreakEvent) => void) => Disposable =
+    this.#onBreak.subscribe;
+  /** A destination's breaker closed after a success. */
+  readonly onReset: (listener: (event: GuardPeerEvent) => void) => Disposable =
+    this.#onReset.subscribe;
+  /** A destination's breaker half-opened: one trial is on its way. */
+  readonly onHalfOpen: (listener: (event: GuardPeerEvent) => void) => Disposable =
+    this.#onHalfOpen.subscribe;
+  /** A TCP attempt ended (connected, failed, timeout, aborted). */
+  readonly onAttempt: (listener: (event: GuardAttemptEvent) => void) => Disposable =
+    this.#onAttempt.subscribe;
 
   constructor(options: GuardOptions = {}) {
     if (typeof options !== "object" || options === null)
@@ -90,6 +173,8 @@ export class Guard {
     const clock = options.clock ?? backgroundClock;
     if (!isClock(clock)) throw invalidOption("clock", "an object with now() and setTimer()", clock);
     this.#clock = clock;
+    this.#timeScale =
+      options.timeScale === undefined ? null : positiveNumber("timeScale", options.timeScale);
     const maxOverall = integerAtLeast1(
       "maxInFlight",
       options.maxInFlight ?? defaults.guardMaxOverall,
@@ -114,7 +199,7 @@ export class Guard {
     if (p.check !== undefined && typeof p.check !== "function") {
       throw invalidOption("preflight.check", "a function", p.check);
     }
-    const when = p.when ?? "after-failure";
+    const when = p.when ?? "always";
     if (when !== "after-failure" && when !== "always") {
       throw invalidOption("preflight.when", "after-failure or always", when);
     }
@@ -128,6 +213,10 @@ export class Guard {
       );
     } else if (yieldOption !== false) {
       throw invalidOption("yieldToHost", "a boolean or { maxWaitMs }", yieldOption);
+    }
+    const maxSlotShare = options.maxSlotShare ?? defaults.guardMaxSlotShare;
+    if (!(typeof maxSlotShare === "number" && maxSlotShare > 0 && maxSlotShare <= 1)) {
+      throw invalidOption("maxSlotShare", "a fraction above 0, at most 1", maxSlotShare);
     }
     this.#options = {
       failureThreshold: integerAtLeast1(
@@ -150,20 +239,43 @@ export class Guard {
       },
       backoff: options.backoff ?? {},
       yieldMaxWaitMs,
+      maxSlotShare,
+      slotWindowMs: positiveMs("slotWindowMs", options.slotWindowMs ?? defaults.guardSlotWindowMs),
+      peerIdleMs: positiveMs("peerIdleMs", options.peerIdleMs ?? defaults.guardPeerIdleMs),
+      maxPeers: integerAtLeast1("maxPeers", options.maxPeers ?? defaults.guardMaxPeers),
     };
     new Backoff(this.#options.backoff); // validates now, not at the first failure
     if (yieldMaxWaitMs !== null) hostActivity.start();
   }
 
+  /** The time scale in force now: the option, else the installed emulation's, else 1. */
+  get timeScale(): number {
+    return this.#timeScale ?? emulationTimeScale();
+  }
+
+  /** Peers the guard currently remembers (breakers, connect times). */
+  get peerCount(): number {
+    return this.#peers.size;
+  }
+
   /** The breaker state of a destination ("closed" for one never seen). */
-  state(host: string, port: number): "closed" | "open" | "half-open" {
+  state(host: string, port: number): BreakerState {
     return this.#peers.get(formatEndpoint({ host, port }))?.breaker.state ?? "closed";
   }
 
-  /** Milliseconds until the destination's breaker lets a try through (0: now). */
+  /** Real milliseconds until the destination's breaker lets a try through (0: now). */
   nextTryInMs(host: string, port: number): number {
     const peer = this.#peers.get(formatEndpoint({ host, port }));
     return peer ? peer.breaker.retryAfterMs(this.#clock.now()) : 0;
+  }
+
+  /**
+   * The deadline, in real milliseconds, the next TCP attempt to this
+   * destination would get.
+   */
+  deadlineMs(host: string, port: number): number {
+    const peer = this.#peers.get(formatEndpoint({ host, port }));
+    return this.#deadlineFor(peer?.estimator ?? null);
   }
 
   /**
@@ -178,31 +290,86 @@ export class Guard {
       throw invalidOption("host", "a host name or address", host);
     if (!(Number.isInteger(port) && port > 0 && port < 65536))
       throw invalidOption("port", "a port from 1 to 65535", port);
+    if (options.timeoutMs !== undefined) positiveMs("timeoutMs", options.timeoutMs);
     if (signal?.aborted) throw aborted("connect", signal.reason);
-    const endpoint = { host, port };
-    const peer = this.#peer(endpoint);
-
-    const decision = peer.breaker.decide(this.#clock.now());
-    if (decision.kind === "open") {
-      publish(guardChannels.skipped, {
-        host,
-        port,
-        reason: "breaker-open",
-        retryAfterMs: decision.retryAfterMs,
-      });
-      throw breakerOpen(endpoint, decision.retryAfterMs);
+    const started = this.#clock.now();
+    const peer = this.#peer({ host, port });
+    peer.users++;
+    try {
+      const socket = await this.#connectVia(options, peer, started);
+      if (!options.tls) return socket;
+      const left =
+        options.timeoutMs === undefined
+          ? undefined
+          : options.timeoutMs - (this.#clock.now() - started);
+      return await upgrade(socket, options, this.#clock, left);
+    } finally {
+      peer.users--;
+      peer.lastUsedAt = this.#clock.now();
     }
-    const mustTest = decision.kind === "half-open" || this.#options.preflight.when === "always";
-    if (mustTest) {
+  }
+
+  async #connectVia(
+    options: GuardConnectOptions,
+    peer: PeerState,
+    started: number,
+  ): Promise<net.Socket> {
+    const { host, port, signal } = options;
+    for (;;) {
+      const decision = peer.breaker.decide(this.#clock.now());
+      if (decision.kind === "open") {
+        publish(guardChannels.skipped, {
+          host,
+          port,
+          reason: "breaker-open",
+          retryAfterMs: decision.retryAfterMs,
+        });
+        throw breakerOpen({ host, port }, decision.retryAfterMs);
+      }
+      if (decision.kind === "wait") {
+        // cockatiel: the others wait for the one trial, then decide again.
+        await untilSettled(decision.settled, signal);
+        continue;
+      }
+      const trial = decision.kind === "trial" ? decision.trial : null;
+      try {
+        const socket = await this.#tryOnce(options, peer, trial !== null, started);
+        if (socket !== retry) return socket;
+      } finally {
+        // A trial that ended without a verdict (abort) hands the test to the next caller.
+        if (trial) {
+          peer.breakReason = "abandoned";
+          peer.breaker.abandonTrial(trial, this.#clock.now());
+        }
+      }
+    }
+  }
+
+  async #tryOnce(
+    options: GuardConnectOptions,
+    peer: PeerState,
+    trial: boolean,
+    started: number,
+  ): Promise<net.Socket | typeof retry> {
+    const { host, port, signal } = options;
+    const endpoint = { host, port };
+    const canTest =
+      this.#options.preflight.udpEchoPort !== undefined ||
+      this.#options.preflight.check !== undefined;
+    if (canTest && (trial || this.#options.preflight.when === "always")) {
       const outcome = await this.#preflight(endpoint, signal);
       const now = this.#clock.now();
-      if (outcome === "alive") peer.failingPreflightSince = null;
-      else {
+      if (outcome === "alive") {
+        peer.failingPreflightSince = null;
+        peer.preflightEverAlive = true;
+      } else {
         peer.failingPreflightSince ??= now;
-        // UDP may be filtered while TCP is fine: after a long enough streak
-        // of failed preflights, one sparse TCP attempt goes through anyway.
+        // UDP may be filtered while TCP is fine: while the echo has never
+        // answered this peer, one sparse TCP attempt goes through now and then.
         const quietSince = Math.max(peer.failingPreflightSince, peer.lastTcpAttemptAt);
-        if (now - quietSince < this.#options.preflight.sparseTcpIntervalMs) {
+        const sparseMs = this.#options.preflight.sparseTcpIntervalMs * this.timeScale;
+        if (peer.preflightEverAlive || now - quietSince < sparseMs) {
+          peer.breakReason = "preflight";
           const retryAfterMs = peer.breaker.failure(now);
           publish(guardChannels.skipped, {
             host,
@@ -218,65 +385,152 @@ export class Guard {
 
     if (this.#options.yieldMaxWaitMs !== null && hostActivity.inFlight > 0) {
       publish(guardChannels.yield, { host, port, appInFlight: hostActivity.inFlight });
-      await hostActivity.waitIdle(this.#options.yieldMaxWaitMs, this.#clock, signal);
+      await hostActivity.waitIdle(
+        this.#options.yieldMaxWaitMs * this.timeScale,
+        this.#clock,
+        signal,
+      );
     }
 
-    const release = await this.#budget.acquire(formatEndpoint(endpoint), signal);
+    const release = await this.#budget.acquire(peer.key, signal);
     try {
-      const socket = await this.#attempt(options, peer);
-      peer.breaker.success();
-      return options.tls ? await upgrade(socket, options) : socket;
-    } catch (error) {
-      if (!signal?.aborted) peer.breaker.failure(this.#clock.now());
-      throw error;
+      // While this caller waited for a slot, another's attempt may have
+      // opened the breaker, or a trial may be under way: decide again.
+      if (!trial && peer.breaker.state !== "closed") return retry;
+      let deadlineMs = this.#deadlineFor(peer.estimator);
+      if (options.timeoutMs !== undefined) {
+        deadlineMs = Math.max(
+          0,
+          Math.min(deadlineMs, options.timeoutMs - (this.#clock.now() - started)),
+        );
+      }
+      const attemptStarted = this.#clock.now();
+      try {
+        const socket = await this.#attempt(options, peer, deadlineMs);
+        if (peer.breaker.state !== "closed") this.#onReset.emit(endpoint);
+        peer.breaker.success();
+        return socket;
+      } catch (error) {
+        if (!signal?.aborted) {
+          const now = this.#clock.now();
+          peer.holds.push({ end: now, heldMs: now - attemptStarted });
+          peer.breakReason = "connect";
+          peer.breaker.failure(now, this.#slotWait(peer, now));
+        }
+        throw error;
+      }
     } finally {
       release();
     }
   }
 
+  /**
+   * How long the next attempt must wait so that failed attempts to this peer
+   * hold a slot at most `maxSlotShare` of any `slotWindowMs`, counting the
+   * next attempt at its full deadline.
+   */
+  #slotWait(peer: PeerState, now: number): number {
+    const windowMs = this.#options.slotWindowMs * this.timeScale;
+    const budgetMs = this.#options.maxSlotShare * windowMs;
+    while (peer.holds.length > 0 && (peer.holds[0] as { end: number }).end <= now - windowMs) {
+      peer.holds.shift();
+    }
+    const next = this.#deadlineFor(peer.estimator);
+    let used = peer.holds.reduce((sum, h) => sum + h.heldMs, 0);
+    let at = now;
+    for (const hold of peer.holds) {
+      if (used + next <= budgetMs) break;
+      used -= hold.heldMs;
+      at = hold.end + windowMs; // this hold has left the window by then
+    }
+    return at - now;
+  }
+
+  #deadlineFor(estimator: ConnectTimeEstimator | null): number {
+    const scale = this.timeScale;
+    if (this.#options.connectTimeoutMs !== undefined) return this.#options.connectTimeoutMs * scale;
+    const floor = defaults.guardConnectTimeoutFloorMs * scale;
+    const ceiling = defaults.guardConnectTimeoutCeilingMs * scale;
+    const measured = estimator?.rtoMs(defaults.guardRttMargin) ?? null;
+    // Measured connect times are real time already; only the bounds scale.
+    if (measured === null) return defaults.guardConnectTimeoutUnmeasuredMs * scale;
+    return Math.min(ceiling, Math.max(floor, measured));
+  }
+
   #peer(endpoint: { host: string; port: number }): PeerState {
     const key = formatEndpoint(endpoint);
-    let peer = this.#peers.get(key);
-    if (!peer) {
-      const state: PeerState = {
-        breaker: new Breaker(
-          this.#options.failureThreshold,
-          new Backoff(this.#options.backoff),
-          (from, to, retryAfterMs) =>
-            publish(guardChannels.breaker, { ...endpoint, from, to, retryAfterMs }),
-        ),
-        estimator: new ConnectTimeEstimator(
-          defaults.guardConnectTimeoutFloorMs,
-          defaults.guardConnectTimeoutCeilingMs,
-          defaults.guardRttMargin,
-        ),
-        lastTcpAttemptAt: Number.NEGATIVE_INFINITY,
-        failingPreflightSince: null,
-      };
-      this.#peers.set(key, state);
-      peer = state;
+    const now = this.#clock.now();
+    this.#sweep(now);
+    const peer = this.#peers.get(key);
+    if (peer) {
+      // Most recently used last, so the cap evicts from the front.
+      this.#peers.delete(key);
+      this.#peers.set(key, peer);
+      return peer;
     }
-    return peer;
+    const state: PeerState = {
+      key,
+      breaker: new Breaker(
+        this.#options.failureThreshold,
+        new Backoff(this.#options.backoff),
+        () => this.timeScale,
+        {
+          onChange: (from, to, retryAfterMs) => {
+            publish(guardChannels.breaker, { ...endpoint, from, to, retryAfterMs });
+            if (to === "open") {
+              this.#onBreak.emit({ ...endpoint, retryAfterMs, reason: state.breakReason });
+            } else if (to === "half-open") this.#onHalfOpen.emit({ ...endpoint });
+          },
+        },
+      ),
+      estimator: new ConnectTimeEstimator(),
+      lastTcpAttemptAt: Number.NEGATIVE_INFINITY,
+      failingPreflightSince: null,
+      preflightEverAlive: false,
+      lastUsedAt: now,
+      users: 0,
+      holds: [],
+      breakReason: "connect",
+    };
+    this.#peers.set(key, state);
+    this.#evictOverCap();
+    return state;
+  }
+
+  /** Forgets peers idle for `peerIdleMs`; amortized: at most every quarter of it. */
+  #sweep(now: number): void {
+    const idleMs = this.#options.peerIdleMs;
+    if (now - this.#lastSweepAt < idleMs / 4) return;
+    this.#lastSweepAt = now;
+    for (const [key, peer] of this.#peers) {
+      if (evictable(peer) && now - peer.lastUsedAt >= idleMs) this.#peers.delete(key);
+    }
+  }
+
+  #evictOverCap(): void {
+    if (this.#peers.size <= this.#options.maxPeers) return;
+    for (const [key, peer] of this.#peers) {
+      if (this.#peers.size <= this.#options.maxPeers) break;
+      if (evictable(peer)) this.#peers.delete(key);
+    }
   }
 
   async #preflight(
     endpoint: { host: string; port: number },
     signal?: AbortSignal,
   ): Promise<PreflightOutcome> {
-    const { udpEchoPort, check, timeoutMs } = this.#options.preflight;
+    const { udpEchoPort, check } = this.#options.preflight;
+    const timeoutMs = this.#options.preflight.timeoutMs * this.timeScale;
     const started = this.#clock.now();
     let outcome: PreflightOutcome;
     if (check) outcome = await customCheck(check, endpoint, timeoutMs, this.#clock, signal);
-    else if (udpEchoPort !== undefined) {
+    else {
       outcome = await udpEcho(
-        { host: endpoint.host, port: udpEchoPort },
+        { host: endpoint.host, port: udpEchoPort as number },
         timeoutMs,
         this.#clock,
         signal,
       );
-    } else {
-      // No way to test without TCP: the half-open TCP attempt is the test.
-      return "alive";
     }
     publish(guardChannels.preflight, {
       ...endpoint,
@@ -287,16 +541,15 @@ export class Guard {
   }
 
   /** One TCP attempt under the deadline; the socket is destroyed on expiry, ending its SYN_SENT. */
-  #attempt(options: GuardConnectOptions, peer: PeerState): Promise<net.Socket> {
+  #attempt(options: GuardConnectOptions, peer: PeerState, deadlineMs: number): Promise<net.Socket> {
     const { host, port, signal } = options;
-    const deadlineMs = this.#options.connectTimeoutMs ?? peer.estimator.deadlineMs();
     const started = this.#clock.now();
     peer.lastTcpAttemptAt = started;
     publish(guardChannels.connectStart, { host, port, deadlineMs });
     return new Promise((resolve, reject) => {
       const socket = hostActivity.own(() => net.connect({ ...options.socket, host, port }));
       let settled = false;
-      const end = (outcome: "connected" | "failed" | "timeout" | "aborted", error?: Error) => {
+      const end = (outcome: GuardAttemptEvent["outcome"], error?: Error) => {
         if (settled) return;
         settled = true;
         timer.cancel();
@@ -312,6 +565,14 @@ export class Guard {
           peer.estimator.observe(durationMs);
           resolve(socket);
         }
+        this.#onAttempt.emit({
+          host,
+          port,
+          deadlineMs,
+          outcome,
+          durationMs,
+          ...(error ? { error } : {}),
+        });
       };
       const timer = this.#clock.setTimer(
         () => end("timeout", connectTimeout({ host, port }, deadlineMs)),
@@ -327,25 +588,71 @@ export class Guard {
   }
 }
 
-function upgrade(socket: net.Socket, options: GuardConnectOptions): Promise<tls.TLSSocket> {
+function evictable(peer: PeerState): boolean {
+  return peer.users === 0 && !peer.breaker.trialInFlight;
+}
+
+/** Waits for a half-open trial to end, or for the caller's abort. */
+function untilSettled(settled: Promise<void>, signal?: AbortSignal): Promise<void> {
+  if (!signal) return settled;
+  if (signal.aborted)
+    return Promise.reject(aborted("waiting for the half-open trial", signal.reason));
   return new Promise((resolve, reject) => {
-    const secure = tls.connect({
-      servername: net.isIP(options.host) ? undefined : options.host,
-      ...options.tls,
-      socket,
-    });
-    const onAbort = () => secure.destroy(aborted("TLS handshake", options.signal?.reason));
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    secure.once("secureConnect", () => {
-      options.signal?.removeEventListener("abort", onAbort);
-      resolve(secure);
-    });
-    secure.once("error", (error) => {
-      options.signal?.removeEventListener("abort", onAbort);
-      secure.destroy();
-      reject(error);
+    const onAbort = () => reject(aborted("waiting for the half-open trial", signal.reason));
+    signal.addEventListener("abort", onAbort, { once: true });
+    settled.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
     });
   });
+}
+
+function upgrade(
+  socket: net.Socket,
+  options: GuardConnectOptions,
+  clock: Clock,
+  timeoutMs: number | undefined,
+): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const secure = tls.connect({
+      // Node warns (DEP0123) when an IP address is sent as SNI.
+      ...options.tls,
+      servername: sniOf(options.tls?.servername ?? options.host),
+      socket,
+    });
+    let settled = false;
+    const finish = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      timer?.cancel();
+      options.signal?.removeEventListener("abort", onAbort);
+      if (error) {
+        secure.destroy();
+        socket.destroy();
+        reject(error);
+      } else resolve(secure);
+    };
+    const timer =
+      timeoutMs === undefined
+        ? null
+        : clock.setTimer(
+            () =>
+              finish(
+                connectTimeout({ host: options.host, port: options.port }, options.timeoutMs ?? 0),
+              ),
+            Math.max(0, timeoutMs),
+          );
+    const onAbort = () => finish(aborted("TLS handshake", options.signal?.reason));
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    secure.once("secureConnect", () => finish());
+    secure.once("error", (error) => finish(error));
+  });
+}
+
+/** The SNI for a host: none for an IP address, as undici and Node's https do. */
+export function sniOf(host: string | null | undefined): string | undefined {
+  if (!host || net.isIP(host) !== 0) return undefined;
+  return host;
 }
 
 function integerAtLeast1(name: string, value: number): number {
@@ -357,6 +664,13 @@ function integerAtLeast1(name: string, value: number): number {
 function positiveMs(name: string, value: number): number {
   if (!(typeof value === "number" && Number.isFinite(value) && value > 0)) {
     throw invalidOption(name, "a positive number of milliseconds", value);
+  }
+  return value;
+}
+
+function positiveNumber(name: string, value: number): number {
+  if (!(typeof value === "number" && Number.isFinite(value) && value > 0)) {
+    throw invalidOption(name, "a positive number", value);
   }
   return value;
 }

@@ -1,5 +1,6 @@
 export { GuardedAgent, GuardedHttpsAgent } from "./adapters/http.js";
 export {
+  type GuardedConnectOptions,
   guardedConnect,
   type UndiciConnectCallback,
   type UndiciConnectOptions,
@@ -8,10 +9,14 @@ export { Backoff, type BackoffOptions } from "./backoff.js";
 export type { BreakerState } from "./breaker.js";
 export { AttemptBudget } from "./budget.js";
 export { guardChannelNames } from "./channels.js";
+export type { Disposable } from "./events.js";
 export {
   Guard,
+  type GuardAttemptEvent,
+  type GuardBreakEvent,
   type GuardConnectOptions,
   type GuardOptions,
+  type GuardPeerEvent,
   type PreflightOptions,
 } from "./guard.js";
 export {

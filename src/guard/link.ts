@@ -3,7 +3,7 @@ import type net from "node:net";
 import type tls from "node:tls";
 import { backgroundClock, type Clock, type Timer } from "../clock.js";
 import { defaults } from "../defaults.js";
-import { invalidOption } from "../errors.js";
+import { invalidOption, linkStalled, type SynlimitError } from "../errors.js";
 import { guardChannels, publish } from "./channels.js";
 import { Guard, type GuardOptions } from "./guard.js";
 
@@ -14,8 +14,16 @@ export interface ReconnectingLinkOptions {
   udpEchoPort?: number;
   /** A guard of your own (shared breakers), or options for the link's own. */
   guard?: Guard | GuardOptions;
-  /** Records kept while disconnected; past it the oldest are dropped, and counted. */
+  /** Records kept while disconnected; past it the oldest are dropped, and counted (default 1000). */
   queueLimit?: number;
+  /** Bytes kept while disconnected; past it the oldest are dropped, and counted (default 4 MiB). */
+  queueLimitBytes?: number;
+  /** Written bytes that do not drain this long mean a dead peer: reconnect (default 10 s). */
+  writeTimeoutMs?: number;
+  /** TCP keep-alive idle time on the connection (default 10 s); 0 turns it off. */
+  keepAliveMs?: number;
+  /** Default for close(): how long queued bytes may take to leave (default 2 s). */
+  closeTimeoutMs?: number;
   tls?: tls.ConnectionOptions;
   clock?: Clock;
 }
@@ -25,18 +33,25 @@ export type LinkState = "connecting" | "connected" | "waiting" | "closed";
 export interface LinkStats {
   state: LinkState;
   queued: number;
+  queuedBytes: number;
   dropped: number;
   written: number;
   connects: number;
+  /** Connect tries that failed (a TCP attempt or a preflight); fast skips by an open breaker are not counted. */
   failures: number;
+  /** Established connections that ended (peer closed, reset, or found dead). */
+  disconnects: number;
 }
 
 /**
  * A long-lived link to a collector, as an APM agent keeps. `send()` never
- * blocks and never throws: records wait in a bounded queue (drop-oldest)
- * while the link reconnects through the guard. Records already written to a
- * connection that then dies may be lost with it (TCP gives no receipt);
- * records queued while disconnected are lost only past `queueLimit`.
+ * blocks and never throws: records wait in a queue bounded by records and by
+ * bytes (drop-oldest) while the link reconnects through the guard. A
+ * connection whose written bytes do not drain within `writeTimeoutMs`
+ * (no ACKs: the peer is gone) is destroyed and replaced; keep-alive finds an
+ * idle one. Records already written to a connection that then dies may be
+ * lost with it (TCP gives no receipt); queued records are lost only past the
+ * queue's bounds.
  *
  * Events: `connected`, `disconnected` (error?), `dropped` (count so far).
  */
@@ -45,18 +60,26 @@ export class ReconnectingLink extends EventEmitter {
   readonly port: number;
   readonly guard: Guard;
   readonly queueLimit: number;
+  readonly queueLimitBytes: number;
+  readonly #writeTimeoutMs: number;
+  readonly #keepAliveMs: number;
+  readonly #closeTimeoutMs: number;
   readonly #tls: tls.ConnectionOptions | undefined;
   readonly #clock: Clock;
   readonly #queue: Array<Buffer | string> = [];
+  #queuedBytes = 0;
   readonly #abort = new AbortController();
   #state: LinkState = "connecting";
   #socket: net.Socket | null = null;
   #timer: Timer | null = null;
+  #writeTimer: Timer | null = null;
   #draining = false;
+  #closing: Promise<void> | null = null;
   #dropped = 0;
   #written = 0;
   #connects = 0;
   #failures = 0;
+  #disconnects = 0;
 
   constructor(options: ReconnectingLinkOptions) {
     super();
@@ -73,6 +96,26 @@ export class ReconnectingLink extends EventEmitter {
     if (!(Number.isInteger(this.queueLimit) && this.queueLimit >= 0)) {
       throw invalidOption("queueLimit", "a non-negative integer", this.queueLimit);
     }
+    this.queueLimitBytes = options.queueLimitBytes ?? defaults.linkQueueLimitBytes;
+    if (!(Number.isInteger(this.queueLimitBytes) && this.queueLimitBytes >= 0)) {
+      throw invalidOption("queueLimitBytes", "a non-negative integer", this.queueLimitBytes);
+    }
+    this.#writeTimeoutMs = positiveMs(
+      "writeTimeoutMs",
+      options.writeTimeoutMs ?? defaults.linkWriteTimeoutMs,
+    );
+    this.#keepAliveMs = options.keepAliveMs ?? defaults.linkKeepAliveMs;
+    if (!(Number.isFinite(this.#keepAliveMs) && this.#keepAliveMs >= 0)) {
+      throw invalidOption(
+        "keepAliveMs",
+        "a non-negative number of milliseconds",
+        this.#keepAliveMs,
+      );
+    }
+    this.#closeTimeoutMs = positiveMs(
+      "closeTimeoutMs",
+      options.closeTimeoutMs ?? defaults.linkCloseTimeoutMs,
+    );
     this.#clock = options.clock ?? backgroundClock;
     this.#tls = options.tls;
     if (options.guard instanceof Guard) {
@@ -80,7 +123,7 @@ export class ReconnectingLink extends EventEmitter {
     } else {
       const own: GuardOptions = { clock: this.#clock, ...options.guard };
       if (options.udpEchoPort !== undefined) {
-        own.preflight = { udpEchoPort: options.udpEchoPort, when: "always", ...own.preflight };
+        own.preflight = { udpEchoPort: options.udpEchoPort, ...own.preflight };
       }
       this.guard = new Guard(own);
     }
@@ -95,38 +138,69 @@ export class ReconnectingLink extends EventEmitter {
     return {
       state: this.#state,
       queued: this.#queue.length,
+      queuedBytes: this.#queuedBytes,
       dropped: this.#dropped,
       written: this.#written,
       connects: this.#connects,
       failures: this.#failures,
+      disconnects: this.#disconnects,
     };
   }
 
-  /** Queues a record for the collector. Returns false only once the link is closed. */
+  /**
+   * Queues a record for the collector. Returns true when it was kept and
+   * nothing was dropped for it; false once closed, or when the queue's
+   * bounds dropped a record (the oldest, or this one if it alone is too big).
+   */
   send(record: Buffer | string): boolean {
     if (this.#state === "closed") return false;
-    this.#queue.push(record);
-    if (this.#queue.length > this.queueLimit) {
-      this.#queue.shift();
-      this.#dropped++;
-      this.emit("dropped", this.#dropped);
+    const size = byteLength(record);
+    if (size > this.queueLimitBytes || this.queueLimit === 0) {
+      this.#drop(1);
+      return false;
     }
+    this.#queue.push(record);
+    this.#queuedBytes += size;
+    let dropped = 0;
+    while (this.#queue.length > this.queueLimit || this.#queuedBytes > this.queueLimitBytes) {
+      this.#queuedBytes -= byteLength(this.#queue.shift() as Buffer | string);
+      dropped++;
+    }
+    if (dropped > 0) this.#drop(dropped);
     this.#flush();
-    return true;
+    return dropped === 0;
   }
 
-  /** Writes what is queued if connected, then closes the link for good. */
-  async close(): Promise<void> {
-    if (this.#state === "closed") return;
+  /**
+   * Writes what is queued if connected, then closes the link for good.
+   * Resolves within `timeoutMs` (default `closeTimeoutMs`): a peer that does
+   * not close its side in time gets its connection destroyed.
+   */
+  close(timeoutMs: number = this.#closeTimeoutMs): Promise<void> {
+    if (this.#closing) return this.#closing;
+    positiveMs("timeoutMs", timeoutMs);
     this.#state = "closed";
     this.#timer?.cancel();
     this.#abort.abort();
     const socket = this.#socket;
-    if (!socket || socket.destroyed) return;
-    await new Promise<void>((resolve) => {
-      socket.once("close", () => resolve());
+    if (!socket || socket.destroyed) {
+      this.#closing = Promise.resolve();
+      return this.#closing;
+    }
+    this.#closing = new Promise<void>((resolve) => {
+      const timer = this.#clock.setTimer(() => socket.destroy(), timeoutMs);
+      socket.once("close", () => {
+        timer.cancel();
+        resolve();
+      });
       socket.end();
     });
+    return this.#closing;
+  }
+
+  #drop(count: number): void {
+    this.#dropped += count;
+    this.emit("dropped", this.#dropped);
   }
 
   #connect(): void {
@@ -152,16 +226,22 @@ export class ReconnectingLink extends EventEmitter {
     }
     this.#socket = socket;
     this.#connects++;
+    if (this.#keepAliveMs > 0) socket.setKeepAlive(true, this.#keepAliveMs);
     this.#set("connected");
     this.emit("connected");
-    socket.on("error", () => {}); // the 'close' that follows carries the news
+    let lastError: Error | undefined;
+    socket.on("error", (error) => {
+      lastError = error;
+    });
     socket.on("data", () => {}); // a collector may answer; the link does not read replies
     socket.once("close", () => {
       this.#socket = null;
       this.#draining = false;
+      this.#writeTimer?.cancel();
+      this.#writeTimer = null;
       if (this.#state === "closed") return;
-      this.#failures++;
-      this.emit("disconnected");
+      this.#disconnects++;
+      this.emit("disconnected", lastError);
       this.#connect();
     });
     this.#flush();
@@ -169,7 +249,8 @@ export class ReconnectingLink extends EventEmitter {
 
   #retryLater(error: Error): void {
     if (this.#state === "closed") return;
-    this.#failures++;
+    // A fast skip by an open breaker is not a new failure of the peer.
+    if ((error as SynlimitError).code !== "SYNLIMIT_BREAKER_OPEN") this.#failures++;
     this.#set("waiting", error);
     // The guard knows when its breaker will let the next try through.
     const delay = Math.max(this.guard.nextTryInMs(this.host, this.port), 1);
@@ -184,10 +265,18 @@ export class ReconnectingLink extends EventEmitter {
     if (!socket || this.#draining || this.#state !== "connected") return;
     while (this.#queue.length > 0) {
       const record = this.#queue.shift() as Buffer | string;
+      this.#queuedBytes -= byteLength(record);
       this.#written++;
       if (!socket.write(record)) {
         this.#draining = true;
+        // No drain in time: nobody ACKs what was sent, the peer is gone.
+        this.#writeTimer = this.#clock.setTimer(() => {
+          this.#writeTimer = null;
+          socket.destroy(linkStalled(this, this.#writeTimeoutMs));
+        }, this.#writeTimeoutMs);
         socket.once("drain", () => {
+          this.#writeTimer?.cancel();
+          this.#writeTimer = null;
           this.#draining = false;
           this.#flush();
         });
@@ -207,4 +296,15 @@ export class ReconnectingLink extends EventEmitter {
       ...(error ? { error } : {}),
     });
   }
+}
+
+function byteLength(record: Buffer | string): number {
+  return typeof record === "string" ? Buffer.byteLength(record) : record.length;
+}
+
+function positiveMs(name: string, value: number): number {
+  if (!(typeof value === "number" && Number.isFinite(value) && value > 0)) {
+    throw invalidOption(name, "a positive number of milliseconds", value);
+  }
+  return value;
 }

@@ -7,12 +7,6 @@ export class ConnectTimeEstimator {
   #srtt: number | null = null;
   #rttvar = 0;
 
-  constructor(
-    readonly floorMs: number,
-    readonly ceilingMs: number,
-    readonly margin: number,
-  ) {}
-
   observe(ms: number): void {
     if (this.#srtt === null) {
       this.#srtt = ms;
@@ -23,10 +17,9 @@ export class ConnectTimeEstimator {
     this.#srtt = 0.875 * this.#srtt + 0.125 * ms;
   }
 
-  /** The deadline for the next connect: the ceiling until something is measured. */
-  deadlineMs(): number {
-    if (this.#srtt === null) return this.ceilingMs;
-    const rto = (this.#srtt + 4 * this.#rttvar) * this.margin;
-    return Math.min(this.ceilingMs, Math.max(this.floorMs, rto));
+  /** (srtt + 4·rttvar) · margin, or null until a connect has been measured. */
+  rtoMs(margin: number): number | null {
+    if (this.#srtt === null) return null;
+    return (this.#srtt + 4 * this.#rttvar) * margin;
   }
 }

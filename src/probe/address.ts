@@ -67,9 +67,3 @@ export function isLoopback(host: string): boolean {
   if (net.isIPv4(v4)) return v4.startsWith("127.");
   return host === "::1" || host.toLowerCase() === "localhost";
 }
-
-/** Compares two endpoints as the kernel's TCP table prints them. */
-export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
-  const norm = (h: string) => h.replace(/^::ffff:(?=\d+\.)/i, "").toLowerCase();
-  return a.port === b.port && norm(a.host) === norm(b.host);
-}

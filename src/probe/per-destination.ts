@@ -1,7 +1,7 @@
 import { formatEndpoint } from "../errors.js";
+import { countSynSent, type Owner, pollSynSent } from "../os/linux/syn-sent.js";
 import type { Behaviour, LimitScope } from "./report.js";
 import { attempts, ms, type ProbeSession } from "./session.js";
-import { countSynSent, type Owner, pollSynSent } from "./syn-sent.js";
 import { tableSees } from "./targets.js";
 
 export interface DestinationFinding {

@@ -1,9 +1,9 @@
 import { aborted, formatEndpoint } from "../errors.js";
+import { type HoldersReport, listHolders } from "../os/linux/holders.js";
 import { describeProxy, type ProxySpec } from "./address.js";
 import { type CrossFinding, crossScope, findCrossLimit } from "./cross.js";
 import { analyzeDrops, type DropFinding } from "./drops.js";
 import { type EstablishedFinding, findEstablishedLimit } from "./established.js";
-import { type HoldersReport, listHolders } from "./holders.js";
 import { normalize, type ProbeOptions } from "./options.js";
 import { destinationScope, findDestinationLimit } from "./per-destination.js";
 import { findRateLimit, rateScope } from "./rate.js";

@@ -1,4 +1,4 @@
-import type { HoldersReport } from "./holders.js";
+import type { HoldersReport } from "../os/linux/holders.js";
 
 /** Bumped on any incompatible change to ProbeResult; documented in docs/probe.md. */
 export const PROBE_SCHEMA_VERSION = 1;

@@ -2,13 +2,13 @@ import { lookup } from "node:dns/promises";
 import net from "node:net";
 import { defaults } from "../defaults.js";
 import { type Endpoint, formatEndpoint, SynlimitError } from "../errors.js";
+import { pollSynSent, tcpTableSupported } from "../os/linux/syn-sent.js";
 import { blackholeProblem } from "../os/platform.js";
 import { LiveListener } from "../targets/live.js";
 import { Tarpit } from "../targets/tarpit.js";
 import { describeProxy, isLoopback, type ProxySpec } from "./address.js";
 import type { TargetsReport } from "./report.js";
 import { CannotTest, ms, type ProbeSession } from "./session.js";
-import { pollSynSent, tcpTableSupported } from "./syn-sent.js";
 
 /** How to make a host testable; repeated wherever the probe gives up on its targets. */
 export const TARGETS_HELP =

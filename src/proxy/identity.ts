@@ -1,8 +1,8 @@
 import { readdirSync, readlinkSync } from "node:fs";
 import { readdir, readlink } from "node:fs/promises";
 import { type Clock, systemClock } from "../clock.js";
-import { type SocketEnd, sockDiagAvailable, tcpSocketInode } from "../probe/sock-diag.js";
-import { readTcpTable, type TcpEntry, tcpTableSupported } from "../probe/tcp-table.js";
+import { type SocketEnd, sockDiagAvailable, tcpSocketInode } from "../os/linux/sock-diag.js";
+import { readTcpTable, type TcpEntry, tcpTableSupported } from "../os/linux/tcp-table.js";
 import { canonicalAddress, canonicalHost } from "./acl.js";
 
 /**

@@ -3,9 +3,9 @@ import net from "node:net";
 import { Worker } from "node:worker_threads";
 import { defaults } from "../defaults.js";
 import { cannotListen, formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
+import { readSynSent } from "../os/linux/syn-sent.js";
+import { socketInode, tcpTableSupported } from "../os/linux/tcp-table.js";
 import { loopbackTarpitPossible, WINDOWS_NEEDS_BLACKHOLE } from "../os/platform.js";
-import { readSynSent } from "../probe/syn-sent.js";
-import { socketInode, tcpTableSupported } from "../probe/tcp-table.js";
 
 export interface TarpitOptions {
   /** A loopback address (default 127.0.0.1); any other needs `allowNonLoopback`. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { test } from "node:test";
 import { profileNames } from "../../src/emulate/profiles.js";
-import { readTcpTable, socketInode } from "../../src/probe/tcp-table.js";
+import { readTcpTable, socketInode } from "../../src/os/linux/tcp-table.js";
 import { LiveListener } from "../../src/targets/live.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
 import { finished, firstLine, registerUrl, runCli, startCli } from "../helpers/run-cli.js";

@@ -4,7 +4,7 @@ import { after, before, test } from "node:test";
 import fc from "fast-check";
 import { type Clock, systemClock } from "../../src/clock.js";
 import { install, uninstall } from "../../src/emulate/install.js";
-import { synSentOf } from "../../src/probe/tcp-table.js";
+import { synSentOf } from "../../src/os/linux/tcp-table.js";
 import { LiveListener } from "../../src/targets/live.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
 import { EventRecorder } from "../helpers/events.js";

@@ -6,7 +6,7 @@ import { type TestContext, test } from "node:test";
 import { install, uninstall } from "../../src/emulate/install.js";
 import { guardChannelNames } from "../../src/guard/channels.js";
 import { Guard, type GuardOptions } from "../../src/guard/guard.js";
-import { synSentOf } from "../../src/probe/tcp-table.js";
+import { synSentOf } from "../../src/os/linux/tcp-table.js";
 import { EchoServer } from "../../src/targets/echo.js";
 import { LiveListener } from "../../src/targets/live.js";
 import { SilentUdpPort } from "../../src/targets/silent-udp.js";
@@ -87,14 +87,14 @@ test("the guard's deadline ends a SYN_SENT attempt: the socket is gone from the 
   );
 });
 
-test("the default deadline is the 3 s ceiling until a connect is measured, then follows the peer down to the 1 s floor", async (t) => {
+test("the default deadline is RFC 6298's 1 s until a connect is measured, then follows the peer down to the 250 ms floor", async (t) => {
   const { live } = await fixtures(t);
   const events = recordGuard(t);
   const guard = new Guard(guardOptions());
   for (let i = 0; i < 2; i++)
     (await guard.connect({ host: "127.0.0.1", port: live.port })).destroy();
   const deadlines = events.filter((e) => e.channel === "connectStart").map((e) => e.deadlineMs);
-  assert.deepEqual(deadlines, [3000, 1000]);
+  assert.deepEqual(deadlines, [1000, 250]);
 });
 
 test("an open breaker fails fast without a TCP attempt, then half-opens by preflight after the backoff", async (t) => {
@@ -133,6 +133,7 @@ test("an open breaker fails fast without a TCP attempt, then half-opens by prefl
     .filter((e) => e.port === deadPort)
     .map((e) => `${e.channel}:${e.to ?? e.outcome ?? e.reason ?? ""}`);
   assert.deepEqual(seq, [
+    "preflight:alive", // the default: every connect is tested first when an echo port is known
     "connectStart:",
     "connectEnd:failed",
     "breaker:open",
@@ -322,4 +323,185 @@ test("options are validated at construction", () => {
   assert.throws(() => new Guard({ backoff: { jitter: 2 } }), /backoff.jitter/);
   assert.throws(() => new Guard({ yieldToHost: "yes" as never }), /yieldToHost/);
   assert.throws(() => new Guard({ budget: "" }), /budget/);
+});
+
+/** Resolves after `n` turns of the event loop, so pending I/O callbacks run. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+test("half-open admits one trial: five concurrent connects to a refusing port make one TCP attempt", async (t) => {
+  const closed = await LiveListener.listen();
+  const deadPort = closed.port;
+  await closed.close(); // nothing listens: every SYN is answered by RST
+  const clock = new FakeClock();
+  const events = recordGuard(t);
+  const guard = new Guard(guardOptions({ clock, backoff: { random: () => 0.5 } }));
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port: deadPort }), code("ECONNREFUSED"));
+  assert.equal(guard.state("127.0.0.1", deadPort), "open");
+  clock.advance(guard.nextTryInMs("127.0.0.1", deadPort));
+  const halfOpen: string[] = [];
+  guard.onHalfOpen((e) => halfOpen.push(`${e.host}:${e.port}`));
+  const results = await Promise.allSettled(
+    Array.from({ length: 5 }, () => guard.connect({ host: "127.0.0.1", port: deadPort })),
+  );
+  const codes = results.map((r) =>
+    r.status === "rejected" ? (r.reason as { code?: string }).code : "ok",
+  );
+  assert.deepEqual(codes.sort(), [
+    "ECONNREFUSED",
+    "SYNLIMIT_BREAKER_OPEN",
+    "SYNLIMIT_BREAKER_OPEN",
+    "SYNLIMIT_BREAKER_OPEN",
+    "SYNLIMIT_BREAKER_OPEN",
+  ]);
+  const attempts = events.filter((e) => e.channel === "connectStart" && e.port === deadPort);
+  assert.equal(attempts.length, 2, "the first failure, then exactly one half-open trial");
+  assert.deepEqual(halfOpen, [`127.0.0.1:${deadPort}`]);
+});
+
+test("half-open: the callers waiting for a trial that succeeds go on to connect", async (t) => {
+  const { live } = await fixtures(t);
+  const clock = new FakeClock();
+  const events = recordGuard(t);
+  const guard = new Guard(guardOptions({ clock, maxInFlightPerDestination: 4, maxInFlight: 4 }));
+  const port = live.port;
+  // Open the breaker by a refused connect on the same port, then listen again.
+  await live.close();
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port }), code("ECONNREFUSED"));
+  const again = await LiveListener.listen({ port });
+  t.after(() => again.close());
+  clock.advance(guard.nextTryInMs("127.0.0.1", port));
+  const sockets = await Promise.all(
+    Array.from({ length: 3 }, () => guard.connect({ host: "127.0.0.1", port })),
+  );
+  for (const s of sockets) s.destroy();
+  const seq = events
+    .filter((e) => e.port === port && (e.channel === "connectStart" || e.channel === "connectEnd"))
+    .map((e) => `${e.channel}:${e.outcome ?? ""}`);
+  // The first failure, the trial alone (start, end), then the two that waited for it.
+  assert.deepEqual(seq.slice(0, 4), [
+    "connectStart:",
+    "connectEnd:failed",
+    "connectStart:",
+    "connectEnd:connected",
+  ]);
+  assert.equal(seq.length, 8);
+  assert.equal(guard.state("127.0.0.1", port), "closed");
+});
+
+test("an aborted half-open trial hands the trial to the next caller; the abort is not the peer's failure", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const clock = new FakeClock();
+  const guard = new Guard(guardOptions({ clock, backoff: { random: () => 0.5 } }));
+  const first = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  await turns(2);
+  clock.advance(1000); // the unmeasured deadline
+  await assert.rejects(first, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  // 1 s held of the 3 s a minute allows: the backoff decides.
+  assert.equal(guard.nextTryInMs("127.0.0.1", tarpit.port), 1000);
+  clock.advance(1000);
+  const abort = new AbortController();
+  const trial = guard.connect({ host: "127.0.0.1", port: tarpit.port, signal: abort.signal });
+  const waiter = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  await turns(2);
+  assert.equal(guard.state("127.0.0.1", tarpit.port), "half-open");
+  abort.abort();
+  await assert.rejects(trial, code("SYNLIMIT_ABORTED"));
+  await turns(2);
+  assert.equal(guard.state("127.0.0.1", tarpit.port), "half-open", "the waiter is the new trial");
+  clock.advance(1000);
+  await assert.rejects(waiter, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  assert.equal(guard.state("127.0.0.1", tarpit.port), "open");
+});
+
+test("time follows an installed emulation's scale: deadlines and backoff run 10× faster at 0.1", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const clock = new FakeClock();
+  const events = recordGuard(t);
+  install({ profile: "incident", timeScale: 0.1 });
+  t.after(uninstall);
+  const guard = new Guard(guardOptions({ clock, backoff: { random: () => 0.5 }, maxSlotShare: 1 }));
+  const pending = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  await turns(2);
+  clock.advance(100);
+  await assert.rejects(pending, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  const starts = events.filter((e) => e.channel === "connectStart").map((e) => e.deadlineMs);
+  assert.deepEqual(starts, [100], "RFC 6298's 1 s, scaled");
+  assert.equal(guard.nextTryInMs("127.0.0.1", tarpit.port), 100, "gRPC's first 1 s, scaled");
+  uninstall();
+  assert.equal(guard.timeScale, 1, "the scale is read at each use");
+  const fixed = new Guard(guardOptions({ timeScale: 0.5 }));
+  assert.equal(fixed.deadlineMs("127.0.0.1", tarpit.port), 500, "an explicit scale wins");
+});
+
+test("per-peer state is evicted when idle, and bounded in number", async (t) => {
+  const clock = new FakeClock();
+  const listeners = await Promise.all([0, 1, 2].map(() => LiveListener.listen()));
+  for (const l of listeners) t.after(() => l.close());
+  const guard = new Guard(guardOptions({ clock, peerIdleMs: 60_000, maxPeers: 2 }));
+  const ports = listeners.map((l) => l.port);
+  for (const port of ports) (await guard.connect({ host: "127.0.0.1", port })).destroy();
+  assert.equal(guard.peerCount, 2, "the least recently used third peer is gone");
+  clock.advance(60_000);
+  (await guard.connect({ host: "127.0.0.1", port: ports[0] as number })).destroy();
+  assert.equal(guard.peerCount, 1, "idle peers are forgotten");
+});
+
+test("per-instance events: onBreak, onHalfOpen, onReset, onAttempt; dispose() stops them", async (t) => {
+  const closed = await LiveListener.listen();
+  const port = closed.port;
+  await closed.close();
+  const clock = new FakeClock();
+  const guard = new Guard(guardOptions({ clock, backoff: { random: () => 0.5 } }));
+  const seen: string[] = [];
+  const subs = [
+    guard.onBreak((e) => seen.push(`break:${e.reason}:${e.retryAfterMs}`)),
+    guard.onHalfOpen(() => seen.push("half-open")),
+    guard.onReset(() => seen.push("reset")),
+    guard.onAttempt((e) => seen.push(`attempt:${e.outcome}`)),
+  ];
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port }), code("ECONNREFUSED"));
+  const again = await LiveListener.listen({ port });
+  t.after(() => again.close());
+  clock.advance(1000);
+  (await guard.connect({ host: "127.0.0.1", port })).destroy();
+  assert.deepEqual(seen, [
+    "attempt:failed",
+    "break:connect:1000",
+    "half-open",
+    "attempt:connected",
+    "reset",
+  ]);
+  for (const s of subs) s.dispose();
+  (await guard.connect({ host: "127.0.0.1", port })).destroy();
+  assert.equal(seen.length, 5);
+});
+
+test("bounded harm without an echo: over a 60 s outage of a silent peer the guard holds a connect slot ≤ 5 % of the time", async (t) => {
+  const { tarpit } = await fixtures(t);
+  const clock = new FakeClock();
+  const guard = new Guard(guardOptions({ clock }));
+  let heldMs = 0;
+  let attempts = 0;
+  guard.onAttempt((e) => {
+    attempts++;
+    heldMs += e.durationMs;
+    assert.ok(e.durationMs <= e.deadlineMs, "no attempt outlives its deadline");
+  });
+  const host = "127.0.0.1";
+  while (clock.now() < 60_000) {
+    const wait = guard.nextTryInMs(host, tarpit.port);
+    if (wait > 0) {
+      clock.advance(Math.min(wait, 60_000 - clock.now()));
+      continue;
+    }
+    const deadline = guard.deadlineMs(host, tarpit.port);
+    const pending = guard.connect({ host, port: tarpit.port });
+    await turns(2);
+    clock.advance(deadline);
+    await assert.rejects(pending, code("SYNLIMIT_CONNECT_TIMEOUT"));
+  }
+  assert.ok(attempts >= 2, "the guard keeps trying");
+  assert.ok(heldMs <= 0.05 * 60_000, `held ${heldMs} ms of 60 000 (${attempts} attempts)`);
 });

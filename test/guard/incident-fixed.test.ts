@@ -5,7 +5,7 @@ import { install, uninstall } from "../../src/emulate/install.js";
 import { ReconnectingLink } from "../../src/guard/link.js";
 import { connectLogin, runLogins } from "../../src/lab/logins.js";
 import { NaiveAgent } from "../../src/lab/naive-agent.js";
-import { synSentOf } from "../../src/probe/tcp-table.js";
+import { synSentOf } from "../../src/os/linux/tcp-table.js";
 import { LiveListener } from "../../src/targets/live.js";
 import { SilentUdpPort } from "../../src/targets/silent-udp.js";
 import { Tarpit } from "../../src/targets/tarpit.js";

@@ -4,8 +4,10 @@ import { once } from "node:events";
 import net from "node:net";
 import { type TestContext, test } from "node:test";
 import { guardChannelNames } from "../../src/guard/channels.js";
+import { Guard } from "../../src/guard/guard.js";
 import { ReconnectingLink } from "../../src/guard/link.js";
 import { EchoServer } from "../../src/targets/echo.js";
+import { LiveListener } from "../../src/targets/live.js";
 import { SilentUdpPort } from "../../src/targets/silent-udp.js";
 import { FakeClock } from "../helpers/fake-clock.js";
 
@@ -52,6 +54,32 @@ class CollectorFixture {
     const server = this.#server;
     this.#server = null;
     if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+}
+
+/**
+ * A peer that accepts and never reads (nothing ACKed past the buffers) and
+ * keeps its side open after our FIN (half-open allowed, never ends).
+ */
+class StuckPeer {
+  readonly #sockets = new Set<net.Socket>();
+  readonly #server = net.createServer({ allowHalfOpen: true }, (s) => {
+    this.#sockets.add(s);
+    s.pause();
+    s.on("error", () => {});
+  });
+  port = 0;
+
+  async listen(): Promise<this> {
+    this.#server.listen(0, "127.0.0.1");
+    await once(this.#server, "listening");
+    this.port = (this.#server.address() as net.AddressInfo).port;
+    return this;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    return new Promise((r) => this.#server.close(() => r()));
   }
 }
 
@@ -112,8 +140,10 @@ test("collector dies mid-stream and comes back: reconnects on the backoff schedu
   await disconnected;
   await firstSkip; // the immediate reconnect's preflight: refused, breaker open
 
-  for (let i = 100; i < 400; i++)
-    assert.equal(link.send(`${i}\n`), true, "send never blocks or throws");
+  for (let i = 100; i < 400; i++) {
+    // Never blocks or throws; says false when the bound dropped a record for it.
+    assert.equal(link.send(`${i}\n`), i < 150, `send #${i}`);
+  }
   assert.deepEqual(
     { queued: link.stats().queued, dropped: link.stats().dropped },
     { queued: 50, dropped: 250 },
@@ -232,4 +262,112 @@ test("options are validated", () => {
     () => new ReconnectingLink({ host: "127.0.0.1", port: 1, queueLimit: -1 }),
     /queueLimit/,
   );
+});
+
+test("close() resolves within its deadline even when the peer never closes its side", {
+  timeout: 20_000,
+}, async (t) => {
+  const peer = await new StuckPeer().listen(); // accepts, never reads, so never sees our FIN
+  t.after(() => peer.close());
+  const clock = new FakeClock();
+  const link = new ReconnectingLink({
+    host: "127.0.0.1",
+    port: peer.port,
+    clock,
+    closeTimeoutMs: 500,
+    guard: { budget: `link-${seq++}` },
+  });
+  await once(link, "connected");
+  let resolved = false;
+  const closing = link.close().then(() => {
+    resolved = true;
+  });
+  await new Promise((r) => setImmediate(r));
+  assert.equal(resolved, false, "still waiting for the peer's FIN");
+  clock.advance(500);
+  await closing;
+  assert.equal(link.state, "closed");
+});
+
+test("the queue is bounded by bytes too, and send() says false when it dropped", async (t) => {
+  const closed = await LiveListener.listen();
+  await closed.close();
+  const clock = new FakeClock();
+  const link = new ReconnectingLink({
+    host: "127.0.0.1",
+    port: closed.port,
+    clock,
+    queueLimitBytes: 10,
+    guard: { budget: `link-${seq++}` },
+  });
+  t.after(() => link.close());
+  assert.equal(link.send("abcd"), true);
+  assert.equal(link.send("efgh"), true);
+  assert.equal(link.send("ijkl"), false, "12 bytes > 10: the oldest goes");
+  assert.deepEqual(
+    [link.stats().queued, link.stats().queuedBytes, link.stats().dropped],
+    [2, 8, 1],
+  );
+  assert.equal(
+    link.send(Buffer.alloc(11)),
+    false,
+    "a record larger than the bound is dropped itself",
+  );
+  assert.deepEqual(
+    [link.stats().queued, link.stats().queuedBytes, link.stats().dropped],
+    [2, 8, 2],
+  );
+});
+
+test("a connection whose bytes stop draining is found dead by the write deadline, and replaced", {
+  timeout: 20_000,
+}, async (t) => {
+  // A peer that accepts and never reads: nothing is ACKed past the buffers, as with a dead host.
+  const peer = await new StuckPeer().listen();
+  t.after(() => peer.close());
+  const port = peer.port;
+  const clock = new FakeClock();
+  const link = new ReconnectingLink({
+    host: "127.0.0.1",
+    port,
+    clock,
+    writeTimeoutMs: 5_000,
+    queueLimitBytes: 256 * 1024 * 1024,
+    queueLimit: 1_000_000,
+    guard: { budget: `link-${seq++}` },
+  });
+  t.after(() => link.close());
+  await once(link, "connected");
+  const chunk = Buffer.alloc(256 * 1024);
+  for (let i = 0; i < 1024 && link.stats().queued === 0; i++) {
+    link.send(chunk);
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(link.stats().queued > 0, "the kernel's buffers are full: the link holds the rest");
+  const disconnected = once(link, "disconnected");
+  clock.advance(5_000);
+  const [error] = (await disconnected) as [Error & { code?: string }];
+  assert.equal(error?.code, "SYNLIMIT_LINK_STALLED");
+  await once(link, "connected");
+  assert.equal(link.stats().connects, 2);
+  assert.equal(link.stats().disconnects, 1);
+});
+
+test("fast skips by an open breaker are not counted as failures", async (t) => {
+  const closed = await LiveListener.listen();
+  await closed.close();
+  const clock = new FakeClock();
+  const guard = new Guard({ budget: `link-${seq++}`, clock, backoff: { random: () => 0.5 } });
+  await assert.rejects(guard.connect({ host: "127.0.0.1", port: closed.port }), /ECONNREFUSED/);
+  const link = new ReconnectingLink({ host: "127.0.0.1", port: closed.port, clock, guard });
+  t.after(() => link.close());
+  await new Promise((r) => setImmediate(r));
+  assert.equal(link.state, "waiting");
+  assert.equal(link.stats().failures, 0, "skipped by the breaker: no attempt, no failure");
+  clock.advance(guard.nextTryInMs("127.0.0.1", closed.port));
+  // The half-open trial really tries, and its refusal is a failure.
+  await new Promise<void>((resolve) => {
+    const check = () => (link.stats().failures === 1 ? resolve() : setImmediate(check));
+    check();
+  });
 });

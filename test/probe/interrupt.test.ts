@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { readSynSent } from "../../src/probe/syn-sent.js";
+import { readSynSent } from "../../src/os/linux/syn-sent.js";
 import { finished, registerUrl, startCli } from "../helpers/run-cli.js";
 
 /** Resolves with the first match of `pattern` in the child's stderr. */

@@ -4,10 +4,10 @@ import { readdir, readFile } from "node:fs/promises";
 import { test } from "node:test";
 import { install, uninstall } from "../../src/emulate/install.js";
 import { SynlimitError } from "../../src/errors.js";
+import { synSentOf } from "../../src/os/linux/tcp-table.js";
 import { type ProbeStepEvent, probeChannelNames } from "../../src/probe/channels.js";
 import { probe } from "../../src/probe/probe.js";
 import type { ProbeResult } from "../../src/probe/report.js";
-import { synSentOf } from "../../src/probe/tcp-table.js";
 import { LiveListener } from "../../src/targets/live.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
 

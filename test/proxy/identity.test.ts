@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { realpathSync } from "node:fs";
 import net from "node:net";
 import { test } from "node:test";
-import { sockDiagAvailable } from "../../src/probe/sock-diag.js";
+import { sockDiagAvailable } from "../../src/os/linux/sock-diag.js";
 import { ProcessResolver } from "../../src/proxy/identity.js";
 import { endpointsOf, loopbackPair } from "../helpers/loopback-pair.js";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { synSentOf } from "../../src/probe/tcp-table.js";
+import { synSentOf } from "../../src/os/linux/tcp-table.js";
 import type { GateProxy } from "../../src/proxy/server.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
 import {

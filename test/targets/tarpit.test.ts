@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import net from "node:net";
 import { test } from "node:test";
-import { readTcpTable, socketInode, synSentOf } from "../../src/probe/tcp-table.js";
+import { readTcpTable, socketInode, synSentOf } from "../../src/os/linux/tcp-table.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
 
 test("a connect to the tarpit stays in SYN_SENT, as the kernel's TCP table shows", async (t) => {

@@ -1,11 +1,11 @@
 import diagnostics from "node:diagnostics_channel";
 import { formatEndpoint } from "../../errors.js";
+import type { HoldersReport } from "../../os/linux/holders.js";
 import {
   type ProbeProgressEvent,
   type ProbeStepEvent,
   probeChannelNames,
 } from "../../probe/channels.js";
-import type { HoldersReport } from "../../probe/holders.js";
 import type { LimitFinding, ProbeResult, TimelineEntry } from "../../probe/report.js";
 import { formatEmulation, type RenderContext } from "./connect-test.js";
 

@@ -2,7 +2,7 @@ import http from "node:http";
 import https from "node:https";
 import type { Duplex } from "node:stream";
 import type tls from "node:tls";
-import { Guard, type GuardOptions } from "../guard.js";
+import { Guard, type GuardOptions, sniOf } from "../guard.js";
 
 type CreateCallback = (error: Error | null, stream: Duplex) => void;
 
@@ -57,9 +57,11 @@ export class GuardedHttpsAgent extends https.Agent {
         "minVersion",
         "maxVersion",
         "checkServerIdentity",
+        "ALPNProtocols",
+        "session",
       ]),
-      servername: o.servername ?? (typeof o.host === "string" ? o.host : undefined),
-      ALPNProtocols: ["http/1.1"],
+      // As Node's https.Agent: no SNI for an IP address (DEP0123).
+      servername: sniOf(o.servername || (typeof o.host === "string" ? o.host : undefined)) ?? "",
     };
     connectThrough(this.guard, options, 443, tlsOptions, callback);
     return null;

@@ -1,4 +1,4 @@
-import type { HoldersReport } from "../../probe/holders.js";
+import type { HoldersReport } from "../linux/holders.js";
 import { netstatSynSent } from "./netstat.js";
 import { powershell, type RunCommand, runCommand } from "./powershell.js";
 import { GET_NET_TCP_CONNECTION, parseNetTcpConnection } from "./tcp-connection.js";

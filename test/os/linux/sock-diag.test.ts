@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type SocketEnd, sockDiagAvailable, tcpSocketInode } from "../../src/probe/sock-diag.js";
-import { socketInode } from "../../src/probe/tcp-table.js";
-import { mappedEnd, socketEnd } from "../../src/proxy/identity.js";
-import { loopbackPair } from "../helpers/loopback-pair.js";
+import {
+  type SocketEnd,
+  sockDiagAvailable,
+  tcpSocketInode,
+} from "../../../src/os/linux/sock-diag.js";
+import { socketInode } from "../../../src/os/linux/tcp-table.js";
+import { mappedEnd, socketEnd } from "../../../src/proxy/identity.js";
+import { loopbackPair } from "../../helpers/loopback-pair.js";
 
 const linux = process.platform === "linux";
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
 import { test } from "node:test";
-import { type Holder, listHolders } from "../../src/probe/holders.js";
-import { Tarpit } from "../../src/targets/tarpit.js";
+import { type Holder, listHolders } from "../../../src/os/linux/holders.js";
+import { Tarpit } from "../../../src/targets/tarpit.js";
 
 test("lists the processes with attempts in SYN_SENT, with their executable and destinations", async (t) => {
   const tarpit = await Tarpit.listen();

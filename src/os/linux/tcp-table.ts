@@ -1,6 +1,6 @@
 import { readdir, readFile, readlink } from "node:fs/promises";
 import type { Socket } from "node:net";
-import { SynlimitError } from "../errors.js";
+import { SynlimitError } from "../../errors.js";
 
 /** Kernel TCP states as numbered in include/net/tcp_states.h. */
 const states = [

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseTcpTable } from "../../src/probe/tcp-table.js";
+import { parseTcpTable } from "../../../src/os/linux/tcp-table.js";
 
 test("parses /proc/net/tcp and tcp6 rows, addresses in kernel byte order", () => {
   const v4 = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode

@@ -1,6 +1,6 @@
 import { readdir, readFile, readlink } from "node:fs/promises";
-import type { Endpoint } from "../errors.js";
-import { listWindowsHolders } from "../os/windows/holders.js";
+import type { Endpoint } from "../../errors.js";
+import { listWindowsHolders } from "../windows/holders.js";
 import { readSynSent } from "./syn-sent.js";
 import { socketInodesOf, tcpTableSupported } from "./tcp-table.js";
 

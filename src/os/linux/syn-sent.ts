@@ -1,7 +1,6 @@
 import { readFile } from "node:fs/promises";
-import type { Clock } from "../clock.js";
-import { aborted, type Endpoint } from "../errors.js";
-import { sameEndpoint } from "./address.js";
+import type { Clock } from "../../clock.js";
+import { aborted, type Endpoint } from "../../errors.js";
 import {
   parseTcpTable,
   readTcpTable,
@@ -66,4 +65,10 @@ export async function pollSynSent(
     if (afterMs >= withinMs) return { count, met: false, afterMs };
     await new Promise<void>((resolve) => clock.setTimer(resolve, POLL_MS));
   }
+}
+
+/** Compares two endpoints as the kernel's TCP table prints them. */
+export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  const norm = (h: string) => h.replace(/^::ffff:(?=\d+\.)/i, "").toLowerCase();
+  return a.port === b.port && norm(a.host) === norm(b.host);
 }

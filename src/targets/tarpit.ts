@@ -107,6 +107,9 @@ export class Tarpit {
     const stop = new Int32Array(stopBuffer);
     const worker = new Worker(workerSource, {
       eval: true,
+      // The worker's source is CommonJS; a parent started with
+      // --input-type=module (node -e) would make the eval'd source ESM.
+      execArgv: process.execArgv.filter((a) => !a.startsWith("--input-type")),
       workerData: { host, port, backlog: defaults.tarpitBacklog, stop: stopBuffer },
     });
     worker.unref();

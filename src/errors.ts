@@ -22,7 +22,9 @@ export type SynlimitCode =
   | "SYNLIMIT_BREAKER_OPEN"
   | "SYNLIMIT_PREFLIGHT_FAILED"
   | "SYNLIMIT_CONNECT_TIMEOUT"
-  | "SYNLIMIT_ABORTED";
+  | "SYNLIMIT_ABORTED"
+  | "SYNLIMIT_INVALID_TRACE"
+  | "SYNLIMIT_INVALID_CAPTURE";
 
 export class SynlimitError extends Error {
   readonly code: SynlimitCode;
@@ -189,4 +191,14 @@ function describe(value: unknown): string {
   }
   if (typeof value === "function") return "a function";
   return Object.prototype.toString.call(value);
+}
+
+/** A trace line that is not a `record` attempt: file and line number say where. */
+export function invalidTrace(where: string, line: number, problem: string): SynlimitError {
+  return new SynlimitError("SYNLIMIT_INVALID_TRACE", `${where}:${line}: ${problem}`);
+}
+
+/** A packet capture that cannot be read: the byte offset says where it broke. */
+export function invalidCapture(where: string, offset: number, problem: string): SynlimitError {
+  return new SynlimitError("SYNLIMIT_INVALID_CAPTURE", `${where}: ${problem} (at byte ${offset})`);
 }

@@ -8,6 +8,7 @@ import { registerGate } from "./commands/gate.js";
 import { registerLab } from "./commands/lab.js";
 import { registerProbe } from "./commands/probe.js";
 import { registerProfiles } from "./commands/profiles.js";
+import { registerRecord } from "./commands/record.js";
 import { registerTarpit } from "./commands/tarpit.js";
 
 const { version } = JSON.parse(
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerTarpit(program);
   registerEcho(program);
   registerProfiles(program);
+  registerRecord(program);
   for (const command of program.commands) command.exitOverride();
   program.exitOverride();
   return program;

@@ -9,6 +9,7 @@ import { registerLab } from "./commands/lab.js";
 import { registerProbe } from "./commands/probe.js";
 import { registerProfiles } from "./commands/profiles.js";
 import { registerRecord } from "./commands/record.js";
+import { registerSimulate } from "./commands/simulate.js";
 import { registerTarpit } from "./commands/tarpit.js";
 
 const { version } = JSON.parse(
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerEcho(program);
   registerProfiles(program);
   registerRecord(program);
+  registerSimulate(program);
   for (const command of program.commands) command.exitOverride();
   program.exitOverride();
   return program;

@@ -54,7 +54,7 @@ const RELEASE = 3;
  * state is all typed arrays (queues are linked lists through `next`), so an
  * event costs a heap operation and a few array writes, never an object.
  */
-export function simulate(w: Workload, config: SimConfig): SimRun {
+export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
   const n = w.n;
   const k = config.maxInFlight;
   const byDest = config.scope === "destination";
@@ -336,4 +336,226 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
     queueLogValues: logValues,
     queueLogLength: logLength,
   };
+}
+
+/**
+ * Replays a workload under one limiter. Queue and reject policies take the
+ * fast path: one loop whose state lives in local variables and typed arrays
+ * (closures would keep it in heap-allocated contexts, several times slower);
+ * the rate policy, rarer and timer-driven, takes `simulateGeneral`. Tests
+ * check that both give identical runs.
+ */
+export function simulate(w: Workload, config: SimConfig): SimRun {
+  if (config.policy === "rate") return simulateGeneral(w, config);
+  const n = w.n;
+  const k = config.maxInFlight;
+  const reject = config.policy === "reject";
+  const byDest = config.scope === "destination";
+  const failAtMs = config.failAtMs;
+  const keys = byDest ? Math.max(1, w.destNames.length) : 1;
+  const tArr = w.t;
+  const durationMs = w.durationMs;
+  const outcomeArr = w.outcome;
+  const patienceMs = w.patienceMs;
+  const destArr = w.dest;
+  const gapMs = w.gapMs;
+  const arrival = new Float64Array(n).fill(Number.NaN);
+  const start = new Float64Array(n).fill(Number.NaN);
+  const end = new Float64Array(n).fill(Number.NaN);
+  const fate = new Uint8Array(n).fill(FATE_QUEUED);
+  const next = new Int32Array(n).fill(-1);
+  const inFlight = new Int32Array(keys);
+  const qHead = new Int32Array(keys).fill(-1);
+  const qTail = new Int32Array(keys).fill(-1);
+  const qLive = new Int32Array(keys);
+  const heap = new EventHeap(1024);
+
+  const firstChild = new Int32Array(n).fill(-1);
+  const sibling = new Int32Array(n).fill(-1);
+  let roots = 0;
+  for (let i = n - 1; i >= 0; i--) {
+    const p = w.parent[i] as number;
+    if (p >= 0) {
+      sibling[i] = firstChild[p] as number;
+      firstChild[p] = i;
+    } else roots++;
+  }
+  const order = new Int32Array(roots);
+  let sorted = true;
+  for (let i = 0, j = 0; i < n; i++) {
+    if ((w.parent[i] as number) >= 0) continue;
+    if (j > 0 && (tArr[i] as number) < (tArr[order[j - 1] as number] as number)) sorted = false;
+    order[j++] = i;
+  }
+  if (!sorted) order.sort((a, b) => (tArr[a] as number) - (tArr[b] as number) || a - b);
+
+  let events = 0;
+  let now = Number.NEGATIVE_INFINITY;
+  let firstArrival = Number.NaN;
+  let totalInFlight = 0;
+  let totalQueued = 0;
+  let inFlightArea = 0;
+  let queueArea = 0;
+  let saturatedMs = 0;
+  let maxInFlightSeen = 0;
+  let maxQueued = 0;
+  let log = { times: new Float64Array(1024), values: new Int32Array(1024), length: 0 };
+  let logTimes = log.times;
+  let logValues = log.values;
+  let logLength = 0;
+  let ri = 0;
+
+  for (;;) {
+    const heapTime = heap.peekTime();
+    const root = ri < roots ? (order[ri] as number) : -1;
+    const rootTime = root >= 0 ? (tArr[root] as number) : Number.POSITIVE_INFINITY;
+    if (root < 0 && heapTime === Number.POSITIVE_INFINITY) break;
+    events++;
+    let a: number;
+    let kind: number;
+    let t: number;
+    if (heapTime <= rootTime) {
+      const item = heap.peekItem();
+      heap.pop();
+      a = item >> 2;
+      kind = item & 3;
+      t = heapTime;
+    } else {
+      a = root;
+      kind = ARRIVE;
+      t = rootTime;
+      ri++;
+    }
+    // Advance the clock: integrate slots and queue over [now, t).
+    if (t > now && now !== Number.NEGATIVE_INFINITY) {
+      const dt = t - now;
+      inFlightArea += totalInFlight * dt;
+      queueArea += totalQueued * dt;
+      if (!byDest && totalInFlight >= k) saturatedMs += dt;
+    }
+    now = t;
+    const key = byDest ? (destArr[a] as number) : 0;
+    let follow = false;
+    let drain = false;
+    let queueChanged = false;
+
+    if (kind === ARRIVE) {
+      arrival[a] = now;
+      if (Number.isNaN(firstArrival)) firstArrival = now;
+      if ((inFlight[key] as number) < k && (qLive[key] as number) === 0) {
+        // Starts at once (the begin step below).
+        fate[a] = FATE_STARTED;
+      } else if (reject) {
+        fate[a] = FATE_REJECTED;
+        end[a] = now;
+        follow = true;
+      } else {
+        const tail = qTail[key] as number;
+        if (tail < 0) qHead[key] = a;
+        else next[tail] = a;
+        qTail[key] = a;
+        qLive[key] = (qLive[key] as number) + 1;
+        totalQueued++;
+        queueChanged = true;
+        if ((outcomeArr[a] as number) === OUTCOME_CANCELLED) {
+          heap.push(now + (patienceMs[a] as number), (a << 2) | GIVE_UP);
+        }
+      }
+    } else if (kind === END) {
+      end[a] = now;
+      inFlight[key] = (inFlight[key] as number) - 1;
+      totalInFlight--;
+      follow = true;
+      drain = !reject;
+    } else if (fate[a] === FATE_QUEUED) {
+      // GIVE_UP while still queued: the node stays linked and is skipped later.
+      fate[a] = FATE_GAVE_UP;
+      end[a] = now;
+      qLive[key] = (qLive[key] as number) - 1;
+      totalQueued--;
+      queueChanged = true;
+      follow = true;
+    }
+
+    if (follow) {
+      for (let c = firstChild[a] as number; c >= 0; c = sibling[c] as number) {
+        heap.push(now + (gapMs[c] as number), (c << 2) | ARRIVE);
+      }
+    }
+    // Attempts to start now: the arrival that found a slot, or queue heads after an end.
+    let b =
+      kind === ARRIVE && fate[a] === FATE_STARTED && Number.isNaN(start[a] as number) ? a : -1;
+    for (;;) {
+      if (b < 0 && drain && (inFlight[key] as number) < k) {
+        // Dequeue the first attempt still waiting.
+        for (;;) {
+          const h = qHead[key] as number;
+          if (h < 0) break;
+          qHead[key] = next[h] as number;
+          if (qHead[key] === -1) qTail[key] = -1;
+          next[h] = -1;
+          if (fate[h] === FATE_QUEUED) {
+            qLive[key] = (qLive[key] as number) - 1;
+            totalQueued--;
+            queueChanged = true;
+            b = h;
+            break;
+          }
+        }
+      }
+      if (b < 0) break;
+      fate[b] = FATE_STARTED;
+      start[b] = now;
+      inFlight[key] = (inFlight[key] as number) + 1;
+      if (++totalInFlight > maxInFlightSeen) maxInFlightSeen = totalInFlight;
+      const outcome = outcomeArr[b] as number;
+      let until: number;
+      if (outcome === OUTCOME_CANCELLED) {
+        until = Math.max(now, (arrival[b] as number) + (patienceMs[b] as number));
+      } else if (outcome === OUTCOME_TIMEOUT && failAtMs !== null) until = now + failAtMs;
+      else until = now + (durationMs[b] as number);
+      heap.push(until, (b << 2) | END);
+      b = -1;
+    }
+    if (queueChanged) {
+      if (totalQueued > maxQueued) maxQueued = totalQueued;
+      if (logLength > 0 && logTimes[logLength - 1] === now) logValues[logLength - 1] = totalQueued;
+      else {
+        if (logLength === logTimes.length) {
+          log = grow(logTimes, logValues);
+          logTimes = log.times;
+          logValues = log.values;
+        }
+        logTimes[logLength] = now;
+        logValues[logLength++] = totalQueued;
+      }
+    }
+  }
+  return {
+    workload: w,
+    config,
+    arrival,
+    start,
+    end,
+    fate,
+    events,
+    firstArrivalMs: Number.isNaN(firstArrival) ? 0 : firstArrival,
+    lastEndMs: now === Number.NEGATIVE_INFINITY ? 0 : now,
+    inFlightArea,
+    queueArea,
+    saturatedMs,
+    maxInFlightSeen,
+    maxQueued,
+    queueLogTimes: logTimes,
+    queueLogValues: logValues,
+    queueLogLength: logLength,
+  };
+}
+
+function grow(times: Float64Array, values: Int32Array) {
+  const t2 = new Float64Array(times.length * 2);
+  t2.set(times);
+  const v2 = new Int32Array(values.length * 2);
+  v2.set(values);
+  return { times: t2, values: v2, length: times.length };
 }

@@ -249,3 +249,42 @@ test("CLI: every bad option and a bad trace end with one line and exit 2", async
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--sweep <name=values>/);
 });
+
+test("the fast path and the general engine give identical runs (queue, reject; both scopes)", async () => {
+  const { simulateGeneral } = await import("../../src/simulate/engine.js");
+  const { Prng } = await import("../../src/simulate/prng.js");
+  const outcomes = ["connected", "refused", "timeout", "cancelled"] as const;
+  for (let seed = 1; seed <= 20; seed++) {
+    const rng = new Prng(seed);
+    let t = 0;
+    const items = Array.from({ length: 400 }, (_, i) => {
+      t += rng.nextUint32() % 5;
+      const follows = i > 0 && rng.nextUint32() % 4 === 0;
+      return {
+        t,
+        durationMs: rng.nextUint32() % 30,
+        outcome: outcomes[rng.nextUint32() % 4] as (typeof outcomes)[number],
+        dest: `127.0.0.${1 + (rng.nextUint32() % 3)}:1`,
+        ...(follows && { parent: rng.nextUint32() % i, gapMs: rng.nextUint32() % 10 }),
+      };
+    });
+    const w = workloadOf(items);
+    for (const config of [
+      base,
+      { ...base, maxInFlight: 3, failAtMs: 50 },
+      { ...base, policy: "reject" as const, maxInFlight: 2 },
+      { ...base, scope: "destination" as const },
+    ]) {
+      const fast = simulate(w, config);
+      const general = simulateGeneral(w, config);
+      assert.deepEqual(
+        summarize(fast),
+        summarize(general),
+        `seed ${seed} ${JSON.stringify(config)}`,
+      );
+      assert.deepEqual(fast.start, general.start);
+      assert.deepEqual(fast.end, general.end);
+      assert.deepEqual(fast.fate, general.fate);
+    }
+  }
+});

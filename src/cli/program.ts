@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { SynlimitError } from "../errors.js";
+import { registerAnalyze } from "./commands/analyze.js";
 import { registerConnectTest } from "./commands/connect-test.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerEcho } from "./commands/echo.js";
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerProfiles(program);
   registerRecord(program);
   registerSimulate(program);
+  registerAnalyze(program);
   for (const command of program.commands) command.exitOverride();
   program.exitOverride();
   return program;

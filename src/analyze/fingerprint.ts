@@ -206,7 +206,7 @@ export function fingerprint(
   // Ends that freed a slot of a full set: the count was at its peak just
   // before, or the end came within the window of such an end (several
   // attempts giving up together free several slots).
-  const byEnd = attempts.map((a, i) => i).filter((i) => (attempts[i] as Attempt).end !== "open");
+  const byEnd = attempts.map((_a, i) => i).filter((i) => (attempts[i] as Attempt).end !== "open");
   byEnd.sort((x, y) => (attempts[x] as Attempt).endMs - (attempts[y] as Attempt).endMs);
   const used = new Uint8Array(n);
   let groupUntil = Number.NEGATIVE_INFINITY;
@@ -223,8 +223,8 @@ export function fingerprint(
     pSum += p;
     // One new SYN answers one end: the first not yet matched.
     let j = synIn(from, to, i);
-    while (j >= 0 && used[j]) j = j + 1 < n && (starts[j + 1] as number) <= to ? j + 1 : -1;
-    if (j >= 0 && j !== i) {
+    while (j >= 0 && (used[j] || j === i)) j = j + 1 < n && (starts[j + 1] as number) <= to ? j + 1 : -1;
+    if (j >= 0) {
       used[j] = 1;
       released++;
       const next = attempts[j] as Attempt;

@@ -223,7 +223,8 @@ export function fingerprint(
     pSum += p;
     // One new SYN answers one end: the first not yet matched.
     let j = synIn(from, to, i);
-    while (j >= 0 && (used[j] || j === i)) j = j + 1 < n && (starts[j + 1] as number) <= to ? j + 1 : -1;
+    while (j >= 0 && (used[j] || j === i))
+      j = j + 1 < n && (starts[j + 1] as number) <= to ? j + 1 : -1;
     if (j >= 0) {
       used[j] = 1;
       released++;

@@ -20,7 +20,12 @@ export interface Attempt {
   end: AttemptEnd;
   /** True when no packet shows the end: it comes from the SYN schedule. */
   inferred: boolean;
+  /** How far off an inferred end may be: retransmission timers drift a few % (Linux: ~25 ms a second). */
+  toleranceMs: number;
 }
+
+/** Timer drift allowed on an inferred give-up, as a share of the last retransmission interval. */
+export const inferredEndTolerance = 0.05;
 
 export interface Schedule {
   /** SYN times after the first, ms (e.g. 0, 3000, 9000). */
@@ -97,19 +102,21 @@ export function endAttempts(
     if (h.answer !== null && h.answeredAtMs !== null) {
       const end: AttemptEnd =
         h.answer === "syn-ack" ? "connected" : h.answer === "rst" ? "refused" : "cancelled";
-      return { h, startMs, endMs: h.answeredAtMs, end, inferred: false };
+      return { h, startMs, endMs: h.answeredAtMs, end, inferred: false, toleranceMs: 0 };
     }
+    const n = h.synAtMs.length;
+    const last = h.synAtMs[n - 1] as number;
     let endMs: number;
     if (options.giveUpMs !== null) endMs = startMs + options.giveUpMs;
-    else if (h.synAtMs.length === schedule.synAtMs.length && schedule.giveUpMs !== null) {
+    else if (n === schedule.synAtMs.length && schedule.giveUpMs !== null) {
       // The schedule's medians: one late retransmission timer does not move the estimate.
-      const last = h.synAtMs[h.synAtMs.length - 1] as number;
       endMs = last + schedule.giveUpMs - (schedule.synAtMs[schedule.synAtMs.length - 1] as number);
-    } else if (h.synAtMs.length >= 2) endMs = nextAfter(h.synAtMs);
+    } else if (n >= 2) endMs = nextAfter(h.synAtMs);
     else endMs = startMs + firstInterval;
+    const toleranceMs = options.giveUpMs !== null ? 0 : inferredEndTolerance * (endMs - last);
     if (endMs > captureEndMs)
-      return { h, startMs, endMs: captureEndMs, end: "open" as const, inferred: true };
-    return { h, startMs, endMs, end: "gave-up" as const, inferred: true };
+      return { h, startMs, endMs: captureEndMs, end: "open" as const, inferred: true, toleranceMs };
+    return { h, startMs, endMs, end: "gave-up" as const, inferred: true, toleranceMs };
   });
 }
 
@@ -164,7 +171,11 @@ export function fingerprint(
   attempts.forEach((a, i) => {
     events.push({ t: a.startMs, d: 1, i });
     if (a.end !== "open")
-      events.push({ t: Math.max(a.startMs, a.inferred ? a.endMs - windowMs : a.endMs), d: -1, i });
+      events.push({
+        t: Math.max(a.startMs, a.inferred ? a.endMs - windowMs - a.toleranceMs : a.endMs),
+        d: -1,
+        i,
+      });
   });
   events.sort((x, y) => x.t - y.t || x.d - y.d);
   let count = 0;
@@ -281,7 +292,7 @@ export function fingerprint(
       `${nearEnd} of ${after} new SYNs left within ${windowMs} ms of another attempt's end`,
     );
   evidence.push(
-    `${released} of ${contendedEnds} attempts that held the last slot for ≥ ${holdMs} ms were followed within ${windowMs} ms by a new SYN (about ${expected.toFixed(1)} by chance; p = ${pValue.toExponential(1)})`,
+    `${released} of ${contendedEnds} attempts that held the last slot for ≥ ${holdMs} ms were followed within ${windowMs} ms by a new SYN (an inferred end ± ${inferredEndTolerance * 100} % of its last retransmission interval; about ${expected.toFixed(1)} by chance; p = ${pValue.toExponential(1)})`,
   );
   evidence.push(`${pendingText} from ${source} (${n} attempts)`);
   if (verdict === "limit" && maxPending === 1) {

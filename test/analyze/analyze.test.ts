@@ -46,7 +46,7 @@ before(async () => {
   if (!real) return;
   // Three namespaces side by side: the same ports, no interference.
   const [k1, k4, unlimited] = await Promise.all([
-    capture("k1", "1", 3, 10),
+    capture("k1", "1", 5, 10),
     capture("k4", "4", 8, 20),
     capture("unlimited", "unlimited", 8, 20),
   ]);
@@ -82,8 +82,8 @@ test("tcpdump capture through synlimit gate with k = 1: limit 1, with the field 
     /SYN schedule of unanswered attempts: 0\/1\.\d+\/2\.\d+ s, give up 3\.\d+ s/,
   );
   const trace = await loadTrace(path.join(dir, "k1.trace"));
-  assert.equal(trace.length, 13);
-  assert.equal(trace.filter((x) => x.role === "agent" && x.outcome === "timeout").length, 3);
+  assert.equal(trace.length, 15);
+  assert.equal(trace.filter((x) => x.role === "agent" && x.outcome === "timeout").length, 5);
   assert.equal(trace.filter((x) => x.role === "login" && x.outcome === "connected").length, 10);
   assert.match(
     readFileSync(path.join(dir, "k1r", "index.html"), "utf8"),

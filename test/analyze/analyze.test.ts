@@ -402,3 +402,13 @@ test("a huge capture is read as a stream: memory stays flat over 512 MB of packe
   const grownMb = (Math.max(peak, process.memoryUsage().rss) - before) / 1024 / 1024;
   assert.ok(grownMb < 128, `RSS grew ${grownMb.toFixed(0)} MB while reading 512 MB`);
 });
+
+test("--help for analyze and record", async () => {
+  const a = await runCli(["analyze", "--help"]);
+  assert.equal(a.code, 0);
+  assert.match(a.stdout, /Exit codes: 0 no-limit, 3 limit, 2 inconclusive or unreadable/);
+  assert.match(a.stdout, /pktmon etl2pcap/);
+  const r = await runCli(["record", "--help"]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /-o, --output <file>/);
+});

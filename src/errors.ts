@@ -25,7 +25,9 @@ export type SynlimitCode =
   | "SYNLIMIT_ADDRESS_IN_USE"
   | "SYNLIMIT_CHILD_FAILED"
   | "SYNLIMIT_CANNOT_TEST"
-  | "SYNLIMIT_LINK_STALLED";
+  | "SYNLIMIT_LINK_STALLED"
+  | "SYNLIMIT_INVALID_TRACE"
+  | "SYNLIMIT_INVALID_CAPTURE";
 
 // Registered, so two copies of synlimit in one process (a library's and the
 // application's) recognise each other's errors where `instanceof` cannot.
@@ -271,4 +273,14 @@ export function linkStalled(endpoint: Endpoint, afterMs: number): SynlimitError 
     "SYNLIMIT_LINK_STALLED",
     `no progress writing to ${formatEndpoint(endpoint)} for ${Math.round(afterMs)} ms; reconnecting`,
   );
+}
+
+/** A trace line that is not a `record` attempt: file and line number say where. */
+export function invalidTrace(where: string, line: number, problem: string): SynlimitError {
+  return new SynlimitError("SYNLIMIT_INVALID_TRACE", `${where}:${line}: ${problem}`);
+}
+
+/** A packet capture that cannot be read: the byte offset says where it broke. */
+export function invalidCapture(where: string, offset: number, problem: string): SynlimitError {
+  return new SynlimitError("SYNLIMIT_INVALID_CAPTURE", `${where}: ${problem} (at byte ${offset})`);
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { isSynlimitError } from "../errors.js";
+import { registerAnalyze } from "./commands/analyze.js";
 import { registerConnectTest } from "./commands/connect-test.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerEcho } from "./commands/echo.js";
@@ -8,6 +9,8 @@ import { registerGate } from "./commands/gate.js";
 import { registerLab } from "./commands/lab.js";
 import { registerProbe } from "./commands/probe.js";
 import { registerProfiles } from "./commands/profiles.js";
+import { registerRecord } from "./commands/record.js";
+import { registerSimulate } from "./commands/simulate.js";
 import { registerTarpit } from "./commands/tarpit.js";
 
 const { version } = JSON.parse(
@@ -33,6 +36,9 @@ export function buildProgram(): Command {
   registerTarpit(program);
   registerEcho(program);
   registerProfiles(program);
+  registerRecord(program);
+  registerSimulate(program);
+  registerAnalyze(program);
   for (const command of program.commands) command.exitOverride();
   program.exitOverride();
   return program;

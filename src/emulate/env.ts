@@ -17,6 +17,8 @@ export const envVariables = {
   SYNLIMIT_TIME_SCALE: "a positive number; 0.1 runs 21 s in 2.1 s (default 1)",
   SYNLIMIT_RATE: "new destinations per second for the rate policy",
   SYNLIMIT_WORKING_SET: "recent destinations that pass freely under the rate policy",
+  SYNLIMIT_RECORD: "a file: write every connect attempt there as a trace (docs/trace.md)",
+  SYNLIMIT_ROLES: "with SYNLIMIT_RECORD: roles by destination, e.g. 389=login,5432=db",
 } as const;
 
 type Env = Record<string, string | undefined>;

@@ -5,11 +5,24 @@
  * before the application runs.
  */
 import { isSynlimitError } from "../errors.js";
+import { Recorder } from "../record/recorder.js";
 import { optionsFromEnv } from "./env.js";
 import { install } from "./install.js";
+import { forgetRecording, recordingFromEnv } from "./record-env.js";
 
 try {
-  install(optionsFromEnv(process.env));
+  const recording = recordingFromEnv(process.env);
+  if (recording) {
+    new Recorder({
+      file: recording.file,
+      gate: recording.gateName,
+      roles: recording.roles,
+    });
+    forgetRecording(process.env);
+    install(recording.emulation);
+  } else {
+    install(optionsFromEnv(process.env));
+  }
 } catch (error) {
   if (!isSynlimitError(error)) throw error;
   process.stderr.write(`synlimit: ${error.message}\n`);

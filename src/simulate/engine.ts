@@ -1,0 +1,561 @@
+import { EventHeap } from "./heap.js";
+import { OUTCOME_CANCELLED, OUTCOME_TIMEOUT, type Workload } from "./workload.js";
+
+export interface SimConfig {
+  /** Slots per scope key: a positive integer or Infinity. */
+  readonly maxInFlight: number;
+  readonly scope: "process" | "destination";
+  readonly policy: "queue" | "reject" | "rate";
+  /** The simulated OS deadline: `timeout` attempts last this long; null keeps recorded durations. */
+  readonly failAtMs: number | null;
+  /** Rate policy: new hosts released per second, and recent hosts that pass freely. */
+  readonly ratePerSecond: number;
+  readonly workingSetSize: number;
+}
+
+/** What became of an attempt under the simulated limiter. */
+export const FATE_STARTED = 0;
+export const FATE_REJECTED = 1;
+/** A `cancelled` attempt whose program gave up while it still waited for a slot. */
+export const FATE_GAVE_UP = 2;
+const FATE_QUEUED = 3;
+
+export interface SimRun {
+  readonly workload: Workload;
+  readonly config: SimConfig;
+  readonly arrival: Float64Array;
+  /** NaN when never started. */
+  readonly start: Float64Array;
+  readonly end: Float64Array;
+  readonly fate: Uint8Array;
+  /** Events processed (arrivals, ends, give-ups, releases). */
+  readonly events: number;
+  readonly firstArrivalMs: number;
+  readonly lastEndMs: number;
+  /** ∫ attempts in flight dt, ∫ queued dt, and time with every slot busy (process scope). */
+  readonly inFlightArea: number;
+  readonly queueArea: number;
+  readonly saturatedMs: number;
+  readonly maxInFlightSeen: number;
+  readonly maxQueued: number;
+  /** Queue length after each change: `queueLogLength` (time, length) pairs. */
+  readonly queueLogTimes: Float64Array;
+  readonly queueLogValues: Int32Array;
+  readonly queueLogLength: number;
+}
+
+const ARRIVE = 0;
+const END = 1;
+const GIVE_UP = 2;
+const RELEASE = 3;
+
+/**
+ * Replays a workload under one limiter: a discrete-event simulation whose
+ * state is all typed arrays (queues are linked lists through `next`), so an
+ * event costs a heap operation and a few array writes, never an object.
+ */
+export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
+  const n = w.n;
+  const k = config.maxInFlight;
+  const byDest = config.scope === "destination";
+  const keys = byDest ? Math.max(1, w.destNames.length) : 1;
+  const arrival = new Float64Array(n).fill(Number.NaN);
+  const start = new Float64Array(n).fill(Number.NaN);
+  const end = new Float64Array(n).fill(Number.NaN);
+  const fate = new Uint8Array(n).fill(FATE_QUEUED);
+  const next = new Int32Array(n).fill(-1);
+  const inFlight = new Int32Array(keys);
+  const qHead = new Int32Array(keys).fill(-1);
+  const qTail = new Int32Array(keys).fill(-1);
+  const qLive = new Int32Array(keys);
+  const heap = new EventHeap(1024);
+
+  // Children lists (attempts that follow an attempt's end), and the others in request order.
+  const firstChild = new Int32Array(n).fill(-1);
+  const sibling = new Int32Array(n).fill(-1);
+  let roots = 0;
+  for (let i = n - 1; i >= 0; i--) {
+    const p = w.parent[i] as number;
+    if (p >= 0) {
+      sibling[i] = firstChild[p] as number;
+      firstChild[p] = i;
+    } else roots++;
+  }
+  const order = new Int32Array(roots);
+  let sorted = true;
+  for (let i = 0, j = 0; i < n; i++) {
+    if ((w.parent[i] as number) >= 0) continue;
+    if (j > 0 && (w.t[i] as number) < (w.t[order[j - 1] as number] as number)) sorted = false;
+    order[j++] = i;
+  }
+  if (!sorted) order.sort((a, b) => (w.t[a] as number) - (w.t[b] as number) || a - b);
+
+  // Rate policy state.
+  const wsSize = Math.max(0, config.workingSetSize);
+  const workingSet = new Int32Array(keys * Math.max(1, wsSize)).fill(-1);
+  const lastRelease = new Float64Array(keys).fill(Number.NEGATIVE_INFINITY);
+  const releasePending = new Uint8Array(keys);
+  const releaseIntervalMs = 1000 / config.ratePerSecond;
+
+  let events = 0;
+  let now = Number.NEGATIVE_INFINITY;
+  let firstArrival = Number.NaN;
+  let totalInFlight = 0;
+  let totalQueued = 0;
+  let inFlightArea = 0;
+  let queueArea = 0;
+  let saturatedMs = 0;
+  let maxInFlightSeen = 0;
+  let maxQueued = 0;
+  let logTimes = new Float64Array(1024);
+  let logValues = new Int32Array(1024);
+  let logLength = 0;
+
+  const advance = (t: number) => {
+    if (now !== Number.NEGATIVE_INFINITY && t > now) {
+      const dt = t - now;
+      inFlightArea += totalInFlight * dt;
+      queueArea += totalQueued * dt;
+      if (!byDest && totalInFlight >= k) saturatedMs += dt;
+    }
+    now = t;
+  };
+  const logQueue = () => {
+    if (totalQueued > maxQueued) maxQueued = totalQueued;
+    if (logLength === logTimes.length) {
+      const t2 = new Float64Array(logLength * 2);
+      t2.set(logTimes);
+      logTimes = t2;
+      const v2 = new Int32Array(logLength * 2);
+      v2.set(logValues);
+      logValues = v2;
+    }
+    if (logLength > 0 && logTimes[logLength - 1] === now) logValues[logLength - 1] = totalQueued;
+    else {
+      logTimes[logLength] = now;
+      logValues[logLength++] = totalQueued;
+    }
+  };
+  const keyOf = (a: number) => (byDest ? (w.dest[a] as number) : 0);
+
+  const follow = (a: number) => {
+    for (let c = firstChild[a] as number; c >= 0; c = sibling[c] as number) {
+      heap.push(now + (w.gapMs[c] as number), (c << 2) | ARRIVE);
+    }
+  };
+  const begin = (a: number, key: number) => {
+    fate[a] = FATE_STARTED;
+    start[a] = now;
+    inFlight[key] = (inFlight[key] as number) + 1;
+    if (++totalInFlight > maxInFlightSeen) maxInFlightSeen = totalInFlight;
+    const outcome = w.outcome[a] as number;
+    let until: number;
+    if (outcome === OUTCOME_CANCELLED)
+      until = Math.max(now, (arrival[a] as number) + (w.patienceMs[a] as number));
+    else if (outcome === OUTCOME_TIMEOUT && config.failAtMs !== null) until = now + config.failAtMs;
+    else until = now + (w.durationMs[a] as number);
+    heap.push(until, (a << 2) | END);
+  };
+  const enqueue = (a: number, key: number) => {
+    const tail = qTail[key] as number;
+    if (tail < 0) qHead[key] = a;
+    else next[tail] = a;
+    qTail[key] = a;
+    qLive[key] = (qLive[key] as number) + 1;
+    totalQueued++;
+    logQueue();
+    if ((w.outcome[a] as number) === OUTCOME_CANCELLED) {
+      heap.push((arrival[a] as number) + (w.patienceMs[a] as number), (a << 2) | GIVE_UP);
+    }
+  };
+  /** Unlinks the queue's head, skipping attempts that gave up; -1 when empty. */
+  const dequeue = (key: number): number => {
+    for (;;) {
+      const a = qHead[key] as number;
+      if (a < 0) return -1;
+      qHead[key] = next[a] as number;
+      if (qHead[key] === -1) qTail[key] = -1;
+      next[a] = -1;
+      if (fate[a] === FATE_QUEUED) {
+        qLive[key] = (qLive[key] as number) - 1;
+        totalQueued--;
+        logQueue();
+        return a;
+      }
+    }
+  };
+  const inWorkingSet = (key: number, host: number): boolean => {
+    const base = key * wsSize;
+    for (let j = 0; j < wsSize; j++) {
+      if (workingSet[base + j] === host) {
+        // Most recent last.
+        for (let m = j; m < wsSize - 1; m++)
+          workingSet[base + m] = workingSet[base + m + 1] as number;
+        workingSet[base + wsSize - 1] = host;
+        return true;
+      }
+    }
+    return false;
+  };
+  const admit = (key: number, host: number) => {
+    lastRelease[key] = now;
+    if (wsSize === 0) return;
+    const base = key * wsSize;
+    for (let m = 0; m < wsSize - 1; m++) workingSet[base + m] = workingSet[base + m + 1] as number;
+    workingSet[base + wsSize - 1] = host;
+  };
+  const scheduleRelease = (key: number) => {
+    if (releasePending[key] || (qLive[key] as number) === 0) return;
+    releasePending[key] = 1;
+    heap.push(
+      Math.max(now, (lastRelease[key] as number) + releaseIntervalMs),
+      (key << 2) | RELEASE,
+    );
+  };
+
+  const arrive = (a: number) => {
+    arrival[a] = now;
+    if (Number.isNaN(firstArrival)) firstArrival = now;
+    const key = keyOf(a);
+    if (config.policy === "rate") {
+      const host = w.host[a] as number;
+      if (inWorkingSet(key, host)) begin(a, key);
+      else if (
+        (qLive[key] as number) === 0 &&
+        now - (lastRelease[key] as number) >= releaseIntervalMs
+      ) {
+        admit(key, host);
+        begin(a, key);
+      } else {
+        enqueue(a, key);
+        scheduleRelease(key);
+      }
+    } else if ((inFlight[key] as number) < k && (qLive[key] as number) === 0) begin(a, key);
+    else if (config.policy === "reject") {
+      fate[a] = FATE_REJECTED;
+      end[a] = now;
+      follow(a);
+    } else enqueue(a, key);
+  };
+  const finish = (a: number) => {
+    const key = keyOf(a);
+    end[a] = now;
+    inFlight[key] = (inFlight[key] as number) - 1;
+    totalInFlight--;
+    follow(a);
+    if (config.policy !== "queue") return;
+    while ((inFlight[key] as number) < k) {
+      const b = dequeue(key);
+      if (b < 0) break;
+      begin(b, key);
+    }
+  };
+  const giveUp = (a: number) => {
+    if (fate[a] !== FATE_QUEUED) return;
+    fate[a] = FATE_GAVE_UP;
+    end[a] = now;
+    const key = keyOf(a);
+    qLive[key] = (qLive[key] as number) - 1;
+    totalQueued--;
+    logQueue();
+    follow(a);
+  };
+  const release = (key: number) => {
+    releasePending[key] = 0;
+    const head = dequeue(key);
+    if (head < 0) return;
+    const host = w.host[head] as number;
+    admit(key, host);
+    begin(head, key);
+    // Every queued attempt to the admitted host goes with it.
+    let prev = -1;
+    for (let a = qHead[key] as number; a >= 0; ) {
+      const after = next[a] as number;
+      if (fate[a] === FATE_QUEUED && (w.host[a] as number) === host) {
+        if (prev < 0) qHead[key] = after;
+        else next[prev] = after;
+        if (qTail[key] === a) qTail[key] = prev;
+        next[a] = -1;
+        qLive[key] = (qLive[key] as number) - 1;
+        totalQueued--;
+        logQueue();
+        begin(a, key);
+      } else prev = a;
+      a = after;
+    }
+    scheduleRelease(key);
+  };
+
+  let i = 0;
+  for (;;) {
+    const heapTime = heap.peekTime();
+    const nextRoot = i < roots ? (order[i] as number) : -1;
+    const rootTime = nextRoot >= 0 ? (w.t[nextRoot] as number) : Number.POSITIVE_INFINITY;
+    if (heapTime === Number.POSITIVE_INFINITY && nextRoot < 0) break;
+    events++;
+    if (heapTime <= rootTime) {
+      const item = heap.peekItem();
+      heap.pop();
+      advance(heapTime);
+      const a = item >> 2;
+      switch (item & 3) {
+        case ARRIVE:
+          arrive(a);
+          break;
+        case END:
+          finish(a);
+          break;
+        case GIVE_UP:
+          giveUp(a);
+          break;
+        default:
+          release(a);
+      }
+    } else {
+      advance(rootTime);
+      i++;
+      arrive(nextRoot);
+    }
+  }
+  return {
+    workload: w,
+    config,
+    arrival,
+    start,
+    end,
+    fate,
+    events,
+    firstArrivalMs: Number.isNaN(firstArrival) ? 0 : firstArrival,
+    lastEndMs: now === Number.NEGATIVE_INFINITY ? 0 : now,
+    inFlightArea,
+    queueArea,
+    saturatedMs,
+    maxInFlightSeen,
+    maxQueued,
+    queueLogTimes: logTimes,
+    queueLogValues: logValues,
+    queueLogLength: logLength,
+  };
+}
+
+/**
+ * Replays a workload under one limiter. Queue and reject policies take the
+ * fast path: one loop whose state lives in local variables and typed arrays
+ * (closures would keep it in heap-allocated contexts, several times slower);
+ * the rate policy, rarer and timer-driven, takes `simulateGeneral`. Tests
+ * check that both give identical runs.
+ */
+export function simulate(w: Workload, config: SimConfig): SimRun {
+  if (config.policy === "rate") return simulateGeneral(w, config);
+  const n = w.n;
+  const k = config.maxInFlight;
+  const reject = config.policy === "reject";
+  const byDest = config.scope === "destination";
+  const failAtMs = config.failAtMs;
+  const keys = byDest ? Math.max(1, w.destNames.length) : 1;
+  const tArr = w.t;
+  const durationMs = w.durationMs;
+  const outcomeArr = w.outcome;
+  const patienceMs = w.patienceMs;
+  const destArr = w.dest;
+  const gapMs = w.gapMs;
+  const arrival = new Float64Array(n).fill(Number.NaN);
+  const start = new Float64Array(n).fill(Number.NaN);
+  const end = new Float64Array(n).fill(Number.NaN);
+  const fate = new Uint8Array(n).fill(FATE_QUEUED);
+  const next = new Int32Array(n).fill(-1);
+  const inFlight = new Int32Array(keys);
+  const qHead = new Int32Array(keys).fill(-1);
+  const qTail = new Int32Array(keys).fill(-1);
+  const qLive = new Int32Array(keys);
+  const heap = new EventHeap(1024);
+
+  const firstChild = new Int32Array(n).fill(-1);
+  const sibling = new Int32Array(n).fill(-1);
+  let roots = 0;
+  for (let i = n - 1; i >= 0; i--) {
+    const p = w.parent[i] as number;
+    if (p >= 0) {
+      sibling[i] = firstChild[p] as number;
+      firstChild[p] = i;
+    } else roots++;
+  }
+  const order = new Int32Array(roots);
+  let sorted = true;
+  for (let i = 0, j = 0; i < n; i++) {
+    if ((w.parent[i] as number) >= 0) continue;
+    if (j > 0 && (tArr[i] as number) < (tArr[order[j - 1] as number] as number)) sorted = false;
+    order[j++] = i;
+  }
+  if (!sorted) order.sort((a, b) => (tArr[a] as number) - (tArr[b] as number) || a - b);
+
+  let events = 0;
+  let now = Number.NEGATIVE_INFINITY;
+  let firstArrival = Number.NaN;
+  let totalInFlight = 0;
+  let totalQueued = 0;
+  let inFlightArea = 0;
+  let queueArea = 0;
+  let saturatedMs = 0;
+  let maxInFlightSeen = 0;
+  let maxQueued = 0;
+  let log = { times: new Float64Array(1024), values: new Int32Array(1024), length: 0 };
+  let logTimes = log.times;
+  let logValues = log.values;
+  let logLength = 0;
+  let ri = 0;
+
+  for (;;) {
+    const heapTime = heap.peekTime();
+    const root = ri < roots ? (order[ri] as number) : -1;
+    const rootTime = root >= 0 ? (tArr[root] as number) : Number.POSITIVE_INFINITY;
+    if (root < 0 && heapTime === Number.POSITIVE_INFINITY) break;
+    events++;
+    let a: number;
+    let kind: number;
+    let t: number;
+    if (heapTime <= rootTime) {
+      const item = heap.peekItem();
+      heap.pop();
+      a = item >> 2;
+      kind = item & 3;
+      t = heapTime;
+    } else {
+      a = root;
+      kind = ARRIVE;
+      t = rootTime;
+      ri++;
+    }
+    // Advance the clock: integrate slots and queue over [now, t).
+    if (t > now && now !== Number.NEGATIVE_INFINITY) {
+      const dt = t - now;
+      inFlightArea += totalInFlight * dt;
+      queueArea += totalQueued * dt;
+      if (!byDest && totalInFlight >= k) saturatedMs += dt;
+    }
+    now = t;
+    const key = byDest ? (destArr[a] as number) : 0;
+    let follow = false;
+    let drain = false;
+    let queueChanged = false;
+
+    if (kind === ARRIVE) {
+      arrival[a] = now;
+      if (Number.isNaN(firstArrival)) firstArrival = now;
+      if ((inFlight[key] as number) < k && (qLive[key] as number) === 0) {
+        // Starts at once (the begin step below).
+        fate[a] = FATE_STARTED;
+      } else if (reject) {
+        fate[a] = FATE_REJECTED;
+        end[a] = now;
+        follow = true;
+      } else {
+        const tail = qTail[key] as number;
+        if (tail < 0) qHead[key] = a;
+        else next[tail] = a;
+        qTail[key] = a;
+        qLive[key] = (qLive[key] as number) + 1;
+        totalQueued++;
+        queueChanged = true;
+        if ((outcomeArr[a] as number) === OUTCOME_CANCELLED) {
+          heap.push(now + (patienceMs[a] as number), (a << 2) | GIVE_UP);
+        }
+      }
+    } else if (kind === END) {
+      end[a] = now;
+      inFlight[key] = (inFlight[key] as number) - 1;
+      totalInFlight--;
+      follow = true;
+      drain = !reject;
+    } else if (fate[a] === FATE_QUEUED) {
+      // GIVE_UP while still queued: the node stays linked and is skipped later.
+      fate[a] = FATE_GAVE_UP;
+      end[a] = now;
+      qLive[key] = (qLive[key] as number) - 1;
+      totalQueued--;
+      queueChanged = true;
+      follow = true;
+    }
+
+    if (follow) {
+      for (let c = firstChild[a] as number; c >= 0; c = sibling[c] as number) {
+        heap.push(now + (gapMs[c] as number), (c << 2) | ARRIVE);
+      }
+    }
+    // Attempts to start now: the arrival that found a slot, or queue heads after an end.
+    let b =
+      kind === ARRIVE && fate[a] === FATE_STARTED && Number.isNaN(start[a] as number) ? a : -1;
+    for (;;) {
+      if (b < 0 && drain && (inFlight[key] as number) < k) {
+        // Dequeue the first attempt still waiting.
+        for (;;) {
+          const h = qHead[key] as number;
+          if (h < 0) break;
+          qHead[key] = next[h] as number;
+          if (qHead[key] === -1) qTail[key] = -1;
+          next[h] = -1;
+          if (fate[h] === FATE_QUEUED) {
+            qLive[key] = (qLive[key] as number) - 1;
+            totalQueued--;
+            queueChanged = true;
+            b = h;
+            break;
+          }
+        }
+      }
+      if (b < 0) break;
+      fate[b] = FATE_STARTED;
+      start[b] = now;
+      inFlight[key] = (inFlight[key] as number) + 1;
+      if (++totalInFlight > maxInFlightSeen) maxInFlightSeen = totalInFlight;
+      const outcome = outcomeArr[b] as number;
+      let until: number;
+      if (outcome === OUTCOME_CANCELLED) {
+        until = Math.max(now, (arrival[b] as number) + (patienceMs[b] as number));
+      } else if (outcome === OUTCOME_TIMEOUT && failAtMs !== null) until = now + failAtMs;
+      else until = now + (durationMs[b] as number);
+      heap.push(until, (b << 2) | END);
+      b = -1;
+    }
+    if (queueChanged) {
+      if (totalQueued > maxQueued) maxQueued = totalQueued;
+      if (logLength > 0 && logTimes[logLength - 1] === now) logValues[logLength - 1] = totalQueued;
+      else {
+        if (logLength === logTimes.length) {
+          log = grow(logTimes, logValues);
+          logTimes = log.times;
+          logValues = log.values;
+        }
+        logTimes[logLength] = now;
+        logValues[logLength++] = totalQueued;
+      }
+    }
+  }
+  return {
+    workload: w,
+    config,
+    arrival,
+    start,
+    end,
+    fate,
+    events,
+    firstArrivalMs: Number.isNaN(firstArrival) ? 0 : firstArrival,
+    lastEndMs: now === Number.NEGATIVE_INFINITY ? 0 : now,
+    inFlightArea,
+    queueArea,
+    saturatedMs,
+    maxInFlightSeen,
+    maxQueued,
+    queueLogTimes: logTimes,
+    queueLogValues: logValues,
+    queueLogLength: logLength,
+  };
+}
+
+function grow(times: Float64Array, values: Int32Array) {
+  const t2 = new Float64Array(times.length * 2);
+  t2.set(times);
+  const v2 = new Int32Array(values.length * 2);
+  v2.set(values);
+  return { times: t2, values: v2, length: times.length };
+}

@@ -1,0 +1,190 @@
+import { defaults } from "../defaults.js";
+import { isProfileName, type ProfileName, profileNames, profiles } from "../emulate/profiles.js";
+import { usageError } from "../errors.js";
+import { resolveTiming, type TimingOption } from "../gate/timing.js";
+import type { SimConfig } from "./engine.js";
+
+/** A hypothetical limiter, as the user states it: a profile and overrides. */
+export interface LimiterSettings {
+  profile?: ProfileName;
+  maxInFlight?: number;
+  scope?: "process" | "destination";
+  policy?: "queue" | "reject" | "rate";
+  timing?: TimingOption;
+  rate?: number;
+  workingSet?: number;
+}
+
+export interface ResolvedLimiter {
+  config: SimConfig;
+  /** Human-readable, e.g. "incident: 1 in flight per process, queue, windows timing (21 s)". */
+  label: string;
+  profile: ProfileName;
+}
+
+/** Profile values first (default incident), then every override. */
+export function resolveLimiter(s: LimiterSettings): ResolvedLimiter {
+  const profile = s.profile ?? "incident";
+  const base = profiles[profile].options as {
+    maxInFlight: number;
+    scope: "process" | "destination";
+    policy: "queue" | "reject" | "rate";
+    timing: TimingOption;
+    rate?: { newDestinationsPerSecond?: number; workingSetSize?: number };
+  };
+  const timingOption = s.timing ?? base.timing;
+  const timing = resolveTiming(timingOption);
+  const config: SimConfig = {
+    maxInFlight: s.maxInFlight ?? base.maxInFlight,
+    scope: s.scope ?? base.scope,
+    policy: s.policy ?? base.policy,
+    failAtMs: timing.failAtMs,
+    ratePerSecond:
+      s.rate ?? base.rate?.newDestinationsPerSecond ?? defaults.rateNewDestinationsPerSecond,
+    workingSetSize: s.workingSet ?? base.rate?.workingSetSize ?? defaults.rateWorkingSetSize,
+  };
+  const k = Number.isFinite(config.maxInFlight) ? String(config.maxInFlight) : "unlimited";
+  const timingText =
+    timing.failAtMs === null
+      ? "recorded timing"
+      : `${timing.kind} timing (gives up at ${timing.failAtMs / 1000} s)`;
+  const policyText =
+    config.policy === "rate"
+      ? `rate ${config.ratePerSecond}/s, working set ${config.workingSetSize}`
+      : config.policy;
+  return {
+    config,
+    profile,
+    label: `${profile}${hasOverrides(s) ? " (modified)" : ""}: ${k} in flight per ${config.scope}, ${policyText}, ${timingText}`,
+  };
+}
+
+function hasOverrides(s: LimiterSettings): boolean {
+  return Object.entries(s).some(([key, v]) => key !== "profile" && v !== undefined);
+}
+
+// Parsers shared by the CLI flags and --sweep values; each throws a one-line error.
+
+export function parseProfile(value: string): ProfileName {
+  if (!isProfileName(value))
+    throw usageError(
+      `profile must be one of ${profileNames.join(", ")}, got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
+export function parseMaxInFlight(value: string): number {
+  if (value === "unlimited") return Number.POSITIVE_INFINITY;
+  if (!/^[1-9]\d{0,8}$/.test(value))
+    throw usageError(
+      `max-in-flight must be a positive integer or "unlimited", got ${JSON.stringify(value)}`,
+    );
+  return Number(value);
+}
+
+export function parseScope(value: string): "process" | "destination" {
+  if (value !== "process" && value !== "destination")
+    throw usageError(`scope must be process or destination, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function parsePolicy(value: string): "queue" | "reject" | "rate" {
+  if (value !== "queue" && value !== "reject" && value !== "rate")
+    throw usageError(`policy must be queue, reject or rate, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function parseTiming(value: string): TimingOption {
+  if (value === "none" || value === "windows" || value === "linux") return value;
+  if (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0) return { connectTimeoutMs: Number(value) };
+  throw usageError(
+    `timing must be none, windows, linux or a number of milliseconds, got ${JSON.stringify(value)}`,
+  );
+}
+
+export function parseRate(value: string): number {
+  const n = Number(value);
+  if (!/^\d*\.?\d+$/.test(value) || !(n > 0))
+    throw usageError(
+      `rate must be a positive number of new destinations per second, got ${JSON.stringify(value)}`,
+    );
+  return n;
+}
+
+export function parseWorkingSet(value: string): number {
+  if (!/^\d{1,6}$/.test(value))
+    throw usageError(`working-set must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+const sweepable = {
+  "max-in-flight": { key: "maxInFlight", parse: parseMaxInFlight, range: true },
+  "working-set": { key: "workingSet", parse: parseWorkingSet, range: true },
+  profile: { key: "profile", parse: parseProfile, range: false },
+  scope: { key: "scope", parse: parseScope, range: false },
+  policy: { key: "policy", parse: parsePolicy, range: false },
+  timing: { key: "timing", parse: parseTiming, range: false },
+  rate: { key: "rate", parse: parseRate, range: false },
+} as const;
+
+export type SweepName = keyof typeof sweepable;
+
+/** One swept parameter: its name and the values, as given and parsed. */
+export interface SweepAxis {
+  name: SweepName;
+  values: Array<{ text: string; settings: LimiterSettings }>;
+}
+
+/** Most simulations one --sweep may ask for, so a typo like 1..1000000 fails fast. */
+export const maxSweepPoints = 10_000;
+
+/** `max-in-flight=1..16`, `policy=queue,reject`, `timing=windows,5000`. */
+export function parseSweep(spec: string): SweepAxis {
+  const m = /^([a-z-]+)=(.+)$/.exec(spec);
+  const entry = m ? sweepable[m[1] as SweepName] : undefined;
+  if (!m || !entry) {
+    throw usageError(
+      `--sweep must be NAME=VALUES with NAME one of ${Object.keys(sweepable).join(", ")}, got ${JSON.stringify(spec)}`,
+    );
+  }
+  const name = m[1] as SweepName;
+  const texts: string[] = [];
+  for (const part of (m[2] as string).split(",")) {
+    const range = /^(\d+)\.\.(\d+)$/.exec(part);
+    if (range && entry.range) {
+      const [from, to] = [Number(range[1]), Number(range[2])];
+      if (from > to || to - from >= maxSweepPoints)
+        throw usageError(
+          `--sweep ${name}: range ${part} must go up and have at most ${maxSweepPoints} values`,
+        );
+      for (let v = from; v <= to; v++) texts.push(String(v));
+    } else texts.push(part);
+  }
+  return {
+    name,
+    values: texts.map((text) => ({
+      text,
+      settings: { [entry.key]: entry.parse(text) } as LimiterSettings,
+    })),
+  };
+}
+
+/** Every combination of the axes (the first varies slowest). */
+export function sweepPoints(
+  axes: SweepAxis[],
+): Array<{ labels: Record<string, string>; settings: LimiterSettings }> {
+  let points: Array<{ labels: Record<string, string>; settings: LimiterSettings }> = [
+    { labels: {}, settings: {} },
+  ];
+  for (const axis of axes) {
+    points = points.flatMap((p) =>
+      axis.values.map((v) => ({
+        labels: { ...p.labels, [axis.name]: v.text },
+        settings: { ...p.settings, ...v.settings },
+      })),
+    );
+    if (points.length > maxSweepPoints)
+      throw usageError(`--sweep asks for more than ${maxSweepPoints} simulations`);
+  }
+  return points;
+}

@@ -1,0 +1,290 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { test } from "node:test";
+import { formatRecord, type TraceRecord } from "../../src/record/trace.js";
+import {
+  FATE_GAVE_UP,
+  FATE_REJECTED,
+  type SimConfig,
+  simulate,
+} from "../../src/simulate/engine.js";
+import { EventHeap } from "../../src/simulate/heap.js";
+import { parseSweep, resolveLimiter, sweepPoints } from "../../src/simulate/options.js";
+import { summarize } from "../../src/simulate/summary.js";
+import { runPoint, runSweep } from "../../src/simulate/sweep.js";
+import { generatePoissonMix, workloadOf } from "../../src/simulate/workload.js";
+import { runCli } from "../helpers/run-cli.js";
+
+const base: SimConfig = {
+  maxInFlight: 1,
+  scope: "process",
+  policy: "queue",
+  failAtMs: null,
+  ratePerSecond: 1,
+  workingSetSize: 5,
+};
+
+test("event heap: pops in time order, ties by item, across growth", () => {
+  const heap = new EventHeap(2);
+  const input = Array.from({ length: 2000 }, (_, i) => [(i * 7919) % 101, i] as const);
+  for (const [t, item] of input) heap.push(t, item);
+  const sorted = [...input].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  for (const [t, item] of sorted) {
+    assert.equal(heap.peekTime(), t);
+    assert.equal(heap.peekItem(), item);
+    heap.pop();
+  }
+  assert.equal(heap.size, 0);
+  assert.equal(heap.peekTime(), Number.POSITIVE_INFINITY);
+});
+
+test("after/gapMs: a follow-up starts gapMs after its cause's simulated end", () => {
+  // A dead attempt (recorded 1 s, simulated 21 s) and its retry 10 ms later; a login queued behind.
+  const w = workloadOf([
+    { t: 0, durationMs: 1000, outcome: "timeout", role: "agent" },
+    { t: 1010, durationMs: 1000, outcome: "timeout", role: "agent", parent: 0, gapMs: 10 },
+    { t: 5, durationMs: 1, role: "login" },
+  ]);
+  const run = simulate(w, { ...base, failAtMs: 21_000 });
+  assert.equal(run.end[0], 21_000);
+  assert.equal(run.start[2], 21_000, "the login waited for the dead attempt");
+  assert.equal(
+    run.arrival[1],
+    21_010,
+    "the retry follows the simulated end, not its recorded time",
+  );
+  assert.equal(run.start[1], 21_010);
+  assert.equal(run.end[1], 42_010);
+});
+
+test("reject policy: over the limit fails at once; a retry follows the rejection", () => {
+  const w = workloadOf([
+    { t: 0, durationMs: 100 },
+    { t: 10, durationMs: 1, outcome: "connected" },
+    { t: 10, durationMs: 1, parent: 1, gapMs: 200 },
+  ]);
+  const run = simulate(w, { ...base, policy: "reject" });
+  assert.equal(run.fate[1], FATE_REJECTED);
+  assert.equal(run.arrival[2], 210);
+  assert.equal(run.start[2], 210);
+  const s = summarize(run);
+  assert.equal(s.outcomes.rejected, 1);
+  assert.equal(s.failures, 1);
+});
+
+test("destination scope: one slot per host:port; another destination does not wait", () => {
+  const w = workloadOf([
+    { t: 0, durationMs: 100, dest: "127.0.0.3:9" },
+    { t: 1, durationMs: 1, dest: "127.0.0.3:9" },
+    { t: 2, durationMs: 1, dest: "127.0.0.2:389" },
+  ]);
+  const run = simulate(w, { ...base, scope: "destination" });
+  assert.equal(run.start[1], 100);
+  assert.equal(run.start[2], 2);
+});
+
+test("rate policy: one new host per interval, the working set and same-host waiters pass", () => {
+  const w = workloadOf([
+    { t: 0, durationMs: 1, dest: "127.0.0.2:1" },
+    { t: 1, durationMs: 1, dest: "127.0.0.3:1" },
+    { t: 2, durationMs: 1, dest: "127.0.0.3:2" },
+    { t: 3, durationMs: 1, dest: "127.0.0.2:2" },
+    { t: 4, durationMs: 1, dest: "127.0.0.4:1" },
+  ]);
+  const run = simulate(w, {
+    ...base,
+    maxInFlight: Number.POSITIVE_INFINITY,
+    policy: "rate",
+    ratePerSecond: 2,
+  });
+  assert.deepEqual(Array.from(run.start), [0, 500, 500, 3, 1000]);
+});
+
+test("a cancelled attempt gives up waiting after its recorded patience", () => {
+  const w = workloadOf([
+    { t: 0, durationMs: 1000, outcome: "timeout" },
+    { t: 10, durationMs: 300, outcome: "cancelled" },
+    { t: 20, durationMs: 1 },
+  ]);
+  const run = simulate(w, base);
+  assert.equal(run.fate[1], FATE_GAVE_UP);
+  assert.equal(run.end[1], 310);
+  assert.equal(run.start[2], 1000, "the next in line is not held up by the one that left");
+  assert.equal(summarize(run).outcomes.gaveUp, 1);
+});
+
+test("sweep: worker threads give exactly the sequential results, in order", async () => {
+  const w = generatePoissonMix({
+    n: 20_000,
+    seed: 3,
+    meanInterarrivalMs: 5,
+    deadFraction: 0.05,
+    deadMs: 50,
+    liveMs: 0.5,
+  });
+  const points = sweepPoints([parseSweep("max-in-flight=1..4"), parseSweep("policy=queue,reject")]);
+  assert.equal(points.length, 8);
+  const parallel = await runSweep(w, points, 2);
+  const sequential = points.map((p) => runPoint(w, p));
+  assert.deepEqual(parallel, sequential);
+  // More slots never make the mean wait longer under queueing.
+  const queued = parallel
+    .filter((r) => r.labels.policy === "queue")
+    .map((r) => r.summary.waits.meanMs);
+  for (let i = 1; i < queued.length; i++)
+    assert.ok((queued[i] as number) <= (queued[i - 1] as number));
+});
+
+test("limiter settings: profile values, then overrides", () => {
+  assert.deepEqual(resolveLimiter({}).config, { ...base, failAtMs: 21_000 });
+  const xp = resolveLimiter({ profile: "winxp-sp2", timing: { connectTimeoutMs: 5000 } });
+  assert.equal(xp.config.maxInFlight, 10);
+  assert.equal(xp.config.failAtMs, 5000);
+  assert.match(xp.label, /^winxp-sp2 \(modified\): 10 in flight per process/);
+});
+
+function writeTrace(dir: string, records: TraceRecord[]): string {
+  const file = path.join(dir, "t.trace");
+  writeFileSync(file, records.map(formatRecord).join(""));
+  return file;
+}
+
+test("CLI: --json per role; --sweep table; --report writes a chart", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "synlimit-sim-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // The incident in miniature: a dead collector and three logins right behind it.
+  const file = writeTrace(dir, [
+    { id: 1, t: 0, dest: "127.0.0.3:9", durationMs: 3000, outcome: "timeout" },
+    { id: 2, t: 100, dest: "127.0.0.1:389", durationMs: 0.5, outcome: "connected" },
+    { id: 3, t: 200, dest: "127.0.0.1:389", durationMs: 0.5, outcome: "connected" },
+    { id: 4, t: 300, dest: "127.0.0.1:389", durationMs: 0.5, outcome: "connected" },
+  ]);
+  const r = await runCli([
+    "simulate",
+    file,
+    "--profile",
+    "incident",
+    "--role",
+    "389=login",
+    "--role",
+    "9=agent",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(r.stdout);
+  assert.equal(json.byRole.login.count, 3);
+  assert.equal(json.byRole.login.p50Ms, 21_000 + 0.5 - 200);
+  assert.equal(json.byRole.login.meanMs, (20_900 + 20_800.5 + 20_701) / 3);
+  assert.equal(json.waits.maxMs, 20_900);
+  assert.equal(json.waits.p99Ms, 20_900);
+  assert.equal(json.byRole.agent.meanMs, 0);
+  assert.equal(json.outcomes.timeout, 1);
+
+  const free = await runCli(["simulate", file, "--max-in-flight", "unlimited", "--json"]);
+  assert.equal(JSON.parse(free.stdout).waits.maxMs, 0);
+
+  const sweep = await runCli([
+    "simulate",
+    file,
+    "--sweep",
+    "max-in-flight=1..3",
+    "--workers",
+    "2",
+    "--report",
+    path.join(dir, "r"),
+  ]);
+  assert.equal(sweep.code, 0, sweep.stderr);
+  assert.match(sweep.stdout, /^max-in-flight\s+mean/m);
+  assert.match(sweep.stdout, /^2\s+0\s+0\s+0\s+0/m, "two slots: nobody waits");
+  const html = readFileSync(path.join(dir, "r", "index.html"), "utf8");
+  assert.match(html, /<svg[^>]*aria-label="wait for a slot against max-in-flight, per role"/);
+  assert.equal(JSON.parse(readFileSync(path.join(dir, "r", "results.json"), "utf8")).length, 3);
+
+  const text = await runCli(["simulate", file]);
+  assert.match(
+    text.stdout,
+    /4 attempts over 21\.0 s, under incident: 1 in flight per process, queue, windows timing/,
+  );
+  assert.match(text.stdout, /every slot busy/);
+});
+
+test("CLI: every bad option and a bad trace end with one line and exit 2", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "synlimit-sim-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const good = writeTrace(dir, [{ id: 1, t: 0, dest: "a:1", durationMs: 1, outcome: "connected" }]);
+  const bad = path.join(dir, "bad.trace");
+  writeFileSync(
+    bad,
+    '{"id":1,"t":0,"dest":"a:1","durationMs":1,"outcome":"connected"}\n{"id":2}\n',
+  );
+  const empty = path.join(dir, "empty.trace");
+  writeFileSync(empty, "\n");
+  const cases: Array<[string[], RegExp]> = [
+    [[good, "--profile", "nt4"], /profile must be one of incident/],
+    [[good, "--max-in-flight", "0"], /max-in-flight must be a positive integer/],
+    [[good, "--scope", "host"], /scope must be process or destination/],
+    [[good, "--policy", "drop"], /policy must be queue, reject or rate/],
+    [[good, "--timing", "-1"], /timing must be none, windows, linux/],
+    [[good, "--rate", "0"], /rate must be a positive number/],
+    [[good, "--working-set", "x"], /working-set must be a non-negative integer/],
+    [[good, "--sweep", "max-in-flight=5..1"], /range 5\.\.1 must go up/],
+    [[good, "--sweep", "max-in-flight=1..99999"], /at most 10000 values/],
+    [[good, "--sweep", "speed=1"], /--sweep must be NAME=VALUES/],
+    [[good, "--sweep", "max-in-flight=1,x"], /max-in-flight must be a positive integer/],
+    [[good, "--workers", "0"], /--workers must be a positive integer/],
+    [[good, "--role", "x"], /--role must be PORT=ROLE/],
+    [[bad], /bad\.trace:2: "t" must be a number of milliseconds, got undefined/],
+    [[empty], /has no attempts/],
+    [[path.join(dir, "missing")], /cannot read .*missing: ENOENT/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await runCli(["simulate", ...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  }
+  const help = await runCli(["simulate", "--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--sweep <name=values>/);
+});
+
+test("the fast path and the general engine give identical runs (queue, reject; both scopes)", async () => {
+  const { simulateGeneral } = await import("../../src/simulate/engine.js");
+  const { Prng } = await import("../../src/simulate/prng.js");
+  const outcomes = ["connected", "refused", "timeout", "cancelled"] as const;
+  for (let seed = 1; seed <= 20; seed++) {
+    const rng = new Prng(seed);
+    let t = 0;
+    const items = Array.from({ length: 400 }, (_, i) => {
+      t += rng.nextUint32() % 5;
+      const follows = i > 0 && rng.nextUint32() % 4 === 0;
+      return {
+        t,
+        durationMs: rng.nextUint32() % 30,
+        outcome: outcomes[rng.nextUint32() % 4] as (typeof outcomes)[number],
+        dest: `127.0.0.${1 + (rng.nextUint32() % 3)}:1`,
+        ...(follows && { parent: rng.nextUint32() % i, gapMs: rng.nextUint32() % 10 }),
+      };
+    });
+    const w = workloadOf(items);
+    for (const config of [
+      base,
+      { ...base, maxInFlight: 3, failAtMs: 50 },
+      { ...base, policy: "reject" as const, maxInFlight: 2 },
+      { ...base, scope: "destination" as const },
+    ]) {
+      const fast = simulate(w, config);
+      const general = simulateGeneral(w, config);
+      assert.deepEqual(
+        summarize(fast),
+        summarize(general),
+        `seed ${seed} ${JSON.stringify(config)}`,
+      );
+      assert.deepEqual(fast.start, general.start);
+      assert.deepEqual(fast.end, general.end);
+      assert.deepEqual(fast.fate, general.fate);
+    }
+  }
+});

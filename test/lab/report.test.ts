@@ -94,11 +94,29 @@ test("text from the results is escaped, never markup", () => {
 test("a scenario with no attempts and no samples still gets its charts", () => {
   const result = sampleResult();
   const nan = Number.NaN;
-  const none = { count: 0, errors: 0, p50Ms: nan, p95Ms: nan, p99Ms: nan, maxMs: nan };
+  const none = {
+    count: 0,
+    errors: 0,
+    errorRate: 0,
+    topError: null,
+    ok: 0,
+    p50Ms: nan,
+    p95Ms: nan,
+    p99Ms: nan,
+    maxMs: nan,
+  };
   const empty: ScenarioResult = {
     ...(result.scenarios[0] as ScenarioResult),
     operations: { login: none, db: none, api: none },
-    attempts: { total: 0, queued: 0, waitP50Ms: nan, waitP99Ms: nan, maxWaitMs: nan, agent: 0 },
+    attempts: {
+      total: 0,
+      queued: 0,
+      waitP50Ms: nan,
+      waitP99Ms: nan,
+      maxWaitMs: nan,
+      agent: 0,
+      pending: 0,
+    },
     samples: [],
     timeline: [],
     events: [],

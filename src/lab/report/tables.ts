@@ -16,12 +16,14 @@ function cell(attrs: Record<string, string>, field: string, value: number | null
 }
 
 /** A latency of zero samples is no latency, whatever number the lab stored for it. */
-function measured(st: LatencyStats | undefined, stat: keyof LatencyStats): number | null {
+function measured(st: LatencyStats | undefined, stat: NumericStat): number | null {
   if (!st) return null;
-  return st.count === 0 && stat.endsWith("Ms") ? null : st[stat];
+  return st.ok === 0 && stat.endsWith("Ms") ? null : st[stat];
 }
 
-const opStats: Array<[keyof LatencyStats, string]> = [
+type NumericStat = Exclude<keyof LatencyStats, "topError">;
+
+const opStats: Array<[NumericStat, string]> = [
   ["count", "count"],
   ["errors", "errors"],
   ["p50Ms", "p50 ms"],

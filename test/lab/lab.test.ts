@@ -1,74 +1,61 @@
 import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { type LabServices, runLab } from "../../src/lab/run.js";
 import {
   EmbeddedLdap,
   EmbeddedPostgres,
+  type PostgresServerService,
+  type SlapdService,
+  startPeers,
   startPostgresServer,
   startSlapd,
 } from "../../src/lab/services/index.js";
 import { findings } from "../../src/lab/table.js";
 import type { LabResult, ScenarioName, ScenarioResult } from "../../src/lab/types.js";
 
-/** The incident's qualitative facts, asserted from the measured data. */
+/** The incident's facts, asserted from the measured data, beside the lab's own checks. */
 function assertIncidentFacts(result: LabResult): void {
-  const t = result.attemptTimeoutMs;
   const by = (name: ScenarioName) =>
     result.scenarios.find((s) => s.name === name) as ScenarioResult;
-  const [baseline, incident, fixed, escalation, restart] = (
-    ["baseline", "incident", "fixed", "escalation", "restart"] as const
-  ).map(by) as [ScenarioResult, ScenarioResult, ScenarioResult, ScenarioResult, ScenarioResult];
   const windowAttempts = (s: ScenarioResult, role: string) =>
     s.timeline.filter((a) => a.role === role);
 
-  // Every operation ran and was recorded; none was lost.
+  assert.equal(result.scenarios.length, 7);
   for (const s of result.scenarios) {
+    // Every operation ran and was recorded; none was lost.
     for (const op of ["login", "db", "api"] as const)
       assert.ok(s.operations[op].count > 0, `${s.name} ${op}`);
     assert.equal(
       s.samples.length,
       s.operations.login.count + s.operations.db.count + s.operations.api.count,
     );
+    // No attempt ends before it asked for a slot, pending or not.
+    for (const a of s.timeline) {
+      assert.ok(a.endedAtMs >= a.queuedAtMs, `${s.name} attempt ${a.id} ends before it queued`);
+      if (a.startedAtMs !== null) assert.ok(a.startedAtMs >= a.queuedAtMs - 0.01);
+    }
   }
-  // Baseline: nothing waits.
-  assert.equal(baseline.attempts.queued, 0);
-  assert.ok(baseline.operations.login.p50Ms < t / 4);
-  // Incident: logins wait for the agent; pooled calls need no attempt.
-  assert.ok(
-    incident.operations.login.p50Ms >= 0.8 * t,
-    `login p50 ${incident.operations.login.p50Ms} vs ${t}`,
-  );
+  const incident = by("incident");
   assert.ok(
     windowAttempts(incident, "login").every(
-      (a) => a.startedAtMs !== null && a.startedAtMs - a.queuedAtMs > 0,
+      (a) => a.startedAtMs !== null && a.startedAtMs - a.queuedAtMs >= 0,
     ),
   );
   assert.equal(windowAttempts(incident, "db").length + windowAttempts(incident, "api").length, 0);
-  assert.ok(incident.operations.db.p99Ms < t && incident.operations.api.p99Ms < t);
-  assert.equal(incident.operations.login.errors, 0);
-  // Fixed: the guarded agent makes no TCP attempt; logins are back to baseline.
-  assert.equal(fixed.attempts.agent, 0);
-  assert.ok(
-    fixed.operations.login.p99Ms < t / 2,
-    `fixed login p99 ${fixed.operations.login.p99Ms}`,
-  );
-  // Escalation is worse than the incident; restart worse than escalation.
-  assert.ok(escalation.operations.login.p50Ms > incident.operations.login.p50Ms);
-  assert.ok(windowAttempts(escalation, "api-dead").length > 0);
-  assert.equal(windowAttempts(escalation, "db").length, 0, "escalation: the DB pool stays warm");
-  assert.ok(windowAttempts(restart, "db").length > 0, "restart: the DB pool reconnects");
-  assert.ok(restart.operations.db.p99Ms > escalation.operations.db.p99Ms);
-  assert.ok(
-    restart.operations.db.p99Ms >= t / 2,
-    "restart: DB reconnects queue behind the dead upstreams",
-  );
+  assert.equal(by("fixed").attempts.agent, 0);
+  assert.ok(windowAttempts(by("escalation"), "api-dead").length > 0);
+  assert.equal(windowAttempts(by("escalation"), "db").length, 0, "the DB pool stays warm");
+  assert.ok(windowAttempts(by("restart"), "db").length > 0, "restart: the DB pool reconnects");
+  assert.ok(windowAttempts(by("restart-fixed"), "db").length > 0, "restart-fixed too");
   assert.deepEqual(
     findings(result).filter((l) => !l.startsWith("✔")),
     [],
   );
 }
 
-test("the lab against its embedded services reproduces the incident and its escalations", async (t) => {
+test("the lab against its embedded services reproduces the incident, its escalations and their fixes", async (t) => {
   const ldap = await EmbeddedLdap.listen();
   t.after(() => ldap.close());
   const postgres = await EmbeddedPostgres.listen();
@@ -83,8 +70,11 @@ test("the lab against its embedded services reproduces the incident and its esca
 });
 
 test("the lab against a real OpenLDAP slapd and PostgreSQL", async (t) => {
-  const [slapd, pg] = await Promise.all([startSlapd(), startPostgresServer()]);
-  t.after(() => Promise.all([slapd.close(), pg.close()]));
+  const [slapd, pg] = (await startPeers<SlapdService | PostgresServerService>(
+    [startSlapd, startPostgresServer],
+    // Registered as each starts: a later failure cannot orphan an earlier server.
+    (service) => t.after(() => service.close()),
+  )) as [SlapdService, PostgresServerService];
   const result = await runLab({
     services: {
       ldap: { url: slapd.url, bindDN: slapd.bindDN, password: slapd.password },
@@ -97,4 +87,38 @@ test("the lab against a real OpenLDAP slapd and PostgreSQL", async (t) => {
     new RegExp(slapd.password),
     "no credential in the results",
   );
+});
+
+const ours = async () =>
+  new Set((await readdir(tmpdir())).filter((d) => /^synlimit-(slapd|postgres)-/.test(d)));
+
+function gone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+test("a peer that fails to start stops the one already running and leaves no temp dir", async () => {
+  const before = await ours();
+  let postgres: PostgresServerService | undefined;
+  await assert.rejects(
+    startPeers<SlapdService | PostgresServerService>(
+      [
+        startPostgresServer,
+        // A slapd that exits at once: its start fails after its temp dir exists.
+        () => startSlapd({ binary: "/bin/false" }),
+      ],
+      (service) => {
+        postgres = service as PostgresServerService;
+      },
+    ),
+    /slapd/,
+  );
+  assert.ok(postgres, "PostgreSQL had started");
+  assert.ok(gone(postgres.pid), `postmaster ${postgres.pid} still running`);
+  const left = [...(await ours())].filter((d) => !before.has(d));
+  assert.deepEqual(left, [], "temp dirs left behind");
 });

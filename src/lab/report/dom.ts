@@ -37,3 +37,14 @@ interface LinkedomElement {
   outerHTML: string;
   setAttribute(name: string, value: string): void;
 }
+
+/**
+ * A log axis from the power of ten at or below `lo` to the one strictly above
+ * `hi`: the top tick is always above the data, so the highest value is read
+ * against a labelled tick, not the frame's edge.
+ */
+export function logDomain(lo: number, hi: number): [number, number] {
+  const floor = 10 ** Math.floor(Math.log10(lo));
+  const ceil = 10 ** (Math.floor(Math.log10(Math.max(hi, floor))) + 1);
+  return [floor, ceil];
+}

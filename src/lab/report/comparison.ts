@@ -40,7 +40,8 @@ export function comparisonPoints(result: LabResult): ComparisonPoint[] {
  * operation (a row per scenario) on one shared log axis of field seconds;
  * the error rate in the right margin, where no point can sit.
  */
-export function comparisonChart(result: LabResult): ComparisonChart {
+export function comparisonChart(result: LabResult, width = chartWidth): ComparisonChart {
+  const narrow = width < 600;
   const points = comparisonPoints(result);
   const positive = points.map((p) => p.value).filter((v) => v > 0);
   const domain = logDomain(
@@ -68,16 +69,16 @@ export function comparisonChart(result: LabResult): ComparisonChart {
     const failed = failures.filter((f) => f.op === op);
     const svg = renderSvg(
       {
-        width: chartWidth,
+        width,
         height: names.length * 22 + 44,
-        marginLeft: 130,
-        marginRight: 110,
+        marginLeft: narrow ? 100 : 130,
+        marginRight: narrow ? 78 : 110,
         marginTop: 8,
         x: {
           type: "log",
           domain,
           tickFormat: "~g",
-          label: `${op}: field seconds (log) →`,
+          label: narrow ? `${op}: field s (log) →` : `${op}: field seconds (log) →`,
           labelAnchor: "left",
         },
         y: { domain: names, label: null },
@@ -109,7 +110,8 @@ export function comparisonChart(result: LabResult): ComparisonChart {
           Plot.text(failed, {
             y: "scenario",
             x: domain[1],
-            text: (f: { rate: number }) => `✘ ${Math.max(1, Math.round(f.rate * 100))} % failed`,
+            text: (f: { rate: number }) =>
+              `✘ ${Math.max(1, Math.round(f.rate * 100))} %${narrow ? "" : " failed"}`,
             textAnchor: "start",
             dx: 8,
             fill: "#b00",

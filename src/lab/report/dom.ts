@@ -48,3 +48,11 @@ export function logDomain(lo: number, hi: number): [number, number] {
   const ceil = 10 ** (Math.floor(Math.log10(Math.max(hi, floor))) + 1);
   return [floor, ceil];
 }
+
+/** The phone version of every chart (shown under 600 px by the page's CSS): readable at 390 px. */
+export const narrowChartWidth = 370;
+
+/** Both versions of a chart; CSS shows one. */
+export function responsive(wide: string, narrow: string): string {
+  return `<div class="chart-wide">${wide}</div><div class="chart-narrow">${narrow}</div>`;
+}

@@ -1,6 +1,7 @@
 import type { LabResult, ScenarioResult } from "../types.js";
 import { duration, fieldAndLab } from "../units.js";
 import { comparisonChart } from "./comparison.js";
+import { narrowChartWidth, responsive } from "./dom.js";
 import { esc } from "./format.js";
 import { defaultMaxLatencyDots, latencyChart, latencyFloorS } from "./latency.js";
 import {
@@ -35,6 +36,7 @@ export function renderReport(result: LabResult, options: ReportOptions = {}): st
   const maxBars = options.maxTimelineBars ?? defaultMaxTimelineBars;
   const maxDots = options.maxLatencyDots ?? defaultMaxLatencyDots;
   const comparison = comparisonChart(result);
+  const comparisonNarrow = comparisonChart(result, narrowChartWidth);
   const nav = result.scenarios
     .map((s) => `<li><a href="#scenario-${esc(s.name)}">${esc(s.name)}</a></li>`)
     .join("");
@@ -70,7 +72,12 @@ ${swatches([
   ),
   ...(anyFailed ? [["✘ share of operations that failed", "#b00", "text"] as Swatch] : []),
 ])}
-${comparison.svgs.map((c) => `<div class="panel" data-op="${c.op}">${c.svg}</div>`).join("\n")}
+${comparison.svgs
+  .map(
+    (c, i) =>
+      `<div class="panel" data-op="${c.op}">${responsive(c.svg, comparisonNarrow.svgs[i]?.svg ?? "")}</div>`,
+  )
+  .join("\n")}
 <figcaption>Latency of the successful operations per scenario, one chart per operation, field
 seconds on a shared log scale: p50, p95 and p99 joined by a line. Failed operations are not in the
 percentiles; their share is written in red at the right. The numbers are in the table below.</figcaption>
@@ -125,7 +132,9 @@ function scenarioSection(
 ): string {
   const scale = result.timeScale;
   const tl = timelineChart(s, maxBars, scale);
+  const tlN = timelineChart(s, maxBars, scale, narrowChartWidth);
   const lat = latencyChart(s, result.attemptTimeoutMs, maxDots, scale);
+  const latN = latencyChart(s, result.attemptTimeoutMs, maxDots, scale, narrowChartWidth);
   const name = esc(s.name);
   const capped =
     tl.drawn < tl.total
@@ -143,10 +152,16 @@ function scenarioSection(
   const outcomes = [
     ...new Set(tl.outcomesDrawn.map((o) => outcomeLabels[o as keyof typeof outcomeLabels])),
   ];
-  const waits = s.name === "incident" ? waitDistributionChart(result) : null;
+  const waits =
+    s.name === "incident"
+      ? responsive(
+          waitDistributionChart(result) ?? "",
+          waitDistributionChart(result, narrowChartWidth) ?? "",
+        )
+      : null;
   const roleSwatches: Swatch[] = tl.rolesDrawn.flatMap((r): Swatch[] => [
-    [`${r} waiting`, waitColors[r], "box"],
-    [`${r} SYN_SENT`, roleColors[r], "box"],
+    ...(tl.waitingDrawn.includes(r) ? [[`${r} waiting`, waitColors[r], "box"] as Swatch] : []),
+    ...(tl.synDrawn.includes(r) ? [[`${r} SYN_SENT`, roleColors[r], "box"] as Swatch] : []),
   ]);
   return `<section id="scenario-${name}" data-scenario="${name}">
 <h2>${name}</h2>
@@ -154,8 +169,8 @@ function scenarioSection(
 ${scenarioFacts(s, scale)}
 <figure data-chart="timeline" data-scenario="${name}">
 ${tl.total ? swatches([...roleSwatches, ...outcomes.map((o): Swatch => [o ?? "", "#000", "text"])]) : ""}
-${tl.depthSvg}
-${tl.svg}
+${responsive(tl.depthSvg, tlN.depthSvg)}
+${responsive(tl.svg, tlN.svg)}
 <figcaption>Attempt timeline, ${name}: above, attempts waiting for a slot; below, one lane per role,
 light = waiting for a slot, dark = SYN_SENT (drawn at least 2 px wide).${
     tl.peak?.holder
@@ -183,7 +198,7 @@ ${swatches([
   ...operations.map((o): Swatch => [o, opColors[o], "dot"]),
   ...(lat.failed ? [["× failed", "#000", "text"] as Swatch] : []),
 ])}
-${lat.svg}
+${responsive(lat.svg, latN.svg)}
 <figcaption>Latency over time, ${name}: duration of each operation by start time, field seconds,
 log scale${lat.failed ? "; × failed" : ""}. Dotted line: the attempt timeout (${esc(
     fieldAndLab(result.attemptTimeoutMs, scale),

@@ -36,7 +36,9 @@ export function latencyChart(
   attemptTimeoutMs: number,
   maxDots: number,
   timeScale: number,
+  width = chartWidth,
 ): LatencyChart {
+  const narrow = width < 600;
   const sec = (ms: number) => ms / timeScale / 1000;
   const stride = latencyStride(s.samples.length, maxDots);
   const drawn = latencySamples(s.samples, maxDots);
@@ -50,18 +52,22 @@ export function latencyChart(
 
   const svg = renderSvg(
     {
-      width: chartWidth,
+      width,
       height: 3 * 100 + 60,
-      marginLeft: 70,
+      marginLeft: narrow ? 50 : 70,
       marginRight: 20,
       marginTop: 10,
-      x: { domain: [startS, endS], label: "operation started, field seconds →" },
+      x: {
+        domain: [startS, endS],
+        label: narrow ? "started, field s →" : "operation started, field seconds →",
+        ticks: narrow ? 5 : 10,
+      },
       // "~g" rather than Plot's SI default, which writes 0.1 s as "100m".
       y: {
         type: "log",
         domain: logDomain(latencyFloorS, top),
         tickFormat: "~g",
-        label: "↑ field seconds (log)",
+        label: narrow ? "↑ field s" : "↑ field seconds (log)",
       },
       fy: { domain: operations, label: null },
       color: { domain: operations, range: operations.map((o) => opColors[o]) },

@@ -33,6 +33,7 @@ tr.failing td[data-stat="errors"], tr.failing td[data-stat="errorRate"] { color:
 figure .panel + .panel { margin-top: .25rem; }
 figure svg { display: block; }
 a, li, p, td, dd { overflow-wrap: anywhere; }
-@media (max-width: 600px) { body { padding: .75rem; font-size: 14px; } th, td { padding: .15rem .35rem; } }
+.chart-narrow { display: none; }
+@media (max-width: 600px) { .chart-wide { display: none; } .chart-narrow { display: block; } body { padding: .75rem; font-size: 14px; } th, td { padding: .15rem .35rem; } }
 footer { margin-top: 3rem; font-size: .85rem; color: var(--muted); }
 `;

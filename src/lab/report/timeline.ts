@@ -14,6 +14,9 @@ export interface TimelineChart {
   total: number;
   /** Roles and outcomes actually drawn: the legend lists these and nothing else. */
   rolesDrawn: AttemptRole[];
+  /** Roles with a waiting bar, and with a SYN_SENT bar. */
+  waitingDrawn: AttemptRole[];
+  synDrawn: AttemptRole[];
   outcomesDrawn: string[];
   /** The busiest moment: who held the slot and how many waited behind it. */
   peak: { atMs: number; waiting: number; holder: AttemptRecord | null } | null;
@@ -120,7 +123,9 @@ export function timelineChart(
   s: ScenarioResult,
   maxBars: number,
   timeScale: number,
+  width = chartWidth,
 ): TimelineChart {
+  const narrow = width < 600;
   const drawn = timelineRows(s.timeline, maxBars);
   const sec = (ms: number) => ms / timeScale / 1000;
   const { rows, labels, total } = lanes(drawn, timeScale);
@@ -133,7 +138,7 @@ export function timelineChart(
     1,
   );
   const domain = [sec(startMs), sec(endMs)];
-  const minBarS = ((domain[1] as number) - (domain[0] as number)) * (minBarPx / chartWidth);
+  const minBarS = ((domain[1] as number) - (domain[0] as number)) * (minBarPx / width);
   const waited = rows.filter((r) => waitEnd(r.a) > r.a.queuedAtMs);
   const started = rows.filter((r) => r.a.startedAtMs !== null);
   const marked = rows.filter((r) => outcomeSymbols[r.a.outcome] !== undefined);
@@ -145,16 +150,27 @@ export function timelineChart(
     peak && holderRow
       ? `${peak.holder?.role} #${peak.holder?.id} holds ${only ? "the only" : "a"} slot; ${peak.waiting} waiting`
       : null;
+  // Written in the queue-depth chart beside the peak, where no bar lies under it.
+  const depthNote =
+    peak && peak.waiting > 0
+      ? note && !narrow
+        ? `${peak.waiting} waiting behind ${peak.holder?.role} #${peak.holder?.id}, which holds ${only ? "the only" : "a"} slot`
+        : `${peak.waiting} waiting${peak.holder ? ` behind ${peak.holder.role} #${peak.holder.id}` : ""}`
+      : null;
   const rightHalf = peak
     ? sec(peak.atMs) > ((domain[0] as number) + (domain[1] as number)) / 2
     : false;
-  const xAxis = { domain, label: "field seconds since the window started →" };
+  const xAxis = {
+    domain,
+    label: narrow ? "field s →" : "field seconds since the window started →",
+    ticks: narrow ? 5 : 10,
+  };
 
   const svg = renderSvg(
     {
-      width: chartWidth,
+      width,
       height: Math.max(90, total * row + 50),
-      marginLeft: 70,
+      marginLeft: narrow ? 58 : 70,
       marginRight: 20,
       marginTop: 10,
       marginBottom: 34,
@@ -210,18 +226,6 @@ export function timelineChart(
                 strokeWidth: 2,
                 className: "sl-holder",
               }),
-              Plot.text([holderRow], {
-                x: () => sec(peak?.atMs ?? 0),
-                y: (r: Row) => r.row + 0.5,
-                text: () => note,
-                textAnchor: rightHalf ? "end" : "start",
-                dx: rightHalf ? -10 : 10,
-                fontWeight: "bold",
-                stroke: "white",
-                strokeWidth: 4,
-                fill: "#000",
-                className: "sl-holder-note",
-              }),
             ]
           : []),
         ...eventMarks(s.events, timeScale),
@@ -235,15 +239,15 @@ export function timelineChart(
   const maxDepth = peak?.waiting ?? 0;
   const depthSvg = renderSvg(
     {
-      width: chartWidth,
+      width,
       height: 130,
-      marginLeft: 70,
+      marginLeft: narrow ? 58 : 70,
       marginRight: 20,
       marginTop: 16,
       marginBottom: 34,
-      x: xAxis,
+      x: { ...xAxis, label: null },
       y: {
-        domain: [0, Math.max(1, Math.ceil(maxDepth * 1.15))],
+        domain: [0, Math.max(1, Math.ceil(maxDepth * 1.3))],
         label: "↑ waiting for a slot",
         ticks: Math.min(4, Math.max(1, maxDepth)),
         tickFormat: "d",
@@ -264,12 +268,12 @@ export function timelineChart(
             className: "sl-depth",
           },
         ),
-        ...(peak && peak.waiting > 0
+        ...(peak && depthNote
           ? [
               Plot.text([peak], {
                 x: (p: { atMs: number }) => sec(p.atMs),
                 y: (p: { waiting: number }) => p.waiting,
-                text: (p: { waiting: number }) => `${p.waiting} waiting`,
+                text: () => depthNote,
                 textAnchor: rightHalf ? "end" : "start",
                 dx: rightHalf ? -4 : 4,
                 dy: -6,
@@ -291,6 +295,8 @@ export function timelineChart(
     drawn: rows.length,
     total: s.timeline.length,
     rolesDrawn,
+    waitingDrawn: roles.filter((r) => waited.some((w) => w.a.role === r)),
+    synDrawn: roles.filter((r) => started.some((w) => w.a.role === r)),
     outcomesDrawn: [...new Set(marked.map((r) => r.a.outcome))],
     peak,
   };

@@ -9,7 +9,7 @@ import { roleColors } from "./palette.js";
  * queue model's prediction as cumulative distributions, the model with its
  * tolerance band. Null when the run has no incident scenario.
  */
-export function waitDistributionChart(result: LabResult): string | null {
+export function waitDistributionChart(result: LabResult, width = chartWidth): string | null {
   const m = compareWithModel(result);
   const incident = result.scenarios.find((s) => s.name === "incident");
   if (!m || !incident) return null;
@@ -24,12 +24,17 @@ export function waitDistributionChart(result: LabResult): string | null {
   const model = m.prediction.waits
     .filter((_, i) => i % step === 0)
     .map((w, i, all) => ({ x: sec(w + m.overheadMs), f: (i + 1) / all.length }));
+  // A few hundred points draw the curve; more only weigh the page down.
+  const every = Math.max(1, Math.ceil(n / 400));
+  const curve = measured
+    .map((x, i) => ({ x, f: (i + 1) / n }))
+    .filter((_, i) => i % every === 0 || i === n - 1);
   const top = Math.max(sec(m.predictedMaxMs) + tol, ...measured, 1);
   return renderSvg(
     {
-      width: chartWidth,
+      width,
       height: 260,
-      marginLeft: 70,
+      marginLeft: width < 600 ? 50 : 70,
       marginRight: 20,
       marginTop: 16,
       x: { domain: [0, top], label: "login took, field seconds →" },
@@ -51,28 +56,22 @@ export function waitDistributionChart(result: LabResult): string | null {
           strokeDasharray: "5,3",
           className: "sl-model",
         }),
-        Plot.line(
-          measured.map((x, i) => ({ x, f: (i + 1) / n })),
-          {
-            x: "x",
-            y: "f",
-            stroke: roleColors.login,
-            strokeWidth: 2,
-            curve: "step-after",
-            className: "sl-measured",
-          },
-        ),
-        Plot.dot(
-          measured.map((x, i) => ({ x, f: (i + 1) / n })),
-          {
-            x: "x",
-            y: "f",
-            fill: roleColors.login,
-            r: 2,
-            title: (d: { x: number; f: number }) =>
-              `${d.x.toFixed(1)} s: ${Math.round(d.f * 100)} % of logins done`,
-          },
-        ),
+        Plot.line(curve, {
+          x: "x",
+          y: "f",
+          stroke: roleColors.login,
+          strokeWidth: 2,
+          curve: "step-after",
+          className: "sl-measured",
+        }),
+        Plot.dot(n <= 400 ? curve : [], {
+          x: "x",
+          y: "f",
+          fill: roleColors.login,
+          r: 2,
+          title: (d: { x: number; f: number }) =>
+            `${d.x.toFixed(1)} s: ${Math.round(d.f * 100)} % of logins done`,
+        }),
       ],
     },
     `Login durations in the incident (n = ${n}) against the queue model's prediction with its ± ${tol.toFixed(1)} s tolerance.`,

@@ -261,8 +261,6 @@ export function timelineChart(
             y: "n",
             z: "role",
             fill: (p: { role: AttemptRole }) => waitColors[p.role],
-            stroke: (p: { role: AttemptRole }) => roleColors[p.role],
-            strokeWidth: 0.5,
             curve: "step-after",
             order: roles,
             className: "sl-depth",

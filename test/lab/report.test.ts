@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseHTML } from "linkedom";
 import { chromium } from "playwright-core";
+import { comparisonPoints } from "../../src/lab/report/comparison.js";
 import { renderReport, writeReport } from "../../src/lab/report/index.js";
 import { findings } from "../../src/lab/table.js";
 import type {
@@ -402,4 +403,36 @@ test("the report in a browser: every chart, every number, hover text, no overflo
   assert.deepEqual(consoleErrors, [], "no console errors");
   // Only the page itself was loaded: no CDN, fonts, scripts or favicon over the network.
   assert.deepEqual(requests, [url]);
+});
+
+test("log axes end on a labelled tick above the data, at both widths", () => {
+  const result = sampleResult();
+  const { document } = parseHTML(renderReport(result));
+  const points = comparisonPoints(result).map((p) => p.value);
+  const top = Math.max(...points);
+  const svgs = document.querySelectorAll('figure[data-chart="comparison"] svg');
+  assert.equal(svgs.length, 6, "three operations, wide and narrow");
+  for (const svg of svgs) {
+    const ticks = [...svg.querySelectorAll('g[aria-label="x-axis tick label"] text')].map((t) =>
+      Number(t.textContent),
+    );
+    assert.ok(ticks.length > 0);
+    assert.ok(Math.max(...ticks) > top, `top tick ${Math.max(...ticks)} vs data ${top}`);
+  }
+  for (const svg of document.querySelectorAll('figure[data-chart="latency"] svg')) {
+    const ticks = [...svg.querySelectorAll('g[aria-label="y-axis tick label"] text')].map((t) =>
+      Number(t.textContent),
+    );
+    const scenario = svg.closest("figure")?.getAttribute("data-scenario");
+    const s = result.scenarios.find((x) => x.name === scenario);
+    assert.ok(s);
+    const highest = Math.max(
+      ...s.samples.map((x) => x.durationMs / result.timeScale / 1000),
+      result.attemptTimeoutMs / result.timeScale / 1000,
+    );
+    assert.ok(
+      Math.max(...ticks) > highest,
+      `${scenario}: top tick ${Math.max(...ticks)} vs ${highest}`,
+    );
+  }
 });

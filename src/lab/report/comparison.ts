@@ -1,7 +1,7 @@
 import * as Plot from "@observablehq/plot";
 import type { LabResult, Operation, ScenarioName } from "../types.js";
 import { duration } from "../units.js";
-import { chartWidth, logDomain, renderSvg } from "./dom.js";
+import { chartWidth, logDomain, powersOfTen, renderSvg } from "./dom.js";
 import { operations, percentileStats, type Stat, statColors } from "./palette.js";
 
 export interface ComparisonPoint {
@@ -77,6 +77,7 @@ export function comparisonChart(result: LabResult, width = chartWidth): Comparis
         x: {
           type: "log",
           domain,
+          ticks: powersOfTen(domain),
           tickFormat: "~g",
           label: narrow ? `${op}: field s (log) →` : `${op}: field seconds (log) →`,
           labelAnchor: "left",

@@ -56,3 +56,11 @@ export const narrowChartWidth = 370;
 export function responsive(wide: string, narrow: string): string {
   return `<div class="chart-wide">${wide}</div><div class="chart-narrow">${narrow}</div>`;
 }
+
+/** Every power of ten of a log domain, both ends included: the top tick is labelled at any width. */
+export function powersOfTen([lo, hi]: [number, number]): number[] {
+  const ticks: number[] = [];
+  for (let e = Math.round(Math.log10(lo)); e <= Math.round(Math.log10(hi)); e++)
+    ticks.push(10 ** e);
+  return ticks;
+}

@@ -1,6 +1,6 @@
 import * as Plot from "@observablehq/plot";
 import type { Sample, ScenarioResult } from "../types.js";
-import { chartWidth, logDomain, renderSvg } from "./dom.js";
+import { chartWidth, logDomain, powersOfTen, renderSvg } from "./dom.js";
 import { opColors, operations } from "./palette.js";
 import { eventMarks } from "./timeline.js";
 
@@ -50,6 +50,7 @@ export function latencyChart(
   const endS = Math.max(sec(s.durationMs), ...drawn.map((d) => sec(d.startMs)), 0.001);
   const top = Math.max(sec(attemptTimeoutMs), ...drawn.map(y));
 
+  const yDomain = logDomain(latencyFloorS, top);
   const svg = renderSvg(
     {
       width,
@@ -65,7 +66,8 @@ export function latencyChart(
       // "~g" rather than Plot's SI default, which writes 0.1 s as "100m".
       y: {
         type: "log",
-        domain: logDomain(latencyFloorS, top),
+        domain: yDomain,
+        ticks: powersOfTen(yDomain),
         tickFormat: "~g",
         label: narrow ? "↑ field s" : "↑ field seconds (log)",
       },

@@ -407,6 +407,10 @@ test("the report in a browser: every chart, every number, hover text, no overflo
 
 test("log axes end on a labelled tick above the data, at both widths", () => {
   const result = sampleResult();
+  // A spread of four decades, as a real run has: a narrow axis then labels only some of them.
+  const incident = result.scenarios[1] as ScenarioResult;
+  incident.operations.login = { ...incident.operations.login, p99Ms: 3_000, maxMs: 3_000 };
+  (result.scenarios[0] as ScenarioResult).operations.db.p50Ms = 0.01;
   const { document } = parseHTML(renderReport(result));
   const points = comparisonPoints(result).map((p) => p.value);
   const top = Math.max(...points);

@@ -100,16 +100,28 @@ export const modelQuantiles = [25, 50, 75] as const;
 /** The model's tolerance on each quantile, as a fraction of the attempt timeout (both directions). */
 export const modelTolerance = 0.2;
 
+/**
+ * How long each attempt of a role waited for a slot, lab ms, as the app's
+ * limiter recorded it (asked → SYN sent, or → ended if it never started).
+ * This is the queue's own measure: the machine's noise in the load generator,
+ * the app's HTTP handling or the bind does not enter it.
+ */
+export function slotWaits(s: ScenarioResult, role: string): number[] {
+  return s.timeline
+    .filter((a) => a.role === role)
+    .map((a) => (a.startedAtMs ?? a.endedAtMs) - a.queuedAtMs);
+}
+
 export interface IncidentComparison {
   prediction: LoginWaitPrediction;
-  /** Lab ms added to every predicted wait: the login's own work, from the baseline. */
+  /** Lab ms added to every predicted wait (0: the measured waits are the limiter's own). */
   overheadMs: number;
   toleranceMs: number;
   measured: Record<(typeof modelQuantiles)[number], number>;
   predicted: Record<(typeof modelQuantiles)[number], number>;
   measuredMaxMs: number;
   predictedMaxMs: number;
-  /** Successful logins: the sample. */
+  /** Login connect attempts: the sample. */
   n: number;
   ok: boolean;
 }
@@ -121,7 +133,6 @@ export interface IncidentComparison {
 export function compareWithModel(result: LabResult): IncidentComparison | null {
   const incident = result.scenarios.find((s) => s.name === "incident");
   if (!incident) return null;
-  const baseline = result.scenarios.find((s) => s.name === "baseline");
   const t = result.attemptTimeoutMs;
   const limit = limitOf(incident.profile);
   const prediction = predictLoginWaits({
@@ -130,9 +141,8 @@ export function compareWithModel(result: LabResult): IncidentComparison | null {
     retryPauseMs: result.agentModel.retryPauseMs * result.timeScale,
     limit,
   });
-  const overheadMs =
-    baseline && baseline.operations.login.ok > 0 ? baseline.operations.login.p50Ms : 0;
-  const logins = incident.samples.filter((x) => x.op === "login" && x.ok).map((x) => x.durationMs);
+  const overheadMs = 0;
+  const logins = slotWaits(incident, "login");
   const toleranceMs = modelTolerance * t;
   const q = (values: number[], add: number) =>
     Object.fromEntries(modelQuantiles.map((p) => [p, percentile(values, p) + add])) as Record<
@@ -187,15 +197,20 @@ export function findings(result: LabResult): string[] {
   const check = (ok: boolean, text: string) =>
     lines.push({ order: order(text), line: `${ok ? "✔" : "✘"} ${text}` });
   const baseline = by("baseline");
-  // "Not hurt": the median within a tenth of an attempt of the baseline's (or of nothing,
-  // without one), and 95 % of them done in under half an attempt — a wait for a slot
-  // shows as a whole attempt's remainder, while a busy machine's noise is far smaller.
+  // "Not hurt": the role's connect attempts (if any) did not wait a quarter attempt for a
+  // slot (p95), and the operation's median is within a quarter attempt of the baseline's.
+  // A wait behind a pending attempt costs the rest of a whole one; the noise of a busy
+  // machine, stretched by the scale, stays below these bounds.
   const notHurt = (s: ScenarioResult, op: Operation) => {
     const ref = baseline && baseline.operations[op].ok > 0 ? baseline.operations[op].p50Ms : 0;
     const o = s.operations[op];
+    const waits = slotWaits(s, op);
+    const waitP95 = waits.length ? percentile(waits, 95) : 0;
     return {
-      ok: o.ok > 0 && o.p50Ms <= ref + t / 10 && o.p95Ms < t / 2,
-      text: `${op} p50 ${fo(o.p50Ms)}${baseline ? ` (baseline ${fo(ref)})` : ""}, p95 ${fo(o.p95Ms)}`,
+      ok: o.ok > 0 && o.p50Ms <= ref + t / 4 && waitP95 <= t / 4,
+      text:
+        `${op} p50 ${fo(o.p50Ms)}${baseline ? ` (baseline ${fo(ref)})` : ""}` +
+        (waits.length ? `, its ${waits.length} attempts waited p95 ${fo(waitP95)}` : ""),
     };
   };
   const attemptsBy = (s: ScenarioResult, role: string) =>
@@ -211,7 +226,7 @@ export function findings(result: LabResult): string[] {
     const a = result.agentModel;
     check(
       m.ok,
-      `incident: logins wait for the agent's pending attempt — p25 / p50 / p75 ${list(m.measured)}, ` +
+      `incident: logins wait for the agent's pending attempt — their connects waited p25 / p50 / p75 ${list(m.measured)}, ` +
         `max ${fo(m.measuredMaxMs)}; model (${loops(a.channels)}, ${a.retryPauseMs ? `pause ${duration(a.retryPauseMs)}` : "no pause"}) ` +
         `${list(m.predicted)}, max ${fo(m.predictedMaxMs)}, each ± ${fo(m.toleranceMs)} ` +
         `(n = ${m.n}; lab: p50 ${duration(m.measured[50])})`,
@@ -227,10 +242,8 @@ export function findings(result: LabResult): string[] {
 
   if (baseline) {
     check(
-      baseline.attempts.queued === 0 &&
-        baseline.operations.login.ok > 0 &&
-        baseline.operations.login.p95Ms < t / 2,
-      `baseline: no attempt waited for a slot (${baseline.attempts.queued} queued); login p95 ${fl(baseline.operations.login.p95Ms)}`,
+      baseline.attempts.queued === 0 && baseline.operations.login.ok > 0,
+      `baseline: no attempt waited for a slot (${baseline.attempts.queued} queued); login p50 ${fl(baseline.operations.login.p50Ms)}`,
     );
   }
 

@@ -182,12 +182,13 @@ ${
   waits
     ? `<figure data-chart="waits" data-scenario="${name}">
 ${swatches([
-  ["measured logins", roleColors.login, "box"],
+  ["measured login connects", roleColors.login, "box"],
   ["queue model", "#555", "box"],
   ["model ± tolerance", "#ccc", "box"],
 ])}
 ${waits}
-<figcaption>How long the incident's logins took, against the queue model's prediction for the
+<figcaption>How long the incident's login connects waited for a slot (as the app's limiter
+recorded it), against the queue model's prediction for the
 run's limit, attempt timeout and agent (src/lab/model.ts): the check holds when the measured
 quartiles and maximum lie in the grey band.</figcaption>
 </figure>`

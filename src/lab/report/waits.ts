@@ -1,5 +1,5 @@
 import * as Plot from "@observablehq/plot";
-import { compareWithModel } from "../table.js";
+import { compareWithModel, slotWaits } from "../table.js";
 import type { LabResult } from "../types.js";
 import { chartWidth, renderSvg } from "./dom.js";
 import { roleColors } from "./palette.js";
@@ -14,9 +14,8 @@ export function waitDistributionChart(result: LabResult, width = chartWidth): st
   const incident = result.scenarios.find((s) => s.name === "incident");
   if (!m || !incident) return null;
   const sec = (ms: number) => ms / result.timeScale / 1000;
-  const measured = incident.samples
-    .filter((x) => x.op === "login" && x.ok)
-    .map((x) => sec(x.durationMs))
+  const measured = slotWaits(incident, "login")
+    .map(sec)
     .sort((a, b) => a - b);
   const n = measured.length;
   const tol = sec(m.toleranceMs);
@@ -37,7 +36,7 @@ export function waitDistributionChart(result: LabResult, width = chartWidth): st
       marginLeft: width < 600 ? 50 : 70,
       marginRight: 20,
       marginTop: 16,
-      x: { domain: [0, top], label: "login took, field seconds →" },
+      x: { domain: [0, top], label: "a login's connect waited for a slot, field seconds →" },
       y: { domain: [0, 1], label: "↑ share of logins done", tickFormat: "%" },
       marks: [
         Plot.frame({ stroke: "#ddd" }),
@@ -74,6 +73,6 @@ export function waitDistributionChart(result: LabResult, width = chartWidth): st
         }),
       ],
     },
-    `Login durations in the incident (n = ${n}) against the queue model's prediction with its ± ${tol.toFixed(1)} s tolerance.`,
+    `Login connect waits in the incident (n = ${n}) against the queue model's prediction with its ± ${tol.toFixed(1)} s tolerance.`,
   );
 }

@@ -14,6 +14,8 @@ test("lab --scenario baseline,incident --report DIR --json: results, report, exi
     "baseline,incident",
     "--window",
     "63",
+    "--time-scale",
+    "0.05",
     "--report",
     dir,
     "--json",

@@ -3,6 +3,7 @@ import { after, type TestContext, test } from "node:test";
 import { type LabOptions, type LabServices, runLab } from "../../src/lab/run.js";
 import { EmbeddedLdap, EmbeddedPostgres } from "../../src/lab/services/index.js";
 import { findings } from "../../src/lab/table.js";
+import { testRun } from "./fixtures/facts.js";
 
 /**
  * Every check of the lab seen failing on a broken run: a wrong password, a
@@ -30,7 +31,7 @@ after(async () => {
   for (const close of closers.reverse()) await close();
 });
 
-const short: Partial<LabOptions> = { fieldWindowMs: 63_000 };
+const short: Partial<LabOptions> = { ...testRun, fieldWindowMs: 63_000 };
 
 test("failed logins exceed baseline's error budget: ✘ with the count and the reason", async (t) => {
   const { services: good } = await services(t);
@@ -68,6 +69,7 @@ test("the incident's logins against the queue model: too long and too short both
   const { services: good } = await services(t);
   // Two reconnect loops: every login waits one to two attempts.
   const two = await runLab({
+    ...testRun,
     services: good,
     scenarios: ["incident"],
     agent: { channels: 2 },
@@ -80,7 +82,7 @@ test("the incident's logins against the queue model: too long and too short both
   // Read against a one-loop model, the waits are too long...
   assert.equal(holds({ ...two, agentModel: { channels: 1, retryPauseMs: 0 } }), false);
   // ...and a one-loop run read against the two-loop model is too short.
-  const one = await runLab({ services: good, scenarios: ["incident"] });
+  const one = await runLab({ ...testRun, services: good, scenarios: ["incident"] });
   assert.equal(holds(one), true, findings(one).join("\n"));
   assert.equal(holds({ ...one, agentModel: { channels: 2, retryPauseMs: 0 } }), false);
 });

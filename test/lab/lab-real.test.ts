@@ -10,7 +10,7 @@ import {
   startPostgresServer,
   startSlapd,
 } from "../../src/lab/services/index.js";
-import { assertIncidentFacts } from "./fixtures/facts.js";
+import { assertIncidentFacts, testRun } from "./fixtures/facts.js";
 
 test("the lab against a real OpenLDAP slapd and PostgreSQL", async (t) => {
   const [slapd, pg] = (await startPeers<SlapdService | PostgresServerService>(
@@ -18,13 +18,16 @@ test("the lab against a real OpenLDAP slapd and PostgreSQL", async (t) => {
     // Registered as each starts: a later failure cannot orphan an earlier server.
     (service) => t.after(() => service.close()),
   )) as [SlapdService, PostgresServerService];
+  const scenarios = ["baseline", "incident", "fixed", "restart-fixed"] as const;
   const result = await runLab({
+    ...testRun,
+    scenarios,
     services: {
       ldap: { url: slapd.url, bindDN: slapd.bindDN, password: slapd.password },
       postgresUrl: pg.url,
     },
   });
-  assertIncidentFacts(result);
+  assertIncidentFacts(result, scenarios);
   assert.doesNotMatch(
     JSON.stringify(result.services),
     new RegExp(slapd.password),

@@ -210,7 +210,9 @@ export function findings(result: LabResult): string[] {
       ok: o.ok > 0 && o.p50Ms <= ref + t / 4 && waitP95 <= t / 4,
       text:
         `${op} p50 ${fo(o.p50Ms)}${baseline ? ` (baseline ${fo(ref)})` : ""}` +
-        (waits.length ? `, its ${waits.length} attempts waited p95 ${fo(waitP95)}` : ""),
+        (waits.length
+          ? `, its ${waits.length} attempt${waits.length === 1 ? "" : "s"} waited p95 ${fo(waitP95)}`
+          : ""),
     };
   };
   const attemptsBy = (s: ScenarioResult, role: string) =>

@@ -1,22 +1,5 @@
-/** Nearest-rank percentile: reports a value that was actually measured. */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] as number;
-}
-
-/** The usual median (mean of the middle two): for summaries across rounds. */
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  if (sorted.length % 2 === 1) return sorted[mid] as number;
-  return ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-export function max(values: readonly number[]): number {
-  return values.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY);
-}
+// One percentile for the whole project: the lab's tables and the benchmarks' agree.
+export { max, median, percentile } from "../src/stats.js";
 
 /** Microseconds from milliseconds, rounded for a table. */
 export const us = (ms: number): string => (ms * 1000).toFixed(1);

@@ -120,4 +120,20 @@ export const defaults = {
   linkWriteTimeoutMs: 10_000,
   /** ReconnectingLink: TCP keep-alive idle time, so an idle dead connection is found too. */
   linkKeepAliveMs: 10_000,
+  // Lab (src/lab/): field durations; the lab multiplies them by its time scale.
+  /**
+   * The naive agent's reconnect loops. One: the field's logins took "about
+   * 21 s" — the rest of one pending attempt, at most 21 s. Two loops would
+   * keep an attempt queued behind the pending one and every login would
+   * wait 21–42 s, which the field never saw.
+   */
+  labAgentChannels: 1,
+  /** The naive agent retried as soon as an attempt failed: no login found the slot free. */
+  labAgentRetryPauseMs: 0,
+  /** Each scenario's window: six attempt timeouts, so a login's wait is seen at every phase of the agent's cycle. */
+  labWindowMs: 126_000,
+  /** A login every 2.5 s, a DB and an API call every 2 s: ~50 logins per window, a busy but small site. */
+  labLoginIntervalMs: 2_500,
+  labDbIntervalMs: 2_000,
+  labApiIntervalMs: 2_000,
 } as const;

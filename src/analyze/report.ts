@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as Plot from "@observablehq/plot";
-import { chartWidth, renderSvg } from "../lab/report/dom.js";
-import { esc } from "../lab/report/format.js";
+import { chartWidth, renderSvg } from "../report/dom.js";
+import { esc } from "../report/escape.js";
 import type { AnalysisResult } from "./analyze.js";
 
 /** Beyond a few hundred rows a bar is under 2 px tall (the lab's limit too). */

@@ -73,19 +73,26 @@ export class LoadGenerator {
     const sample: Sample = { op, startMs: started - this.#t0, durationMs: Number.NaN, ok: false };
     this.samples.push(sample);
     const done = new Promise<void>((resolve) => {
-      const finish = (ok: boolean) => {
+      const finish = (error?: string) => {
         if (!Number.isNaN(sample.durationMs)) return;
         sample.durationMs = performance.now() - started;
-        sample.ok = ok;
+        sample.ok = error === undefined;
+        if (error !== undefined) sample.error = error;
         resolve();
       };
       http
         .get({ host: "127.0.0.1", port: this.plan.appPort, path, agent: this.#agent }, (res) => {
-          res.resume();
-          res.on("end", () => finish(res.statusCode === 200));
-          res.on("error", () => finish(false));
+          let body = "";
+          res.setEncoding("utf8");
+          res.on("data", (d: string) => {
+            if (body.length < 200) body += d;
+          });
+          res.on("end", () =>
+            finish(res.statusCode === 200 ? undefined : body.trim() || `HTTP ${res.statusCode}`),
+          );
+          res.on("error", (e: Error) => finish(e.message));
         })
-        .on("error", () => finish(false));
+        .on("error", (e: Error) => finish(`load generator: ${e.message}`));
     });
     this.#inFlight.add(done);
     void done.then(() => this.#inFlight.delete(done));
@@ -97,6 +104,7 @@ export class LoadGenerator {
       if (Number.isNaN(s.durationMs)) {
         s.durationMs = now - this.#t0 - s.startMs;
         s.ok = false;
+        s.error = "no answer by the end of the drain";
       }
     }
   }

@@ -1,5 +1,6 @@
 import net from "node:net";
 import { performance } from "node:perf_hooks";
+import { max, percentile } from "../stats.js";
 
 export interface LatencySummary {
   count: number;
@@ -9,21 +10,13 @@ export interface LatencySummary {
   maxMs: number;
 }
 
-/** Nearest-rank percentile of an unsorted sample. */
-export function percentile(sample: readonly number[], p: number): number {
-  if (sample.length === 0) return Number.NaN;
-  const sorted = [...sample].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] as number;
-}
-
 export function summarize(sample: readonly number[]): LatencySummary {
   return {
     count: sample.length,
     p50Ms: percentile(sample, 50),
     p95Ms: percentile(sample, 95),
     p99Ms: percentile(sample, 99),
-    maxMs: sample.length ? Math.max(...sample) : Number.NaN,
+    maxMs: sample.length ? max(sample) : Number.NaN,
   };
 }
 

@@ -7,18 +7,22 @@ import net from "node:net";
  */
 export class NaiveAgent {
   readonly #sockets = new Set<net.Socket>();
+  readonly #timers = new Set<NodeJS.Timeout>();
   #stopped = false;
   attempts = 0;
 
   /**
-   * @param channels independent reconnect loops, as an agent keeps one
-   *   connection per kind of data (traces, metrics): with two, one is always
-   *   pending and the other waiting in the limiter's line.
+   * @param channels independent reconnect loops (an agent may keep one
+   *   connection per kind of data); with two, one attempt is always queued
+   *   behind the pending one.
+   * @param retryPauseMs wall milliseconds between a failed attempt and the next
+   *   try of the same loop; 0 retries at once.
    */
   constructor(
     readonly host: string,
     readonly port: number,
     readonly channels = 1,
+    readonly retryPauseMs = 0,
   ) {}
 
   start(): this {
@@ -34,13 +38,23 @@ export class NaiveAgent {
     socket.on("error", () => {});
     socket.once("close", () => {
       this.#sockets.delete(socket);
-      // Retry at once, as the field agent did: the next SYN follows the last failure.
-      setImmediate(() => this.#connect());
+      if (this.retryPauseMs === 0) {
+        // The next SYN follows the last failure, after what is already queued.
+        setImmediate(() => this.#connect());
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        this.#connect();
+      }, this.retryPauseMs);
+      this.#timers.add(timer);
     });
   }
 
   stop(): void {
     this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
     for (const s of this.#sockets) s.destroy();
   }
 }

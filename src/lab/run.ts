@@ -9,9 +9,17 @@ import { SilentUdpPort } from "../targets/silent-udp.js";
 import { Tarpit } from "../targets/tarpit.js";
 import type { AppConfig, AppMessage, LabMessage, RawAttempt } from "./app/config.js";
 import { LoadGenerator } from "./load.js";
+import { redact } from "./preflight.js";
 import { scenarios as allScenarios, type Scenario } from "./scenarios.js";
 import { summarizeScenario } from "./summarize.js";
-import type { LabEvent, LabResult, Operation, ScenarioName, ScenarioResult } from "./types.js";
+import type {
+  AgentModel,
+  LabEvent,
+  LabResult,
+  Operation,
+  ScenarioName,
+  ScenarioResult,
+} from "./types.js";
 import { Upstream } from "./upstream.js";
 
 /** The directory and database the app talks to: embedded, or real servers. */
@@ -25,9 +33,14 @@ export interface LabOptions {
   scenarios?: readonly ScenarioName[];
   /** 0.02 runs Windows' 21 s attempt in 420 ms; 1 is real time. */
   timeScale?: number;
-  /** The measured window of each scenario, wall milliseconds. */
-  windowMs?: number;
-  intervalMs?: Record<Operation, number>;
+  /** The measured window of each scenario, field milliseconds (wall = this × timeScale). */
+  fieldWindowMs?: number;
+  /** Field milliseconds between operations of each kind (open loop). */
+  fieldIntervalMs?: Record<Operation, number>;
+  /** The naive agent: reconnect loops and retry pause (field milliseconds). */
+  agent?: Partial<AgentModel>;
+  /** Replace a scenario's agent or API pools: how the checks are seen failing on a broken setup. */
+  overrides?: Partial<Record<ScenarioName, Partial<Pick<Scenario, "agent" | "apiPools">>>>;
   onProgress?: (event: {
     scenario: ScenarioName;
     index: number;
@@ -36,26 +49,63 @@ export interface LabOptions {
   }) => void;
 }
 
-/** Defaults sized so all five scenarios run in well under a minute. */
+/** Defaults sized so all seven scenarios run in well under a minute at the default scale. */
 export const labDefaults = {
   timeScale: 0.02,
-  windowMs: 2_500,
-  intervalMs: { login: 100, db: 40, api: 40 } as Record<Operation, number>,
+  fieldWindowMs: defaults.labWindowMs,
+  fieldIntervalMs: {
+    login: defaults.labLoginIntervalMs,
+    db: defaults.labDbIntervalMs,
+    api: defaults.labApiIntervalMs,
+  } as Record<Operation, number>,
+  agent: {
+    channels: defaults.labAgentChannels,
+    retryPauseMs: defaults.labAgentRetryPauseMs,
+  } as AgentModel,
   upstreams: 3,
   dbPoolSize: 4,
   apiConnectionsPerUpstream: 2,
+  /** An operation still waiting this many attempt timeouts after the window is failed. */
+  drainAttemptTimeouts: 4,
 };
 
 const appMain = fileURLToPath(new URL("./app/main.js", import.meta.url));
+
+interface Plan {
+  timeScale: number;
+  windowMs: number;
+  intervalMs: Record<Operation, number>;
+  agentModel: AgentModel;
+}
 
 /** Runs the scenarios one after another, each in a fresh app process. */
 export async function runLab(options: LabOptions): Promise<LabResult> {
   const timeScale = options.timeScale ?? labDefaults.timeScale;
   if (!(Number.isFinite(timeScale) && timeScale > 0))
     throw invalidOption("timeScale", "a positive number", timeScale);
-  const windowMs = options.windowMs ?? labDefaults.windowMs;
-  if (!(Number.isFinite(windowMs) && windowMs > 0))
-    throw invalidOption("windowMs", "a positive number", windowMs);
+  const fieldWindowMs = options.fieldWindowMs ?? labDefaults.fieldWindowMs;
+  if (!(Number.isFinite(fieldWindowMs) && fieldWindowMs > 0))
+    throw invalidOption("fieldWindowMs", "a positive number", fieldWindowMs);
+  const fieldIntervalMs = options.fieldIntervalMs ?? labDefaults.fieldIntervalMs;
+  for (const [op, v] of Object.entries(fieldIntervalMs)) {
+    if (!(Number.isFinite(v) && v > 0))
+      throw invalidOption(`fieldIntervalMs.${op}`, "a positive number", v);
+  }
+  const agentModel: AgentModel = { ...labDefaults.agent, ...options.agent };
+  if (
+    !(Number.isInteger(agentModel.channels) && agentModel.channels >= 1 && agentModel.channels <= 8)
+  )
+    throw invalidOption("agent.channels", "an integer from 1 to 8", agentModel.channels);
+  if (!(Number.isFinite(agentModel.retryPauseMs) && agentModel.retryPauseMs >= 0))
+    throw invalidOption("agent.retryPauseMs", "a non-negative number", agentModel.retryPauseMs);
+  const plan: Plan = {
+    timeScale,
+    windowMs: fieldWindowMs * timeScale,
+    intervalMs: Object.fromEntries(
+      Object.entries(fieldIntervalMs).map(([op, v]) => [op, v * timeScale]),
+    ) as Record<Operation, number>,
+    agentModel,
+  };
   const chosen = (options.scenarios ?? allScenarios.map((s) => s.name)).map((name) => {
     const found = allScenarios.find((s) => s.name === name);
     if (!found)
@@ -64,21 +114,23 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
         `names from ${allScenarios.map((s) => s.name).join(", ")}`,
         name,
       );
-    return found;
+    return { ...found, ...options.overrides?.[name] };
   });
   const results: ScenarioResult[] = [];
   const startedAt = new Date().toISOString();
   for (const [index, scenario] of chosen.entries()) {
     const progress = (phase: string) =>
       options.onProgress?.({ scenario: scenario.name, index, total: chosen.length, phase });
-    results.push(await runScenario(scenario, options, timeScale, windowMs, progress));
+    results.push(await runScenario(scenario, options, plan, progress));
   }
   const cpus = os.cpus();
   return {
-    version: 1,
+    version: 2,
     startedAt,
     timeScale,
     attemptTimeoutMs: defaults.windowsFailAtMs * timeScale,
+    agentModel,
+    fieldIntervalMs,
     services: {
       ldap: redact(options.services.ldap.url),
       postgres: redact(options.services.postgresUrl),
@@ -97,10 +149,10 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
 async function runScenario(
   scenario: Scenario,
   options: LabOptions,
-  timeScale: number,
-  windowMs: number,
+  plan: Plan,
   progress: (phase: string) => void,
 ): Promise<ScenarioResult> {
+  const { timeScale, windowMs } = plan;
   progress("starting services");
   const upstreams = await Promise.all(
     Array.from({ length: labDefaults.upstreams }, () => new Upstream().listen()),
@@ -118,6 +170,8 @@ async function runScenario(
       upstreams: upstreams.map((u) => ({ host: "127.0.0.1", port: u.port })),
       collector: { host: "127.0.0.1", port: collector.port, udpEchoPort: silentEcho.port },
       agent: scenario.agent,
+      agentModel: plan.agentModel,
+      apiPools: scenario.apiPools,
       dbPoolSize: labDefaults.dbPoolSize,
       apiConnectionsPerUpstream: labDefaults.apiConnectionsPerUpstream,
     };
@@ -136,7 +190,7 @@ async function runScenario(
 
     const load = new LoadGenerator({
       appPort: ready.port,
-      intervalMs: options.intervalMs ?? labDefaults.intervalMs,
+      intervalMs: plan.intervalMs,
       upstreams: upstreams.length,
     });
     await load.warmUp();
@@ -186,10 +240,11 @@ async function runScenario(
     await new Promise((resolve) => setTimeout(resolve, windowMs));
     load.stop();
     progress("draining");
-    // An operation still waiting four attempt timeouts after the window is reported as failed.
-    await load.drain(4 * defaults.windowsFailAtMs * timeScale);
+    await load.drain(labDefaults.drainAttemptTimeouts * defaults.windowsFailAtMs * timeScale);
     load.closeOpenSamples(performance.now());
     for (const t of timers) clearTimeout(t);
+    // Attempts still pending now end here, whenever they were queued.
+    const stoppedAtMs = performance.now() - t0;
 
     const attemptsMessage = nextMessage(child, "attempts", () => stderr);
     child.send({ type: "stop" } satisfies LabMessage);
@@ -199,6 +254,7 @@ async function runScenario(
     return summarizeScenario({
       scenario,
       durationMs: windowMs,
+      stoppedAtMs,
       samples: load.samples,
       records: records.map((r) => relative(r, t0Epoch)),
       events,
@@ -242,17 +298,6 @@ function portOf(url: string): number {
   }
 }
 
-/** Service URLs go into reports: never with a password. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable URL)";
-  }
-}
-
 function nextMessage<T extends AppMessage["type"]>(
   child: ChildProcess,
   type: T,
@@ -266,7 +311,9 @@ function nextMessage<T extends AppMessage["type"]>(
     };
     const onExit = (code: number | null) => {
       cleanup();
-      const why = stderr().trim().split("\n").slice(-3).join(" | ");
+      // The thrown error's own line says why; a stack's frames and Node's banner do not.
+      const lines = stderr().trim().split("\n");
+      const why = lines.find((l) => /^\w*Error\b/.test(l.trim())) ?? lines.slice(-3).join(" | ");
       reject(
         new SynlimitError(
           "SYNLIMIT_CHILD_FAILED",

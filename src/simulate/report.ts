@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as Plot from "@observablehq/plot";
-import { chartWidth, renderSvg } from "../lab/report/dom.js";
-import { esc } from "../lab/report/format.js";
+import { chartWidth, renderSvg } from "../report/dom.js";
+import { esc } from "../report/escape.js";
 import { formatMs, renderSummary, renderSweep, toJson } from "./render.js";
 import type { SimSummary } from "./summary.js";
 import type { SweepResult } from "./sweep.js";

@@ -13,7 +13,9 @@ test("lab --scenario baseline,incident --report DIR --json: results, report, exi
     "--scenario",
     "baseline,incident",
     "--window",
-    "1500",
+    "63",
+    "--time-scale",
+    "0.05",
     "--report",
     dir,
     "--json",
@@ -34,7 +36,7 @@ test("lab --scenario baseline,incident --report DIR --json: results, report, exi
 const usageErrors: Array<[string[], RegExp]> = [
   [
     ["lab", "--scenario", "outage"],
-    /expected scenario names from baseline, incident, fixed, escalation, restart/,
+    /expected scenario names from baseline, incident, fixed, escalation, escalation-fixed, restart, restart-fixed/,
   ],
   [["lab", "--ldap", "http://127.0.0.1:1"], /expected a ldap: or ldaps:\/\/ URL/],
   [["lab", "--ldap", "ldap://127.0.0.1:1"], /^synlimit: --ldap needs --ldap-bind-dn$/],
@@ -51,6 +53,9 @@ const usageErrors: Array<[string[], RegExp]> = [
     /needs the bind password in \$SYNLIMIT_TEST_UNSET/,
   ],
   [["lab", "--time-scale", "-1"], /expected a positive number/],
+  [["lab", "--window", "0"], /expected a positive number/],
+  [["lab", "--agent-channels", "0"], /expected an integer from 1 to 8/],
+  [["lab", "--agent-retry-pause", "-2"], /expected a non-negative number of seconds/],
 ];
 
 for (const [args, message] of usageErrors) {

@@ -5,13 +5,26 @@ import { type LabServices, labDefaults, runLab } from "../../lab/run.js";
 import { isScenarioName, scenarioNames } from "../../lab/scenarios.js";
 import { findings, renderTable } from "../../lab/table.js";
 import type { ScenarioName } from "../../lab/types.js";
-import { milliseconds, positiveNumber } from "../parse.js";
+import { positiveNumber } from "../parse.js";
+
+function seconds(value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value))
+    throw new InvalidArgumentError("expected a non-negative number of seconds.");
+  return Number(value);
+}
+
+function channels(value: string): number {
+  if (!/^[1-8]$/.test(value)) throw new InvalidArgumentError("expected an integer from 1 to 8.");
+  return Number(value);
+}
 
 interface Flags {
   scenario?: ScenarioName[];
   timeScale: number;
   realTime?: boolean;
   window: number;
+  agentChannels: number;
+  agentRetryPause: number;
   ldap?: string;
   ldapBindDn?: string;
   ldapPasswordEnv: string;
@@ -42,7 +55,7 @@ export function registerLab(program: Command): void {
   program
     .command("lab")
     .description(
-      "rerun the incident end to end on loopback — a web app under the limiter with logins (LDAP), a DB pool and API pools, an APM agent — in five scenarios, with a table and an optional HTML report",
+      "rerun the incident end to end on loopback — a web app under the limiter with logins (LDAP), a DB pool and API pools, an APM agent — in seven scenarios, checked against a queue model, with a table in field time and an optional HTML report",
     )
     .option(
       "--scenario <names>",
@@ -55,12 +68,27 @@ export function registerLab(program: Command): void {
       positiveNumber,
       labDefaults.timeScale,
     )
-    .option("--real-time", "run at real speed (each scenario then needs minutes: raise --window)")
     .option(
-      "--window <ms>",
-      "measured window of each scenario, wall time",
-      milliseconds,
-      labDefaults.windowMs,
+      "--real-time",
+      "run at real speed: 21 s attempts, each scenario's window in real seconds (about 25 minutes in all)",
+    )
+    .option(
+      "--window <seconds>",
+      "measured window of each scenario in field seconds (six attempt timeouts by default; the lab runs it × the time scale)",
+      positiveNumber,
+      labDefaults.fieldWindowMs / 1000,
+    )
+    .option(
+      "--agent-channels <n>",
+      "the naive agent's reconnect loops (1: logins wait up to one attempt, as in the field; 2: one to two)",
+      channels,
+      labDefaults.agent.channels,
+    )
+    .option(
+      "--agent-retry-pause <seconds>",
+      "field seconds the naive agent pauses after a failed attempt",
+      seconds,
+      labDefaults.agent.retryPauseMs / 1000,
     )
     .option(
       "--ldap <url>",
@@ -84,8 +112,11 @@ export function registerLab(program: Command): void {
       "after",
       `
 Scenarios: baseline (no limit), incident (1 attempt/process, naive agent, dead collector),
-fixed (guarded agent), escalation (2 of 3 API upstreams die), restart (then every pool is flushed).
-Exit code 0 when the measurements show the incident's facts, 1 when one does not hold.
+fixed (guarded agent), escalation (2 of 3 API upstreams die), escalation-fixed (API pools on
+synlimit/guard), restart (then every pool is flushed), restart-fixed (the same, pools guarded).
+Times are printed in field time (lab time ÷ time scale), with the lab's own beside the headlines.
+Exit code 0 when every check holds; 1 with a ✘ line for each that does not: a service that does
+not answer (or refuses the bind), a scenario over its error budget, a fact the run does not show.
 
 Examples:
   synlimit lab --report lab-report
@@ -107,11 +138,13 @@ Examples:
       // and every other command would pay for them.
       const { EmbeddedLdap, EmbeddedPostgres } = await import("../../lab/services/index.js");
       const { writeReport } = await import("../../lab/report/index.js");
+      const { checkServices } = await import("../../lab/preflight.js");
       const progress = new Progress();
       progress.line("starting services…");
       const ldap = flags.ldap ? null : await EmbeddedLdap.listen();
-      const postgres = flags.postgres ? null : await EmbeddedPostgres.listen();
+      let postgres: Awaited<ReturnType<typeof EmbeddedPostgres.listen>> | null = null;
       try {
+        postgres = flags.postgres ? null : await EmbeddedPostgres.listen();
         const services: LabServices = {
           ldap: ldap
             ? { url: ldap.url, bindDN: ldap.bindDN, password: ldap.password }
@@ -122,10 +155,23 @@ Examples:
               },
           postgresUrl: postgres ? postgres.url : (flags.postgres as string),
         };
+        progress.line("checking services…");
+        const problems = await checkServices(services);
+        if (problems.length > 0) {
+          progress.done();
+          process.stdout.write(
+            flags.json
+              ? `${JSON.stringify({ ok: false, problems })}\n`
+              : problems.map((p) => `✘ ${p}\n`).join(""),
+          );
+          process.exitCode = 1;
+          return;
+        }
         const result = await runLab({
           services,
           timeScale: flags.realTime ? 1 : flags.timeScale,
-          windowMs: flags.window,
+          fieldWindowMs: flags.window * 1000,
+          agent: { channels: flags.agentChannels, retryPauseMs: flags.agentRetryPause * 1000 },
           ...(flags.scenario ? { scenarios: flags.scenario } : {}),
           onProgress: (e) =>
             progress.line(`[${e.index + 1}/${e.total}] ${e.scenario}: ${e.phase}…`),

@@ -10,7 +10,8 @@ export interface RunningAgent {
 export function startAgent(config: AppConfig): RunningAgent | null {
   const { host, port, udpEchoPort } = config.collector;
   if (config.agent === "naive") {
-    const agent = new NaiveAgent(host, port, 2).start();
+    const { channels, retryPauseMs } = config.agentModel;
+    const agent = new NaiveAgent(host, port, channels, retryPauseMs * config.timeScale).start();
     return { stop: async () => agent.stop() };
   }
   if (config.agent === "guarded") {

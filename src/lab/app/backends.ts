@@ -1,6 +1,10 @@
+import { performance } from "node:perf_hooks";
 import { Client as LdapClient } from "ldapts";
 import pg from "pg";
 import { Pool as HttpPool } from "undici";
+import type { Clock } from "../../clock.js";
+import { defaults } from "../../defaults.js";
+import { Guard, guardedConnect } from "../../guard/index.js";
 import type { AppConfig } from "./config.js";
 
 /**
@@ -12,6 +16,7 @@ import type { AppConfig } from "./config.js";
 export class Backends {
   #db: pg.Pool;
   #apis: HttpPool[];
+  #apiGuard: Guard | null | undefined;
 
   constructor(readonly config: AppConfig) {
     this.#db = this.#newDb();
@@ -45,9 +50,26 @@ export class Backends {
     await Promise.all([
       ...Array.from({ length: dbPoolSize }, () => this.#db.query("SELECT pg_sleep(0.05)")),
       ...upstreams.flatMap((_, i) =>
-        Array.from({ length: apiConnectionsPerUpstream }, () => this.callUpstream(i)),
+        Array.from({ length: apiConnectionsPerUpstream }, () => this.#warmUpstream(i)),
       ),
     ]);
+  }
+
+  /**
+   * A guarded pool's first connects run under a deadline of a few field
+   * seconds — tens of lab milliseconds, which a busy machine can miss while
+   * every pool opens at once. Before the window that is no finding: try again
+   * once the breaker lets a try through.
+   */
+  async #warmUpstream(index: number): Promise<void> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.callUpstream(index);
+      } catch (error) {
+        if (this.config.apiPools !== "guarded" || tries >= 20) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
   }
 
   /** The `iisreset`: every pool dropped at once, so every connection must be made again. */
@@ -75,15 +97,46 @@ export class Backends {
   }
 
   #newApis(): HttpPool[] {
-    return this.config.upstreams.map(
+    const { upstreams, apiPools, timeScale } = this.config;
+    // One guard for every API pool, kept across a flush as a process keeps its breakers;
+    // a budget slot per upstream, so a dead one's test never delays a healthy pool.
+    this.#apiGuard ??=
+      apiPools === "guarded"
+        ? new Guard({
+            budget: "lab-api",
+            maxInFlight: upstreams.length,
+            // The guard's ceiling, not its 1 s floor: 20 lab ms is within a busy machine's noise.
+            connectTimeoutMs: defaults.guardConnectTimeoutCeilingMs,
+            clock: scaledClock(timeScale),
+          })
+        : null;
+    const guard = this.#apiGuard;
+    return upstreams.map(
       ({ host, port }) =>
         new HttpPool(`http://${host}:${port}`, {
           connections: this.config.apiConnectionsPerUpstream,
           keepAliveTimeout: 600_000,
           keepAliveMaxTimeout: 600_000,
-          // The emulated OS decides when a connect gives up, as on the incident's server.
-          connectTimeout: 600_000,
+          // Plain: the emulated OS decides when a connect gives up, as on the incident's
+          // server. Guarded: the guard's short deadline and breaker do.
+          ...(guard ? { connect: guardedConnect(guard) } : { connectTimeout: 600_000 }),
         }),
     );
   }
+}
+
+/**
+ * The guard's clock at the lab's time scale: its deadlines and backoff are
+ * field durations (a 1–3 s connect deadline, 1 s first backoff), run as fast
+ * as the emulated 21 s attempt is.
+ */
+function scaledClock(timeScale: number): Clock {
+  return {
+    now: () => performance.now() / timeScale,
+    setTimer(fn, ms) {
+      const handle = setTimeout(fn, ms * timeScale);
+      handle.unref();
+      return { cancel: () => clearTimeout(handle) };
+    },
+  };
 }

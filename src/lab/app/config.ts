@@ -1,4 +1,5 @@
 import type { ProfileName } from "../../emulate/profiles.js";
+import type { AgentModel } from "../types.js";
 
 /** What the lab's app process is told at start (JSON in its argv). */
 export interface AppConfig {
@@ -11,6 +12,10 @@ export interface AppConfig {
   upstreams: Array<{ host: string; port: number }>;
   collector: { host: string; port: number; udpEchoPort: number };
   agent: "none" | "naive" | "guarded";
+  /** The naive agent's loops and pause (field milliseconds). */
+  agentModel: AgentModel;
+  /** How the API pools connect: plain undici, or through synlimit/guard. */
+  apiPools: "plain" | "guarded";
   dbPoolSize: number;
   apiConnectionsPerUpstream: number;
 }

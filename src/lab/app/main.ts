@@ -79,7 +79,9 @@ const server = http.createServer((req, res) => {
           : Promise.reject(new Error(`no route ${url.pathname}`));
   route.then(
     () => reply(200, "ok"),
-    (error: Error) => reply(502, error.message),
+    // The lab reports why an operation failed: the error's kind and first line.
+    (error: Error) =>
+      reply(502, `${error.name}: ${String(error.message).split("\n")[0]}`.slice(0, 200)),
   );
 });
 server.keepAliveTimeout = 60_000;

@@ -1,11 +1,28 @@
+import { narrowChartWidth, responsive } from "../../report/dom.js";
 import type { LabResult, ScenarioResult } from "../types.js";
+import { duration, fieldAndLab } from "../units.js";
 import { comparisonChart } from "./comparison.js";
 import { esc } from "./format.js";
-import { defaultMaxLatencyDots, latencyChart, latencyFloorMs } from "./latency.js";
-import { opColors, operations, percentileStats, roleColors, roles, statColors } from "./palette.js";
+import { defaultMaxLatencyDots, latencyChart, latencyFloorS } from "./latency.js";
+import {
+  opColors,
+  operations,
+  outcomeLabels,
+  percentileStats,
+  roleColors,
+  statColors,
+  waitColors,
+} from "./palette.js";
 import { css } from "./style.js";
-import { attemptsTable, metadataTable, operationsTable, scenarioFacts } from "./tables.js";
+import {
+  attemptsTable,
+  checksList,
+  metadataTable,
+  operationsTable,
+  scenarioFacts,
+} from "./tables.js";
 import { defaultMaxTimelineBars, timelineChart } from "./timeline.js";
+import { waitDistributionChart } from "./waits.js";
 
 export interface ReportOptions {
   /** Attempts drawn per timeline (the earliest by queuedAtMs). */
@@ -19,9 +36,11 @@ export function renderReport(result: LabResult, options: ReportOptions = {}): st
   const maxBars = options.maxTimelineBars ?? defaultMaxTimelineBars;
   const maxDots = options.maxLatencyDots ?? defaultMaxLatencyDots;
   const comparison = comparisonChart(result);
+  const comparisonNarrow = comparisonChart(result, narrowChartWidth);
   const nav = result.scenarios
     .map((s) => `<li><a href="#scenario-${esc(s.name)}">${esc(s.name)}</a></li>`)
     .join("");
+  const anyFailed = comparison.failures.length > 0;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -35,19 +54,33 @@ export function renderReport(result: LabResult, options: ReportOptions = {}): st
 <header>
 <h1>synlimit lab: the incident, rerun on one machine</h1>
 <p class="muted">Run started ${esc(result.startedAt)} · results schema v${esc(result.version)} · raw data: <a href="results.json">results.json</a></p>
-<nav aria-label="Scenarios"><ul><li><a href="#comparison">comparison</a></li>${nav}</ul></nav>
+<nav aria-label="Scenarios"><ul><li><a href="#checks">checks</a></li><li><a href="#comparison">comparison</a></li>${nav}</ul></nav>
 </header>
 <main>
 ${intro(result)}
+<section id="checks">
+<h2>Checks</h2>
+${checksList(result)}
+</section>
 ${metadataTable(result)}
 <section id="comparison">
 <h2>Scenarios compared</h2>
 <figure data-chart="comparison">
-${swatches(percentileStats.map((s) => [s.replace("Ms", ""), statColors[s], false]))}
-${comparison.svg}
-<figcaption>p50, p95 and p99 latency of each operation in each scenario (one row per operation,
-one group per scenario${comparison.log ? "; log scale, bars start at the axis floor" : ""}).
-An operation with no samples in a scenario has no bars. The numbers are in the table below.</figcaption>
+${swatches([
+  ...percentileStats.map(
+    (s): Swatch => [`${s.replace("Ms", "")} of successful`, statColors[s], "dot"],
+  ),
+  ...(anyFailed ? [["✘ share of operations that failed", "#b00", "text"] as Swatch] : []),
+])}
+${comparison.svgs
+  .map(
+    (c, i) =>
+      `<div class="panel" data-op="${c.op}">${responsive(c.svg, comparisonNarrow.svgs[i]?.svg ?? "")}</div>`,
+  )
+  .join("\n")}
+<figcaption>Latency of the successful operations per scenario, one chart per operation, field
+seconds on a shared log scale: p50, p95 and p99 joined by a line. Failed operations are not in the
+percentiles; their share is written in red at the right. The numbers are in the table below.</figcaption>
 </figure>
 ${operationsTable(result)}
 ${attemptsTable(result)}
@@ -55,10 +88,11 @@ ${attemptsTable(result)}
 ${result.scenarios.map((s) => scenarioSection(result, s, maxBars, maxDots)).join("\n")}
 </main>
 <footer>
-<p>Numbers: milliseconds with one decimal (<code>toFixed(1)</code>), counts and other values as
-recorded; “—” where there is no value (a latency of an operation with no samples, a wait in a
-scenario with no attempts, or null in results.json).
-Charts rendered with Observable Plot; this page loads nothing from the network.</p>
+<p>Times are field time: what the lab measured divided by the time scale (${esc(result.timeScale)}),
+written as “21 s”, “2.1 s”, “640 ms”; “—” where there is no value (a latency with no successful
+operation, a wait in a scenario with no attempts, or null in results.json). The lab's own
+milliseconds are in results.json. Charts rendered with Observable Plot; this page loads nothing
+from the network.</p>
 </footer>
 </body>
 </html>
@@ -74,19 +108,18 @@ agent's reconnects sat in SYN_SENT for about 21 s each, holding the only slot �
 which opens a fresh connection to Active Directory, waited in line behind it. Pooled database and
 HTTP calls opened no new connections, so only logins were slow.</p>
 <p>The lab replays this in one process on one machine with every duration multiplied by
-${esc(result.timeScale)} (the 21 s attempt becomes ${esc(result.attemptTimeoutMs)} ms):
-<em>baseline</em> (no limit), <em>incident</em> (limit and a naive agent), <em>fixed</em> (the
-shipped UDP-echo preflight), <em>escalation</em> (dead HTTP API upstreams whose pools retry) and
-<em>restart</em> (an <code>iisreset</code> that makes every pool reconnect behind them).</p>
+${esc(result.timeScale)}: the 21 s attempt runs in ${esc(duration(result.attemptTimeoutMs))}. Every
+time on this page is given back in field time (lab time ÷ ${esc(result.timeScale)}), so it reads
+as on the customer's server: the attempt timeout is ${esc(fieldAndLab(result.attemptTimeoutMs, result.timeScale))}.</p>
 <h3>How to read the charts</h3>
 <ul>
-<li><strong>Attempt timeline</strong>: one row per connect attempt, in the order attempts asked
-for a slot. The pale part of a row is time spent waiting for a slot; the solid part is time in
-SYN_SENT. Color is who made the attempt; × marks a failed or timed-out attempt, □ one cancelled
-while still waiting. A staircase of pale bars ending together is the incident.</li>
+<li><strong>Attempt timeline</strong>: one lane per role (who made the attempt); each bar is a
+connect attempt, light while it waits for a slot, dark while in SYN_SENT. Overlapping attempts of
+a role stack in rows. The circled bar holds the slot at the busiest moment; the label says how many
+wait behind it. Hover a bar for its details. Above it, the number of attempts waiting, by role.</li>
 <li><strong>Latency over time</strong>: every operation as a dot at its start time, one panel
 per operation, log scale; × is a failed operation; the dotted line is the attempt timeout.</li>
-<li>Dashed vertical lines mark events: the agent starting, upstreams dying, pools flushed.</li>
+<li>Dashed vertical lines mark events: upstreams dying, pools flushed.</li>
 </ul>
 </section>`;
 }
@@ -97,8 +130,11 @@ function scenarioSection(
   maxBars: number,
   maxDots: number,
 ): string {
-  const tl = timelineChart(s, maxBars);
-  const lat = latencyChart(s, result.attemptTimeoutMs, maxDots);
+  const scale = result.timeScale;
+  const tl = timelineChart(s, maxBars, scale);
+  const tlN = timelineChart(s, maxBars, scale, narrowChartWidth);
+  const lat = latencyChart(s, result.attemptTimeoutMs, maxDots, scale);
+  const latN = latencyChart(s, result.attemptTimeoutMs, maxDots, scale, narrowChartWidth);
   const name = esc(s.name);
   const capped =
     tl.drawn < tl.total
@@ -111,33 +147,75 @@ function scenarioSection(
       : "";
   const clamped =
     lat.clamped > 0
-      ? ` ${lat.clamped} operations faster than ${latencyFloorMs} ms are drawn at ${latencyFloorMs} ms.`
+      ? ` ${lat.clamped} operations faster than ${latencyFloorS * 1000} ms are drawn at ${latencyFloorS * 1000} ms.`
       : "";
+  const outcomes = [
+    ...new Set(tl.outcomesDrawn.map((o) => outcomeLabels[o as keyof typeof outcomeLabels])),
+  ];
+  const waits =
+    s.name === "incident"
+      ? responsive(
+          waitDistributionChart(result) ?? "",
+          waitDistributionChart(result, narrowChartWidth) ?? "",
+        )
+      : null;
+  const roleSwatches: Swatch[] = tl.rolesDrawn.flatMap((r): Swatch[] => [
+    ...(tl.waitingDrawn.includes(r) ? [[`${r} waiting`, waitColors[r], "box"] as Swatch] : []),
+    ...(tl.synDrawn.includes(r) ? [[`${r} SYN_SENT`, roleColors[r], "box"] as Swatch] : []),
+  ]);
   return `<section id="scenario-${name}" data-scenario="${name}">
 <h2>${name}</h2>
 <p>${esc(s.description)}</p>
-${scenarioFacts(s)}
+${scenarioFacts(s, scale)}
 <figure data-chart="timeline" data-scenario="${name}">
-${swatches(roles.map((r) => [r, roleColors[r], false]))}
-${tl.svg}
-<figcaption>Attempt timeline, ${name}: each row one connect attempt; pale = waiting for a slot,
-solid = SYN_SENT (drawn at least 1.5 px wide); × failed or timed out, □ cancelled or rejected
-before it started.${capped}${empty}</figcaption>
+${tl.total ? swatches([...roleSwatches, ...outcomes.map((o): Swatch => [o ?? "", "#000", "text"])]) : ""}
+${responsive(tl.depthSvg, tlN.depthSvg)}
+${responsive(tl.svg, tlN.svg)}
+<figcaption>Attempt timeline, ${name}: above, attempts waiting for a slot; below, one lane per role,
+light = waiting for a slot, dark = SYN_SENT (drawn at least 2 px wide).${
+    tl.peak?.holder
+      ? ` At the busiest moment (${esc(duration(tl.peak.atMs / scale))}) ${esc(tl.peak.holder.role)} attempt #${tl.peak.holder.id} held the slot and ${tl.peak.waiting} attempts waited.`
+      : ""
+  }${capped}${empty}</figcaption>
 </figure>
+${
+  waits
+    ? `<figure data-chart="waits" data-scenario="${name}">
+${swatches([
+  ["measured login connects", roleColors.login, "box"],
+  ["queue model", "#555", "box"],
+  ["model ± tolerance", "#ccc", "box"],
+])}
+${waits}
+<figcaption>How long the incident's login connects waited for a slot (as the app's limiter
+recorded it), against the queue model's prediction for the
+run's limit, attempt timeout and agent (src/lab/model.ts): the check holds when the measured
+quartiles and maximum lie in the grey band.</figcaption>
+</figure>`
+    : ""
+}
 <figure data-chart="latency" data-scenario="${name}">
-${swatches(operations.map((o) => [o, opColors[o], false]))}
-${lat.svg}
-<figcaption>Latency over time, ${name}: duration of each operation by start time, log scale;
-× failed. Dotted line: the attempt timeout (${esc(result.attemptTimeoutMs)} ms).${thinned}${clamped}</figcaption>
+${swatches([
+  ...operations.map((o): Swatch => [o, opColors[o], "dot"]),
+  ...(lat.failed ? [["× failed", "#000", "text"] as Swatch] : []),
+])}
+${responsive(lat.svg, latN.svg)}
+<figcaption>Latency over time, ${name}: duration of each operation by start time, field seconds,
+log scale${lat.failed ? "; × failed" : ""}. Dotted line: the attempt timeout (${esc(
+    fieldAndLab(result.attemptTimeoutMs, scale),
+  )}).${thinned}${clamped}</figcaption>
 </figure>
 </section>`;
 }
 
-function swatches(items: Array<[string, string, boolean]>): string {
+type Swatch = [label: string, color: string, kind: "box" | "dot" | "text"];
+
+function swatches(items: Swatch[]): string {
   return `<div class="legend" aria-hidden="true">${items
-    .map(
-      ([label, color, light]) =>
-        `<span><span class="swatch${light ? " light" : ""}" style="background:${color}"></span>${esc(label)}</span>`,
+    .map(([label, color, kind]) =>
+      kind === "text"
+        ? `<span style="color:${color}">${esc(label)}</span>`
+        : `<span><span class="swatch ${kind}" style="background:${color}"></span>${esc(label)}</span>`,
     )
     .join("")}</div>`;
 }

@@ -1,6 +1,6 @@
 import * as Plot from "@observablehq/plot";
+import { chartWidth, logDomain, powersOfTen, renderSvg } from "../../report/dom.js";
 import type { Sample, ScenarioResult } from "../types.js";
-import { chartWidth, renderSvg } from "./dom.js";
 import { opColors, operations } from "./palette.js";
 import { eventMarks } from "./timeline.js";
 
@@ -12,13 +12,15 @@ export interface LatencyChart {
   stride: number;
   /** Samples under the log scale's floor, drawn at the floor. */
   clamped: number;
+  /** Failed operations drawn (as ×): the legend names × only when there are some. */
+  failed: number;
 }
 
 /** Dots per latency chart; past this the SVG grows without showing more. */
 export const defaultMaxLatencyDots = 5000;
 
-/** The log scale's floor: a loopback operation can take "0.0 ms". */
-export const latencyFloorMs = 0.1;
+/** The log scale's floor, field seconds: a loopback operation can take "0.0 ms". */
+export const latencyFloorS = 0.01;
 
 export function latencySamples(samples: readonly Sample[], max: number): Sample[] {
   const stride = latencyStride(samples.length, max);
@@ -33,47 +35,61 @@ export function latencyChart(
   s: ScenarioResult,
   attemptTimeoutMs: number,
   maxDots: number,
+  timeScale: number,
+  width = chartWidth,
 ): LatencyChart {
+  const narrow = width < 600;
+  const sec = (ms: number) => ms / timeScale / 1000;
   const stride = latencyStride(s.samples.length, maxDots);
   const drawn = latencySamples(s.samples, maxDots);
   const ok = drawn.filter((d) => d.ok);
   const failed = drawn.filter((d) => !d.ok);
-  const clamped = drawn.filter((d) => !(d.durationMs >= latencyFloorMs)).length;
-  const y = (d: Sample) => Math.max(latencyFloorMs, d.durationMs);
-  const startMs = Math.min(0, ...drawn.map((d) => d.startMs));
-  const endMs = Math.max(s.durationMs, ...drawn.map((d) => d.startMs), 1);
-  const maxY = Math.max(attemptTimeoutMs, ...drawn.map(y), 1) * 1.5;
+  const clamped = drawn.filter((d) => !(sec(d.durationMs) >= latencyFloorS)).length;
+  const y = (d: Sample) => Math.max(latencyFloorS, sec(d.durationMs));
+  const startS = Math.min(0, ...drawn.map((d) => sec(d.startMs)));
+  const endS = Math.max(sec(s.durationMs), ...drawn.map((d) => sec(d.startMs)), 0.001);
+  const top = Math.max(sec(attemptTimeoutMs), ...drawn.map(y));
 
+  const yDomain = logDomain(latencyFloorS, top);
   const svg = renderSvg(
     {
-      width: chartWidth,
-      height: 3 * 110 + 60,
-      marginLeft: 60,
-      marginRight: 50,
-      marginTop: 24,
-      x: { domain: [startMs, endMs], label: "operation started, ms since the scenario started →" },
-      // "~g" rather than Plot's SI default, which writes 0.1 ms as "100m".
+      width,
+      height: 3 * 100 + 60,
+      marginLeft: narrow ? 50 : 70,
+      marginRight: 20,
+      marginTop: 10,
+      x: {
+        domain: [startS, endS],
+        label: narrow ? "started, field s →" : "operation started, field seconds →",
+        ticks: narrow ? 5 : 10,
+      },
+      // "~g" rather than Plot's SI default, which writes 0.1 s as "100m".
       y: {
         type: "log",
-        domain: [latencyFloorMs, maxY],
+        domain: yDomain,
+        ticks: powersOfTen(yDomain),
         tickFormat: "~g",
-        label: "↑ duration (ms, log)",
+        label: narrow ? "↑ field s" : "↑ field seconds (log)",
       },
       fy: { domain: operations, label: null },
       color: { domain: operations, range: operations.map((o) => opColors[o]) },
       marks: [
         Plot.frame({ stroke: "#ddd" }),
-        Plot.ruleY([attemptTimeoutMs], { stroke: "#999", strokeDasharray: "2,2", facet: false }),
+        Plot.ruleY([sec(attemptTimeoutMs)], {
+          stroke: "#999",
+          strokeDasharray: "2,2",
+          facet: false,
+        }),
         Plot.dot(ok, {
-          x: "startMs",
+          x: (d: Sample) => sec(d.startMs),
           y,
           fy: "op",
           fill: "op",
-          r: 1.6,
+          r: 1.8,
           className: "sl-ok",
         }),
         Plot.dot(failed, {
-          x: "startMs",
+          x: (d: Sample) => sec(d.startMs),
           y,
           fy: "op",
           stroke: "op",
@@ -87,11 +103,18 @@ export function latencyChart(
           operations.filter((op) => !drawn.some((d) => d.op === op)),
           { fy: (op: string) => op, text: () => "no samples", frameAnchor: "middle", fill: "#777" },
         ),
-        ...eventMarks(s.events, operations[0]),
+        ...eventMarks(s.events, timeScale, true, operations[operations.length - 1]),
       ],
     },
     `Latency over time for ${s.name}: ${drawn.length} of ${s.samples.length} operations ` +
-      `(${failed.length} failed drawn as crosses), one panel per operation, log scale.`,
+      `(${failed.length} failed drawn as crosses), one panel per operation, field seconds, log scale.`,
   );
-  return { svg, drawn: drawn.length, total: s.samples.length, stride, clamped };
+  return {
+    svg,
+    drawn: drawn.length,
+    total: s.samples.length,
+    stride,
+    clamped,
+    failed: failed.length,
+  };
 }

@@ -24,6 +24,16 @@ figcaption { font-size: .85rem; margin-top: .25rem; max-width: 90ch; }
 .legend { display: flex; flex-wrap: wrap; gap: .2rem 1rem; font-size: .8rem; margin: .25rem 0; }
 .swatch { display: inline-block; width: .9em; height: .9em; margin-right: .3em;
   vertical-align: -.1em; border: 1px solid rgba(0,0,0,.2); }
-.swatch.light { opacity: .35; }
+.swatch.dot { border-radius: 50%; }
+.wide { max-width: 100%; overflow-x: auto; }
+ul.checks { list-style: none; padding: 0; }
+ul.checks li { margin: .15rem 0; }
+ul.checks li.fail { color: #b00; font-weight: 600; }
+tr.failing td[data-stat="errors"], tr.failing td[data-stat="errorRate"] { color: #b00; font-weight: 600; }
+figure .panel + .panel { margin-top: .25rem; }
+figure svg { display: block; }
+a, li, p, td, dd { overflow-wrap: anywhere; }
+.chart-narrow { display: none; }
+@media (max-width: 600px) { .chart-wide { display: none; } .chart-narrow { display: block; } body { padding: .75rem; font-size: 14px; } th, td { padding: .15rem .35rem; } }
 footer { margin-top: 3rem; font-size: .85rem; color: var(--muted); }
 `;

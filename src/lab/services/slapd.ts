@@ -33,8 +33,9 @@ export interface SlapdService extends RealService {
  * login DN is the rootdn, which slapd authenticates without a directory
  * entry — the bind is all the lab needs.
  */
-export async function startSlapd(): Promise<SlapdService> {
-  await requireFile(SLAPD, "slapd");
+export async function startSlapd(options: { binary?: string } = {}): Promise<SlapdService> {
+  const binary = options.binary ?? SLAPD;
+  await requireFile(binary, "slapd");
   await requireFile(join(SCHEMA_DIR, "core.schema"), "slapd", "readable");
   const dir = await makeTempDir("slapd");
   let child: ChildService | undefined;
@@ -49,7 +50,7 @@ export async function startSlapd(): Promise<SlapdService> {
     // is in our own directory.
     child = new ChildService(
       "slapd",
-      SLAPD,
+      binary,
       ["-f", join(dir, "slapd.conf"), "-h", `${url}/`, "-d", "0"],
       { cwd: dir },
     );

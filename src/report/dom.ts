@@ -37,3 +37,30 @@ interface LinkedomElement {
   outerHTML: string;
   setAttribute(name: string, value: string): void;
 }
+
+/**
+ * A log axis from the power of ten at or below `lo` to the one strictly above
+ * `hi`: the top tick is always above the data, so the highest value is read
+ * against a labelled tick, not the frame's edge.
+ */
+export function logDomain(lo: number, hi: number): [number, number] {
+  const floor = 10 ** Math.floor(Math.log10(lo));
+  const ceil = 10 ** (Math.floor(Math.log10(Math.max(hi, floor))) + 1);
+  return [floor, ceil];
+}
+
+/** The phone version of every chart (shown under 600 px by the page's CSS): readable at 390 px. */
+export const narrowChartWidth = 370;
+
+/** Both versions of a chart; CSS shows one. */
+export function responsive(wide: string, narrow: string): string {
+  return `<div class="chart-wide">${wide}</div><div class="chart-narrow">${narrow}</div>`;
+}
+
+/** Every power of ten of a log domain, both ends included: the top tick is labelled at any width. */
+export function powersOfTen([lo, hi]: [number, number]): number[] {
+  const ticks: number[] = [];
+  for (let e = Math.round(Math.log10(lo)); e <= Math.round(Math.log10(hi)); e++)
+    ticks.push(10 ** e);
+  return ticks;
+}

@@ -27,7 +27,8 @@ export type SynlimitCode =
   | "SYNLIMIT_CANNOT_TEST"
   | "SYNLIMIT_LINK_STALLED"
   | "SYNLIMIT_INVALID_TRACE"
-  | "SYNLIMIT_INVALID_CAPTURE";
+  | "SYNLIMIT_INVALID_CAPTURE"
+  | "SYNLIMIT_MISSING_PACKAGE";
 
 // Registered, so two copies of synlimit in one process (a library's and the
 // application's) recognise each other's errors where `instanceof` cannot.
@@ -283,4 +284,15 @@ export function invalidTrace(where: string, line: number, problem: string): Synl
 /** A packet capture that cannot be read: the byte offset says where it broke. */
 export function invalidCapture(where: string, offset: number, problem: string): SynlimitError {
   return new SynlimitError("SYNLIMIT_INVALID_CAPTURE", `${where}: ${problem} (at byte ${offset})`);
+}
+
+/**
+ * A command needs packages a library install leaves out (the lab's database
+ * and directory clients, the chart renderer): which, and how to add them.
+ */
+export function missingPackages(command: string, packages: readonly string[]): SynlimitError {
+  return new SynlimitError(
+    "SYNLIMIT_MISSING_PACKAGE",
+    `synlimit ${command} needs ${packages.join(", ")}, not installed with the library: npm install ${packages.join(" ")}`,
+  );
 }

@@ -8,6 +8,7 @@ import { invalidOption, SynlimitError } from "../errors.js";
 import { SilentUdpPort } from "../targets/silent-udp.js";
 import { Tarpit } from "../targets/tarpit.js";
 import type { AppConfig, AppMessage, LabMessage, RawAttempt } from "./app/config.js";
+import { labDefaults } from "./defaults.js";
 import { LoadGenerator } from "./load.js";
 import { redact } from "./preflight.js";
 import { scenarios as allScenarios, type Scenario } from "./scenarios.js";
@@ -49,25 +50,7 @@ export interface LabOptions {
   }) => void;
 }
 
-/** Defaults sized so all seven scenarios run in well under a minute at the default scale. */
-export const labDefaults = {
-  timeScale: 0.02,
-  fieldWindowMs: defaults.labWindowMs,
-  fieldIntervalMs: {
-    login: defaults.labLoginIntervalMs,
-    db: defaults.labDbIntervalMs,
-    api: defaults.labApiIntervalMs,
-  } as Record<Operation, number>,
-  agent: {
-    channels: defaults.labAgentChannels,
-    retryPauseMs: defaults.labAgentRetryPauseMs,
-  } as AgentModel,
-  upstreams: 3,
-  dbPoolSize: 4,
-  apiConnectionsPerUpstream: 2,
-  /** An operation still waiting this many attempt timeouts after the window is failed. */
-  drainAttemptTimeouts: 4,
-};
+export { labDefaults } from "./defaults.js";
 
 const appMain = fileURLToPath(new URL("./app/main.js", import.meta.url));
 

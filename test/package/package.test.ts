@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -206,4 +206,21 @@ test("a consumer installs the tarball without a compiler and uses synlimit/guard
     { SYNLIMIT_PROFILE: "incident" },
   );
   assert.deepEqual(JSON.parse(summary), { profile: "incident", timeScale: 1 });
+
+  // The lab's and the reports' packages are optional peers: not installed…
+  for (const heavy of ["@electric-sql/pglite", "pg", "ldapts", "@observablehq/plot", "linkedom"]) {
+    assert.equal(existsSync(join(app, "node_modules", heavy)), false, `${heavy} was installed`);
+  }
+  // …and the lab says in one line what to add, instead of a module-not-found trace.
+  const lab = spawnSync(process.execPath, [join(installed, "dist/src/cli/main.js"), "lab"], {
+    cwd: app,
+    env,
+    encoding: "utf8",
+  });
+  assert.notEqual(lab.status, 0);
+  assert.equal(lab.stdout, "");
+  assert.match(
+    lab.stderr,
+    /^synlimit: synlimit lab needs .*@electric-sql\/pglite@[\d.]+.*: npm install .*\(SYNLIMIT_MISSING_PACKAGE\)\n$/,
+  );
 });

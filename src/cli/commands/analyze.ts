@@ -6,10 +6,10 @@ import {
   defaultAnalyzeOptions,
   toTrace,
 } from "../../analyze/analyze.js";
-import { writeAnalysisReport } from "../../analyze/report.js";
 import { usageError } from "../../errors.js";
 import { RoleMap } from "../../record/roles.js";
 import { formatRecord } from "../../record/trace.js";
+import { loadOptional } from "../optional.js";
 
 interface Flags {
   json?: boolean;
@@ -117,6 +117,10 @@ See docs/analyze.md.
         }
       }
       if (flags.report) {
+        const { writeAnalysisReport } = await loadOptional(
+          "analyze --report",
+          () => import("../../analyze/report.js"),
+        );
         const file = await writeAnalysisReport(
           flags.report,
           `synlimit analyze ${capture}`,

@@ -1,10 +1,12 @@
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
 import { SynlimitError } from "../../errors.js";
-import { type LabServices, labDefaults, runLab } from "../../lab/run.js";
+import { labDefaults } from "../../lab/defaults.js";
+import type { LabServices } from "../../lab/run.js";
 import { isScenarioName, scenarioNames } from "../../lab/scenarios.js";
 import { findings, renderTable } from "../../lab/table.js";
 import type { ScenarioName } from "../../lab/types.js";
+import { loadOptional } from "../optional.js";
 import { positiveNumber } from "../parse.js";
 
 function seconds(value: string): number {
@@ -136,9 +138,15 @@ Examples:
       }
       // Loaded here, not at startup: PGlite and the chart renderer are heavy,
       // and every other command would pay for them.
-      const { EmbeddedLdap, EmbeddedPostgres } = await import("../../lab/services/index.js");
-      const { writeReport } = await import("../../lab/report/index.js");
-      const { checkServices } = await import("../../lab/preflight.js");
+      const [{ EmbeddedLdap, EmbeddedPostgres }, { writeReport }, { checkServices }, { runLab }] =
+        await loadOptional("lab", () =>
+          Promise.all([
+            import("../../lab/services/index.js"),
+            import("../../lab/report/index.js"),
+            import("../../lab/preflight.js"),
+            import("../../lab/run.js"),
+          ]),
+        );
       const progress = new Progress();
       progress.line("starting services…");
       const ldap = flags.ldap ? null : await EmbeddedLdap.listen();

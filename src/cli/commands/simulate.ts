@@ -19,10 +19,10 @@ import {
   sweepPoints,
 } from "../../simulate/options.js";
 import { renderSummary, renderSweep, toJson } from "../../simulate/render.js";
-import { writeSimulationReport, writeSweepReport } from "../../simulate/report.js";
 import { summarize } from "../../simulate/summary.js";
 import { runSweep } from "../../simulate/sweep.js";
 import { workloadFromRecords } from "../../simulate/workload.js";
+import { loadOptional } from "../optional.js";
 
 interface Flags {
   profile?: string;
@@ -108,6 +108,10 @@ Examples:
         for (const p of points) resolveLimiter(p.settings);
         const results = await runSweep(workload, points, workers);
         if (flags.report) {
+          const { writeSweepReport } = await loadOptional(
+            "simulate --report",
+            () => import("../../simulate/report.js"),
+          );
           const file = await writeSweepReport(
             flags.report,
             `synlimit simulate ${tracePath}: sweep`,
@@ -121,6 +125,10 @@ Examples:
       const limiter = resolveLimiter(settings);
       const summary = summarize(simulate(workload, limiter.config));
       if (flags.report) {
+        const { writeSimulationReport } = await loadOptional(
+          "simulate --report",
+          () => import("../../simulate/report.js"),
+        );
         const file = await writeSimulationReport(
           flags.report,
           `synlimit simulate ${tracePath}`,

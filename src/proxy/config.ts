@@ -1,6 +1,11 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { usageError } from "../errors.js";
+
+import { readAdminToken } from "./admin-token.js";
+
+export { readAdminToken };
+
 import type { Fail } from "../gate/validate.js";
 import { parseUsersFile } from "./credentials.js";
 import { identityKinds } from "./identity.js";
@@ -157,23 +162,4 @@ function adminOptions(a: NonNullable<GateConfig["admin"]>): GateProxyOptions["ad
     ...rest,
     ...(tokenFile !== undefined ? { token: readAdminToken(tokenFile, "admin.tokenFile") } : {}),
   };
-}
-
-/** The token is the file's first line; the file is never echoed. */
-export function readAdminToken(file: string, where: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    throw usageError(
-      `${where} ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? "error"})`,
-    );
-  }
-  const token = (text.split(/\r?\n/)[0] ?? "").trim();
-  if (token.length < proxyLimits.minAdminTokenLength || /\s/.test(token)) {
-    throw usageError(
-      `${where} ${file}: the first line must be a token of at least ${proxyLimits.minAdminTokenLength} characters without spaces`,
-    );
-  }
-  return token;
 }

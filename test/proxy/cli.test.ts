@@ -154,14 +154,14 @@ test("gate with its port or its admin port taken: one line naming the flag, exit
     proxy.stderr,
     new RegExp(`127\\.0\\.0\\.1:${port} is already in use: choose another --port`),
   );
-  assert.match(proxy.stderr, /SYNLIMIT_ADDRESS_IN_USE/);
+  assert.match(proxy.stderr, / \(SYNLIMIT_ADDRESS_IN_USE\)\n$/);
   const admin = await runCli(["gate", "--port", "0", "--admin-port", String(port)]);
   assert.equal(admin.code, 2);
   assertOneLineError(
     admin.stderr,
     /admin API 127\.0\.0\.1:\d+ is already in use: choose another --admin-port/,
   );
-  assert.match(admin.stderr, /SYNLIMIT_ADDRESS_IN_USE/);
+  assert.match(admin.stderr, / \(SYNLIMIT_ADDRESS_IN_USE\)\n$/);
 });
 
 test("gate messages name the flags typed: --allow-non-loopback, --users-file, --timing", async () => {
@@ -314,3 +314,40 @@ test("at a real descriptor limit (ulimit -n 128) the gate answers try-later, log
 function socks5ConnectTo(port: number): Buffer {
   return Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]);
 }
+
+test("the gate starts under a small descriptor limit (ulimit -n 64): no module loading spends it", async (t) => {
+  const child = spawn(
+    "sh",
+    [
+      "-c",
+      'ulimit -n 64 && exec "$0" "$@"',
+      process.execPath,
+      cliPath,
+      "gate",
+      "--port",
+      "0",
+      "--admin-port",
+      "0",
+      "--json",
+    ],
+    { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      out += d;
+      if (out.includes("\n")) resolve(out.split("\n")[0] as string);
+    });
+    child.once("exit", (code) => reject(new Error(`the gate exited ${code}: ${stderr}`)));
+  });
+  assert.ok((JSON.parse(line) as { port: number }).port > 0, line);
+  child.kill("SIGTERM");
+  await once(child, "exit");
+});

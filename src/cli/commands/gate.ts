@@ -210,13 +210,15 @@ export function registerGate(program: Command): void {
     .option("--log-level <level>", "log level for the JSON logs on stderr (default info)", logLevel)
     .addHelpText("after", help)
     .action(async (flags: Flags, command: Command) => {
-      // Loaded here, not at startup: other commands need neither zod nor prom-client.
-      const [{ loadConfig, readAdminToken }, { GateProxy }] = await Promise.all([
-        import("../../proxy/config.js"),
+      // Loaded here, not at startup: other commands need neither zod nor
+      // prom-client; zod (hundreds of files) only with --config, so a gate
+      // started under a small fd limit does not spend it on module loading.
+      const [{ readAdminToken }, { GateProxy }] = await Promise.all([
+        import("../../proxy/admin-token.js"),
         import("../../proxy/server.js"),
       ]);
       const { options, logLevel: configLevel } = flags.config
-        ? loadConfig(flags.config)
+        ? (await import("../../proxy/config.js")).loadConfig(flags.config)
         : { options: {}, logLevel: undefined };
       const merged = mergeFlags(options, flags, command, readAdminToken);
       checkListen(merged, flags);
@@ -363,7 +365,7 @@ function inFlagTerms(error: unknown, o: GateProxyOptions): unknown {
   } else {
     text = `${formatEndpoint({ host: o.host ?? "127.0.0.1", port: o.port ?? 1080 })} ${why}: choose another --port (0: any free port)`;
   }
-  return new SynlimitError("SYNLIMIT_ADDRESS_IN_USE", `${text} [SYNLIMIT_ADDRESS_IN_USE]`, {
+  return new SynlimitError("SYNLIMIT_ADDRESS_IN_USE", text, {
     cause: error,
   });
 }

@@ -218,43 +218,8 @@ test("one validation of limit settings: the config file takes what the API takes
 test("at a real descriptor limit (ulimit -n 128) the gate answers try-later, logs one line, and its admin API still answers", async (t) => {
   const tarpit = await Tarpit.listen();
   t.after(() => tarpit.close());
-  const child = spawn(
-    "sh",
-    [
-      "-c",
-      'ulimit -n 128 && exec "$0" "$@"',
-      process.execPath,
-      cliPath,
-      "gate",
-      "--port",
-      "0",
-      "--admin-port",
-      "0",
-      "--identity",
-      "global",
-      "--profile",
-      "windows",
-      "--json",
-    ],
-    { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] },
-  );
-  t.after(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    stderr += d;
-  });
-  const exited = once(child, "exit").then(() => {
-    throw new Error(`the gate exited: ${stderr}`);
-  });
-  exited.catch(() => {});
-  while (!stdout.includes("\n")) await Promise.race([once(child.stdout, "data"), exited]);
-  const info = JSON.parse(stdout.split("\n")[0] ?? "") as { port: number; admin: { port: number } };
+  const gate = gateUnderUlimit(t, 128, ["--identity", "global", "--profile", "windows"]);
+  const info = JSON.parse(await gate.firstLine) as { port: number; admin: { port: number } };
   // What each client got: its first four bytes, or "closed" without them.
   const results: Array<string | null> = [];
   const sockets: net.Socket[] = [];
@@ -304,8 +269,9 @@ test("at a real descriptor limit (ulimit -n 128) the gate answers try-later, log
     results.every((r) => r === null || r === "5,0,5,1" || r === "closed"),
     JSON.stringify(results),
   );
-  child.kill("SIGTERM");
-  await once(child, "close");
+  gate.child.kill("SIGTERM");
+  await once(gate.child, "close");
+  const stderr = gate.stderr;
   const lines = stderr.split("\n").filter((l) => l.includes("out of file descriptors"));
   assert.equal(lines.length, 1, stderr);
   assert.doesNotMatch(stderr, /EMFILE.*\n\s+at /);
@@ -316,11 +282,20 @@ function socks5ConnectTo(port: number): Buffer {
 }
 
 test("the gate starts under a small descriptor limit (ulimit -n 64): no module loading spends it", async (t) => {
+  const { child, firstLine } = gateUnderUlimit(t, 64, []);
+  const line = await firstLine;
+  assert.ok((JSON.parse(line) as { port: number }).port > 0, line);
+  child.kill("SIGTERM");
+  await once(child, "exit");
+});
+
+/** `synlimit gate --json` started by sh under `ulimit -n`: its first stdout line, its stderr so far. */
+function gateUnderUlimit(t: { after(fn: () => void): void }, fds: number, args: string[]) {
   const child = spawn(
     "sh",
     [
       "-c",
-      'ulimit -n 64 && exec "$0" "$@"',
+      `ulimit -n ${fds} && exec "$0" "$@"`,
       process.execPath,
       cliPath,
       "gate",
@@ -328,6 +303,7 @@ test("the gate starts under a small descriptor limit (ulimit -n 64): no module l
       "0",
       "--admin-port",
       "0",
+      ...args,
       "--json",
     ],
     { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] },
@@ -335,19 +311,24 @@ test("the gate starts under a small descriptor limit (ulimit -n 64): no module l
   t.after(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
   });
-  let stderr = "";
+  const out = { stderr: "" };
   child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    stderr += d;
+    out.stderr += d;
   });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = "";
+  const firstLine = new Promise<string>((resolve, reject) => {
+    let stdout = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      out += d;
-      if (out.includes("\n")) resolve(out.split("\n")[0] as string);
+      stdout += d;
+      if (stdout.includes("\n")) resolve(stdout.split("\n")[0] as string);
     });
-    child.once("exit", (code) => reject(new Error(`the gate exited ${code}: ${stderr}`)));
+    child.once("exit", (code) => reject(new Error(`the gate exited ${code}: ${out.stderr}`)));
   });
-  assert.ok((JSON.parse(line) as { port: number }).port > 0, line);
-  child.kill("SIGTERM");
-  await once(child, "exit");
-});
+  firstLine.catch(() => {});
+  return {
+    child,
+    firstLine,
+    get stderr() {
+      return out.stderr;
+    },
+  };
+}

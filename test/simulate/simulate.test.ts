@@ -205,7 +205,7 @@ test("CLI: --json per role; --sweep table; --report writes a chart", async (t) =
   const text = await runCli(["simulate", file]);
   assert.match(
     text.stdout,
-    /4 attempts over 21\.0 s, under incident: 1 in flight per process, queue, windows timing/,
+    /4 attempts over 21\.0 s, under incident: 1 in flight per process, queue, windows-2008 timing/,
   );
   assert.match(text.stdout, /every slot busy/);
 });

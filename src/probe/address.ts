@@ -61,9 +61,5 @@ export function describeProxy(proxy: ProxySpec): string {
   return `${proxy.protocol}://${formatEndpoint(proxy)}`;
 }
 
-/** 127.0.0.0/8, ::1 and their IPv4-mapped forms: addresses that never leave the host. */
-export function isLoopback(host: string): boolean {
-  const v4 = host.replace(/^::ffff:/i, "");
-  if (net.isIPv4(v4)) return v4.startsWith("127.");
-  return host === "::1" || host.toLowerCase() === "localhost";
-}
+/** Addresses that never leave the host, or localhost: the one rule in src/loopback.ts. */
+export { isLoopbackHost as isLoopback } from "../loopback.js";

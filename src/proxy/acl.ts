@@ -1,4 +1,5 @@
 import { invalidOption } from "../errors.js";
+import { isLoopbackAddress, isLoopbackHost } from "../loopback.js";
 
 /**
  * Destination access control on canonical forms. A client chooses how to
@@ -319,8 +320,5 @@ export function isUnspecified(host: CanonicalHost): boolean {
 }
 
 export function isLoopback(host: CanonicalHost): boolean {
-  if (host.kind === "ipv4") return host.value >>> 24 === 127;
-  if (host.kind === "ipv6")
-    return host.bytes.subarray(0, 15).every((b) => b === 0) && host.bytes[15] === 1;
-  return host.name === "localhost";
+  return host.kind === "name" ? isLoopbackHost(host.name) : isLoopbackAddress(host.address);
 }

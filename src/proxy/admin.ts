@@ -3,7 +3,7 @@ import { chmodSync } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
 import { formatEndpoint, HttpError, invalidOption, SynlimitError } from "../errors.js";
-import { canonicalHost, isLoopback } from "./acl.js";
+import { isLoopbackAddress, isLoopbackHost } from "../loopback.js";
 import { proxyChannels, publish } from "./channels.js";
 import { listenOn } from "./listen.js";
 import type { AdminTarget } from "./operations.js";
@@ -18,8 +18,7 @@ function digest(text: string): Buffer {
 }
 
 function loopback(address: string | undefined): boolean {
-  const c = address ? canonicalHost(address) : null;
-  return c !== null && c.kind !== "name" && isLoopback(c);
+  return address !== undefined && isLoopbackAddress(address);
 }
 
 // A Host header must name this machine by loopback: a page that rebinds its
@@ -28,8 +27,7 @@ function loopbackHostHeader(value: string | undefined): boolean {
   if (!value) return false;
   const m = /^(\[[^\]]+\]|[^:]+)(?::\d{1,5})?$/.exec(value);
   if (!m?.[1]) return false;
-  const c = canonicalHost(m[1]);
-  return c !== null && isLoopback(c);
+  return isLoopbackHost(m[1]);
 }
 
 /**

@@ -3,7 +3,8 @@ import { type Clock, isClock, systemClock } from "../clock.js";
 import { defaults } from "../defaults.js";
 import { invalidOption } from "../errors.js";
 import { checkTimeScale, type Fail } from "../gate/validate.js";
-import { Acl, canonicalHost, isLoopback } from "./acl.js";
+import { isLoopbackAddress } from "../loopback.js";
+import { Acl } from "./acl.js";
 import { Credentials, type UserEntry } from "./credentials.js";
 import { type IdentityKind, identityKinds } from "./identity.js";
 import { type LimitSettings, validateSettings } from "./limits.js";
@@ -132,11 +133,6 @@ export function isIdentityName(name: unknown): name is string {
 export const identityNameExpected =
   "global, process:<pid>:<exe>, exe:<path>, user:<name> or source:<address>";
 
-function isLoopbackIp(host: string): boolean {
-  const c = canonicalHost(host);
-  return c !== null && c.kind !== "name" && isLoopback(c);
-}
-
 const optionFail: Fail = (name, expected, got) => {
   throw invalidOption(name, expected, got);
 };
@@ -159,7 +155,7 @@ function normalizeAdmin(admin: GateProxyOptions["admin"]): NormalizedAdmin | nul
     throw invalidOption("admin", "false or { host, port, token, socketPath }", admin);
   }
   const host = admin.host ?? "127.0.0.1";
-  if (typeof host !== "string" || net.isIP(host) === 0 || !isLoopbackIp(host)) {
+  if (typeof host !== "string" || net.isIP(host) === 0 || !isLoopbackAddress(host)) {
     throw invalidOption("admin.host", "a loopback address (the admin API is never exposed)", host);
   }
   const port = admin.port ?? 0;
@@ -203,7 +199,7 @@ export function normalizeOptions(options: GateProxyOptions): NormalizedOptions {
     throw invalidOption("port", "an integer from 0 to 65535", port);
   }
   const credentials = options.users === undefined ? null : new Credentials(options.users);
-  if (!isLoopbackIp(host)) {
+  if (!isLoopbackAddress(host)) {
     if (options.allowNonLoopback !== true) {
       throw invalidOption(
         "host",

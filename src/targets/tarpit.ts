@@ -3,6 +3,7 @@ import net from "node:net";
 import { Worker } from "node:worker_threads";
 import { defaults } from "../defaults.js";
 import { cannotListen, formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
+import { isLoopbackAddress } from "../loopback.js";
 import { readSynSent } from "../os/linux/syn-sent.js";
 import { socketInode, tcpTableSupported } from "../os/linux/tcp-table.js";
 import { loopbackTarpitPossible, WINDOWS_NEEDS_BLACKHOLE } from "../os/platform.js";
@@ -212,15 +213,6 @@ export class Tarpit {
 }
 
 /** 127.0.0.0/8 (also IPv4-mapped) and ::1: addresses no other host can reach. */
-export function isLoopbackAddress(host: string): boolean {
-  const v4 = host.replace(/^::ffff:/i, "");
-  if (net.isIPv4(v4)) return v4.startsWith("127.");
-  return net.isIPv6(host) && loopbackV6.check(host, "ipv6");
-}
-
-// BlockList compares addresses, not spellings: 0:0:0:0:0:0:0:1 is ::1.
-const loopbackV6 = new net.BlockList();
-loopbackV6.addAddress("::1", "ipv6");
 
 /**
  * Polls the kernel's TCP table until `socket` shows up in SYN_SENT (true) or

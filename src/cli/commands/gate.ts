@@ -5,7 +5,7 @@ import type { pino } from "pino";
 import { isProfileName, type ProfileName, profileNames } from "../../emulate/profiles.js";
 import { formatEndpoint, SynlimitError, usageError } from "../../errors.js";
 import { parseTiming, timingNames } from "../../gate/timing.js";
-import { canonicalHost, isLoopback } from "../../proxy/acl.js";
+import { isLoopbackAddress } from "../../loopback.js";
 import { proxyChannelNames } from "../../proxy/channels.js";
 import { parseUsersFile } from "../../proxy/credentials.js";
 import { type IdentityKind, identityKinds } from "../../proxy/identity.js";
@@ -321,16 +321,11 @@ function mergeFlags(
   return o;
 }
 
-function isLoopbackText(host: string): boolean {
-  const c = canonicalHost(host);
-  return c !== null && c.kind !== "name" && isLoopback(c);
-}
-
 /** The listener rules, checked here so the message names the flags the user typed. */
 function checkListen(o: GateProxyOptions, flags: Flags): void {
   const host = o.host ?? "127.0.0.1";
   const hostFlag = flags.host !== undefined ? "--host" : "the config file's host";
-  if (!isLoopbackText(host)) {
+  if (!isLoopbackAddress(host)) {
     if (o.allowNonLoopback !== true) {
       throw usageError(
         `${hostFlag} ${host} is not a loopback address: a proxy on the network is open to anyone who can reach it; add --allow-non-loopback and --users-file to listen there`,
@@ -342,7 +337,11 @@ function checkListen(o: GateProxyOptions, flags: Flags): void {
       );
     }
   }
-  if (o.admin && o.admin.socketPath === undefined && !isLoopbackText(o.admin.host ?? "127.0.0.1")) {
+  if (
+    o.admin &&
+    o.admin.socketPath === undefined &&
+    !isLoopbackAddress(o.admin.host ?? "127.0.0.1")
+  ) {
     const flag = flags.adminHost !== undefined ? "--admin-host" : "the config file's admin.host";
     throw usageError(
       `${flag} ${o.admin.host} is not a loopback address: the admin API is never exposed`,

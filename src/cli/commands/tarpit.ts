@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { usageError } from "../../errors.js";
-import { isLoopbackAddress, Tarpit } from "../../targets/tarpit.js";
+import { isLoopbackAddress } from "../../loopback.js";
+import { Tarpit } from "../../targets/tarpit.js";
 import { ipAddress, port } from "../parse.js";
 import { untilSignal } from "../signals.js";
 

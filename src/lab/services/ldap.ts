@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
 import net from "node:net";
 import { formatEndpoint, invalidOption, SynlimitError } from "../../errors.js";
+import { isLoopbackAddress } from "../../loopback.js";
 import type { RealService } from "./process.js";
 
 export interface EmbeddedLdapOptions {
@@ -314,7 +315,7 @@ function validate(options: EmbeddedLdapOptions): {
   }
   const { host = "127.0.0.1", port = 0, users } = options;
   // Loopback only: the credential table is a lab's, not fit to be reachable from elsewhere.
-  if (typeof host !== "string" || !isLoopback(host)) {
+  if (typeof host !== "string" || !isLoopbackAddress(host)) {
     throw invalidOption("host", "a loopback IP address", host);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -343,9 +344,4 @@ function validate(options: EmbeddedLdapOptions): {
     table.set(dn, password);
   }
   return { host, port, users: table };
-}
-
-function isLoopback(host: string): boolean {
-  if (net.isIPv4(host)) return host.startsWith("127.");
-  return host === "::1";
 }

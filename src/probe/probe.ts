@@ -423,5 +423,10 @@ function describeTargets(t: ProbeTargets, via: ProxySpec | null): string {
   ].join(", ");
 }
 
-export { PROBE_DEFAULT_MAX, PROBE_MAX_LIMIT, type ProbeOptions } from "./options.js";
+export {
+  PROBE_DEFAULT_MAX,
+  PROBE_MAX_LIMIT,
+  PROBE_MAX_SETTLE_MS,
+  type ProbeOptions,
+} from "./options.js";
 export type { HoldersReport };

@@ -356,7 +356,8 @@ async function measureBaseline(
     }
     if (!o && s.clock.now() - startedAt < LIVE_TIMEOUT_MS) {
       abandoned++;
-      noAnswerMs = Math.min(2 * noAnswerMs, firstResendMs);
+      // Until one answers, the path may just be slow; after that, its time is known.
+      if (!warm) noAnswerMs = Math.min(2 * noAnswerMs, firstResendMs);
       continue;
     }
     if (!o && warm) {
@@ -381,7 +382,13 @@ async function measureBaseline(
       );
     }
     if ((retransmissionOf(s.schedule, o.ms) ?? 0) > 0) resent++;
-    else if (warm) samples.push(o.ms);
+    else {
+      if (warm) samples.push(o.ms);
+      noAnswerMs = Math.min(
+        firstResendMs,
+        Math.max(BASELINE_NO_ANSWER_MS, SETTLE_BASELINE_FACTOR * o.ms),
+      );
+    }
     warm = true;
   }
   // Each abandoned connect got no answer while a later fresh one went through.

@@ -305,6 +305,8 @@ const REFUSED_RETRIES = 3;
  * path (a distant proxy) still gets the time it needs.
  */
 const BASELINE_NO_ANSWER_MS = 250;
+/** With SYNs seen dropped, how long after its first answer the baseline stops collecting samples. */
+const BASELINE_DROPS_BUDGET_MS = 1_000;
 
 async function baselineConnect(s: ProbeSession, withinMs: number) {
   const d = s.dial(s.live);
@@ -330,9 +332,16 @@ async function measureBaseline(
   // its SYN dropped, and one without an answer is abandoned for a fresh one:
   // evidence for a limiter or loss (the drop analysis follows), not samples
   // of how long a connect takes.
+  let slowestMs = 0;
+  let warmAt = 0;
   while (samples.length < BASELINE_SAMPLES) {
-    const elapsed = s.clock.now() - startedAt;
-    if (elapsed >= LIVE_TIMEOUT_MS && samples.length > 0) break;
+    const now = s.clock.now();
+    if (now - startedAt >= LIVE_TIMEOUT_MS && samples.length > 0) break;
+    // A limiter that drops most SYNs (a rate limit) would stretch the
+    // baseline for seconds; the drop analysis that follows needs no more.
+    // Random loss costs a settle window per lost SYN and is done well before.
+    const dropped = resent + abandoned > 0;
+    if (dropped && samples.length > 0 && now - warmAt >= BASELINE_DROPS_BUDGET_MS) break;
     // Spaced a little: netfilter's connlimit collects closed connections at
     // most once per jiffy (up to 10 ms) and would count the previous sample.
     if (warm) await s.wait(new Promise<never>(() => {}), BASELINE_SPACING_MS);
@@ -382,13 +391,18 @@ async function measureBaseline(
       );
     }
     if ((retransmissionOf(s.schedule, o.ms) ?? 0) > 0) resent++;
-    else {
-      if (warm) samples.push(o.ms);
+    else if (warm) {
+      samples.push(o.ms);
+      // A sample tells how long this path takes (the warm-up does not: a
+      // first dial is slow): a lost SYN then costs what a trial's settle
+      // window would, not more.
+      slowestMs = Math.max(slowestMs, o.ms);
       noAnswerMs = Math.min(
         firstResendMs,
-        Math.max(BASELINE_NO_ANSWER_MS, SETTLE_BASELINE_FACTOR * o.ms),
+        Math.max(MIN_SETTLE_MS, SETTLE_BASELINE_FACTOR * slowestMs),
       );
     }
+    if (!warm) warmAt = s.clock.now();
     warm = true;
   }
   // Each abandoned connect got no answer while a later fresh one went through.
@@ -402,7 +416,7 @@ async function measureBaseline(
     ...(resent > 0 ? [`${resent} more went through only on a SYN resend`] : []),
     ...(abandoned > 0
       ? [
-          `${plural(abandoned, "connect")} got no answer within ${ms(BASELINE_NO_ANSWER_MS)} ms or more and ${abandoned === 1 ? "was" : "were"} replaced by a fresh one`,
+          `${plural(abandoned, "connect")} got no answer within ${ms(Math.min(BASELINE_NO_ANSWER_MS, noAnswerMs))} ms or more and ${abandoned === 1 ? "was" : "were"} replaced by a fresh one`,
         ]
       : []),
   ];

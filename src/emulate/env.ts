@@ -27,10 +27,10 @@ type Env = Record<string, string | undefined>;
 export function optionsFromEnv(env: Env): EmulationOptions {
   for (const name of Object.keys(env)) {
     if (name.startsWith("SYNLIMIT_") && !Object.hasOwn(envVariables, name)) {
-      throw invalidEnv(
-        name,
-        `one of the known variables (${Object.keys(envVariables).join(", ")})`,
-        env[name] ?? "",
+      // The name is the mistake here; its value says nothing (and may be a secret).
+      throw new SynlimitError(
+        "SYNLIMIT_INVALID_ENV",
+        `${name} is not a synlimit variable; the known ones are ${Object.keys(envVariables).join(", ")}`,
       );
     }
   }

@@ -78,10 +78,14 @@ export async function connectTest(options: ConnectTestOptions): Promise<ConnectT
   // 127 s) would only delay it.
   if (options.stopWhenCertain === true) void liveA.done.then(() => pendingA.stop());
   const [pending, live] = await Promise.all([pendingA.done, liveA.done]);
-  return { lines, pending, live, verdict: judge(pending, live) };
+  return { lines, pending, live, verdict: judge(pending, live, options) };
 }
 
-function judge(pending: AttemptOutcome, live: AttemptOutcome): ConnectTestResult["verdict"] {
+function judge(
+  pending: AttemptOutcome,
+  live: AttemptOutcome,
+  options: ConnectTestOptions,
+): ConnectTestResult["verdict"] {
   const waitedMs = live.endedAtMs - live.startedAtMs;
   const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   if (pending.connected) {
@@ -92,6 +96,14 @@ function judge(pending: AttemptOutcome, live: AttemptOutcome): ConnectTestResult
     };
   }
   if (pending.endedAtMs <= live.startedAtMs) {
+    // Our own --timeout ended it, not the network: the fix is the flag, not the port.
+    if (pending.error?.code === "ETIMEDOUT" && options.timeoutMs !== undefined) {
+      return {
+        kind: "inconclusive",
+        waitedMs,
+        text: `--timeout ${options.timeoutMs} ms ended the pending attempt before the live one started (--delay ${options.delayMs} ms): use a --timeout longer than --delay`,
+      };
+    }
     return {
       kind: "inconclusive",
       waitedMs,

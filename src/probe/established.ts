@@ -54,7 +54,7 @@ export async function findEstablishedLimit(
       s.record(
         "established",
         "through",
-        `holding ${plural(j)} to ${formatEndpoint(s.live)}: every new connect still went through (established connections do not count)`,
+        `holding ${plural(j)} to ${formatEndpoint(s.live)} (--max): every new connect still went through (no limit on established connections up to ${j})`,
       );
       return null;
     }

@@ -26,6 +26,12 @@ export interface ProbeOptions {
 export const PROBE_DEFAULT_MAX = 64;
 /** Beyond this the probe would mostly measure its own file-descriptor limit. */
 export const PROBE_MAX_LIMIT = 1000;
+/**
+ * The longest settle window a user may ask for: a trial over the limit costs
+ * up to three windows, so a minute each is already a probe of several
+ * minutes; longer is a typo (seconds given as ms × 1000).
+ */
+export const PROBE_MAX_SETTLE_MS = 60_000;
 
 export interface NormalizedProbeOptions {
   blackhole: Endpoint | null;
@@ -59,9 +65,18 @@ export function normalize(options: ProbeOptions): NormalizedProbeOptions {
   const settleMs = options.settleMs ?? null;
   if (
     settleMs !== null &&
-    !(typeof settleMs === "number" && Number.isFinite(settleMs) && settleMs > 0)
+    !(
+      typeof settleMs === "number" &&
+      Number.isFinite(settleMs) &&
+      settleMs > 0 &&
+      settleMs <= PROBE_MAX_SETTLE_MS
+    )
   ) {
-    throw invalidOption("settleMs", "a positive number of milliseconds", settleMs);
+    throw invalidOption(
+      "settleMs",
+      `a number of milliseconds above 0, at most ${PROBE_MAX_SETTLE_MS}`,
+      settleMs,
+    );
   }
   const live =
     options.live === undefined ? [] : Array.isArray(options.live) ? options.live : [options.live];

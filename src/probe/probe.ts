@@ -18,7 +18,7 @@ import {
   type TargetsReport,
 } from "./report.js";
 import { CannotTest, ms, ProbeSession } from "./session.js";
-import { readSynSchedule, retransmissionOf } from "./syn-schedule.js";
+import { RETRANSMIT_LATE_MS, readSynSchedule, retransmissionOf } from "./syn-schedule.js";
 import { type ProbeTargets, setupTargets, TARGETS_HELP, verifyBlackhole } from "./targets.js";
 import { dialerFor } from "./via.js";
 
@@ -75,12 +75,12 @@ export async function probe(options: ProbeOptions = {}): Promise<ProbeResult> {
       s.record("targets", "ready", describeTargets(targets, o.via));
       const measured = await measureBaseline(s, o.settleMs);
       baseline = measured.report;
-      const limit = await findLimit(s, targets, o.max, measured.resent > 0);
+      const limit = await findLimit(s, targets, o.max, measured.dropped > 0);
       const verdict = limit
         ? { kind: "limited" as const, text: limitText(limit) }
         : {
             kind: "no-limit" as const,
-            text: `${noLimitText(o.max)}${s.connects.resent + s.connects.unanswered > 0 ? lossText(s) : ""}`,
+            text: `${noLimitText(o.max)}${lossText(s, o.max)}`,
           };
       return result({ verdict, limit, reason: null }, targets.report);
     } catch (error) {
@@ -119,11 +119,16 @@ async function findLimit(
     if (found) return found;
   }
   let established = await findEstablishedLimit(s, max);
-  if (established === "not-count") {
+  // SYNs dropped while holding established connections that all went
+  // through: loss, or a rate limit. Told apart now, with nothing held and no
+  // tarpit yet — later drops (with the tarpit's connections and held
+  // attempts) could be a limit above --max as well.
+  const droppedSince = !baselineDrops && s.connects.resent + s.connects.unanswered > 0;
+  if (established === "not-count" || (established === null && droppedSince)) {
     const found = dropFinding(s, await analyzeDrops(s));
     if (found) return found;
     // Loss: hold them again, now with more tries per connect.
-    if (s.lossSeen) established = await findEstablishedLimit(s, max);
+    if (s.lossSeen && established === "not-count") established = await findEstablishedLimit(s, max);
   }
   if (established && established !== "not-count") {
     return establishedFinding(s, established, targets);
@@ -134,7 +139,7 @@ async function findLimit(
     s.record(
       "targets",
       "blackhole",
-      `blackhole ${formatEndpoint(s.blackhole)} (local tarpit), started now: established connections do not count here`,
+      `blackhole ${formatEndpoint(s.blackhole)} (local tarpit), started now: no limit on established connections was found up to --max`,
     );
   }
   const proof = await verifyBlackhole(s, targets.report.blackhole?.kind === "tarpit");
@@ -180,6 +185,9 @@ async function findLimit(
       errorCode: null,
       ratePerSecond: rate.ratePerSecond,
       intervalMs: rate.intervalMs,
+      // A rate on new destinations is not a count; over it connects wait, no SYN is dropped.
+      countsEstablished: null,
+      excessDropped: false,
     };
   }
   return null;
@@ -207,10 +215,12 @@ function dropFinding(s: ProbeSession, d: DropFinding): LimitFinding | null {
   if (d.kind !== "rate") return null;
   s.notes.push(
     "per process or machine-wide: not tested for a SYN rate limit (a second process's connects would draw on the same budget as the probe's)",
+    "per destination or across destinations: not tested (every connect went to the live target)",
   );
   return {
     maxInFlight: null,
-    appliesTo: "all-destinations",
+    // Every connect went to the live target: whether other destinations share the budget is not tested.
+    appliesTo: "unknown",
     scope: "unknown",
     behaviour: "rate-limited",
     fifo: null,
@@ -235,7 +245,7 @@ function establishedFinding(
   );
   return {
     maxInFlight: e.k,
-    appliesTo: "all-destinations",
+    appliesTo: "unknown",
     scope: e.scope,
     behaviour: e.behaviour,
     fifo: null,
@@ -248,12 +258,24 @@ function establishedFinding(
   };
 }
 
-function lossText(s: ProbeSession): string {
+/**
+ * Dropped SYNs beside a no-limit verdict. "Random loss" only when two bursts
+ * with nothing held showed it; otherwise the drops came while the probe held
+ * attempts and its tarpit's connections, which a limit above --max would
+ * drop as well.
+ */
+function lossText(s: ProbeSession, max: number): string {
   const c = s.connects;
-  return `; but SYNs were lost (random loss, not a limit): ${c.resent} of ${c.completed} connects went through only on a SYN resend, and ${c.unanswered} more got no answer while a fresh connect right after went straight through`;
+  if (c.resent + c.unanswered === 0) return "";
+  const counts = `${c.resent} of ${plural(c.completed, "connect")} went through only on a SYN resend, and ${c.unanswered} more got no answer while a fresh connect right after went straight through`;
+  if (s.lossSeen) return `; but SYNs were lost (random loss, not a limit): ${counts}`;
+  return `; some SYNs were dropped (${counts}), while the probe held attempts and its tarpit's connections: a limit above --max ${max} (try a larger --max) or loss, not told apart`;
 }
 
-function crossFinding(c: CrossFinding, scope: LimitFinding["scope"]): LimitFinding {
+function crossFinding(
+  c: CrossFinding,
+  scope: LimitFinding["scope"],
+): Omit<LimitFinding, "countsEstablished" | "excessDropped"> {
   const rate = c.behaviour === "rate-limited" && c.intervalMs ? 1000 / c.intervalMs : null;
   return {
     maxInFlight: c.k,
@@ -276,9 +298,19 @@ const BASELINE_SPACING_MS = 12;
 /** How often a refused baseline connect is tried again before the live target is blamed. */
 const REFUSED_RETRIES = 3;
 
-async function baselineConnect(s: ProbeSession) {
+/**
+ * How long a baseline connect may go unanswered before a fresh one is tried
+ * (doubled each time one is abandoned, up to the first SYN resend): a lost
+ * SYN then costs a fraction of a second, not the OS's 1-s resend, and a slow
+ * path (a distant proxy) still gets the time it needs.
+ */
+const BASELINE_NO_ANSWER_MS = 250;
+/** With SYNs seen dropped, how long after its first answer the baseline stops collecting samples. */
+const BASELINE_DROPS_BUDGET_MS = 1_000;
+
+async function baselineConnect(s: ProbeSession, withinMs: number) {
   const d = s.dial(s.live);
-  const o = await s.wait(d.done, LIVE_TIMEOUT_MS);
+  const o = await s.wait(d.done, withinMs);
   d.cancel();
   return o;
 }
@@ -286,19 +318,34 @@ async function baselineConnect(s: ProbeSession) {
 async function measureBaseline(
   s: ProbeSession,
   settleMs: number | null,
-): Promise<{ report: BaselineReport; resent: number }> {
+): Promise<{ report: BaselineReport; dropped: number }> {
   s.progress(`baseline: connecting to ${formatEndpoint(s.live)} …`);
   const samples: number[] = [];
   let resent = 0;
+  let abandoned = 0;
+  let warm = false;
+  const firstResendMs = (s.schedule.retransmitAtMs[0] ?? 1_000) + RETRANSMIT_LATE_MS;
+  let noAnswerMs = Math.min(BASELINE_NO_ANSWER_MS, firstResendMs);
+  const startedAt = s.clock.now();
   // The first connect also warms up the path (a proxy's first dial, ARP);
   // it is not a sample. A connect that lands on the SYN resend schedule had
-  // its SYN dropped: evidence for a limiter or loss, not a sample of how
-  // long a connect takes — and once one is seen, the drop analysis takes over.
-  for (let i = 0; i <= BASELINE_SAMPLES && !(resent > 0 && samples.length > 0); i++) {
+  // its SYN dropped, and one without an answer is abandoned for a fresh one:
+  // evidence for a limiter or loss (the drop analysis follows), not samples
+  // of how long a connect takes.
+  let slowestMs = 0;
+  let warmAt = 0;
+  while (samples.length < BASELINE_SAMPLES) {
+    const now = s.clock.now();
+    if (now - startedAt >= LIVE_TIMEOUT_MS && samples.length > 0) break;
+    // A limiter that drops most SYNs (a rate limit) would stretch the
+    // baseline for seconds; the drop analysis that follows needs no more.
+    // Random loss costs a settle window per lost SYN and is done well before.
+    const dropped = resent + abandoned > 0;
+    if (dropped && samples.length > 0 && now - warmAt >= BASELINE_DROPS_BUDGET_MS) break;
     // Spaced a little: netfilter's connlimit collects closed connections at
     // most once per jiffy (up to 10 ms) and would count the previous sample.
-    if (i > 0) await s.wait(new Promise<never>(() => {}), BASELINE_SPACING_MS);
-    let o = await baselineConnect(s);
+    if (warm) await s.wait(new Promise<never>(() => {}), BASELINE_SPACING_MS);
+    let o = await baselineConnect(s, noAnswerMs);
     // Refused at once: a limiter that rejects over a count may still count
     // connections closed a moment ago; a target that refuses does so every time.
     for (
@@ -307,7 +354,7 @@ async function measureBaseline(
       retry++
     ) {
       await s.wait(new Promise<never>(() => {}), MIN_SETTLE_MS);
-      o = await baselineConnect(s);
+      o = await baselineConnect(s, noAnswerMs);
     }
     if (o?.kind === "error" && o.stage === "proxy" && s.via) {
       // The first hop failed: nothing is known about the live target yet.
@@ -315,6 +362,17 @@ async function measureBaseline(
       throw new CannotTest(
         `the proxy ${describeProxy(s.via)} ${reached ? "answered but could not be used" : "is unreachable"} (${o.message}); check --via`,
       );
+    }
+    if (!o && s.clock.now() - startedAt < LIVE_TIMEOUT_MS) {
+      abandoned++;
+      // Until one answers, the path may just be slow; after that, its time is known.
+      if (!warm) noAnswerMs = Math.min(2 * noAnswerMs, firstResendMs);
+      continue;
+    }
+    if (!o && warm) {
+      // It answered before: SYNs are being dropped, which the drop analysis takes on.
+      abandoned++;
+      break;
     }
     if (!o) {
       s.alternatives.push(
@@ -324,7 +382,7 @@ async function measureBaseline(
     }
     if (o?.kind !== "connected") {
       const why = !o
-        ? `no answer within ${LIVE_TIMEOUT_MS} ms, SYN resends included: it is down, or something drops SYNs to it (a firewall, or a limit on connections already used up by other processes)`
+        ? `no answer within ${LIVE_TIMEOUT_MS} ms from ${plural(abandoned + 1, "fresh connect")}, SYN resends included: it is down, or something drops SYNs to it (a firewall, or a limit on connections already used up by other processes)`
         : o.kind === "error"
           ? `${o.code}: ${o.message}`
           : o.kind;
@@ -333,21 +391,45 @@ async function measureBaseline(
       );
     }
     if ((retransmissionOf(s.schedule, o.ms) ?? 0) > 0) resent++;
-    else if (i > 0) samples.push(o.ms);
+    else if (warm) {
+      samples.push(o.ms);
+      // A sample tells how long this path takes (the warm-up does not: a
+      // first dial is slow): a lost SYN then costs what a trial's settle
+      // window would, not more.
+      slowestMs = Math.max(slowestMs, o.ms);
+      noAnswerMs = Math.min(
+        firstResendMs,
+        Math.max(MIN_SETTLE_MS, SETTLE_BASELINE_FACTOR * slowestMs),
+      );
+    }
+    if (!warm) warmAt = s.clock.now();
+    warm = true;
   }
+  // Each abandoned connect got no answer while a later fresh one went through.
+  s.connects.unanswered += abandoned;
   const sorted = [...samples].sort((a, b) => a - b);
   const medianMs = sorted[sorted.length >> 1] ?? 0;
   const p99Ms = sorted[Math.ceil(0.99 * sorted.length) - 1] ?? 0;
   s.settleMs =
     settleMs ?? Math.min(MAX_SETTLE_MS, Math.max(MIN_SETTLE_MS, SETTLE_BASELINE_FACTOR * p99Ms));
+  const drops = [
+    ...(resent > 0 ? [`${resent} more went through only on a SYN resend`] : []),
+    ...(abandoned > 0
+      ? [
+          `${plural(abandoned, "connect")} got no answer within ${ms(Math.min(BASELINE_NO_ANSWER_MS, noAnswerMs))} ms or more and ${abandoned === 1 ? "was" : "were"} replaced by a fresh one`,
+        ]
+      : []),
+  ];
   s.record(
     "baseline",
     "measured",
-    `baseline: ${samples.length} connects to ${formatEndpoint(s.live)}, median ${ms(medianMs)} ms, p99 ${ms(p99Ms)} ms → settle window ${ms(s.settleMs)} ms${resent > 0 ? ` (${resent} more went through only on a SYN resend: not samples, evidence of dropped SYNs)` : ""}`,
+    `baseline: ${plural(samples.length, "connect")} to ${formatEndpoint(s.live)}, median ${ms(medianMs)} ms, p99 ${ms(p99Ms)} ms → settle window ${ms(s.settleMs)} ms${drops.length > 0 ? ` (${drops.join("; ")}: not samples, evidence of dropped SYNs)` : ""}`,
     { ms: p99Ms },
   );
-  return { report: { samplesMs: samples, medianMs, p99Ms }, resent };
+  return { report: { samplesMs: samples, medianMs, p99Ms }, dropped: resent + abandoned };
 }
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 function describeTargets(t: ProbeTargets, via: ProxySpec | null): string {
   const b = t.report.blackhole;
@@ -362,5 +444,10 @@ function describeTargets(t: ProbeTargets, via: ProxySpec | null): string {
   ].join(", ");
 }
 
-export { PROBE_DEFAULT_MAX, PROBE_MAX_LIMIT, type ProbeOptions } from "./options.js";
+export {
+  PROBE_DEFAULT_MAX,
+  PROBE_MAX_LIMIT,
+  PROBE_MAX_SETTLE_MS,
+  type ProbeOptions,
+} from "./options.js";
 export type { HoldersReport };

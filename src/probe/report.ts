@@ -6,7 +6,8 @@ export const PROBE_SCHEMA_VERSION = 1;
 export type ProbeVerdictKind = "limited" | "no-limit" | "could-not-test";
 export type Behaviour = "queued" | "refused" | "rate-limited" | "dropped";
 export type LimitScope = "process" | "machine" | "unknown";
-export type AppliesTo = "all-destinations" | "each-destination";
+/** "unknown": not tested (e.g. a limit found with every connect to one destination). */
+export type AppliesTo = "all-destinations" | "each-destination" | "unknown";
 
 export interface LimitFinding {
   /** k: concurrent attempts allowed; null for a pure rate limit. */
@@ -30,11 +31,12 @@ export interface LimitFinding {
   readonly intervalMs: number | null;
   /**
    * Whether established connections count against k (seen by holding
-   * established connections instead of pending ones); null: not tested.
+   * established connections instead of pending ones); null: not measured,
+   * or not a count (a rate).
    */
-  readonly countsEstablished?: boolean | null;
+  readonly countsEstablished: boolean | null;
   /** Over the limit (or the rate), SYNs are dropped: connects get through only on a resend. */
-  readonly excessDropped?: boolean;
+  readonly excessDropped: boolean;
 }
 
 export type StepKind =

@@ -307,7 +307,7 @@ export class ProbeSession {
         "trial",
         passage,
         passage === "through"
-          ? `${who} → live connected in ${ms(outcome.ms)} ms${tries > 1 ? ` (after ${tries - 1} fresh connect${tries > 2 ? "s" : ""} got no answer: SYNs lost?)` : ""}`
+          ? `${who} → live connected in ${ms(outcome.ms)} ms${tries > 1 ? ` (after ${tries - 1} fresh connect${tries > 2 ? "s" : ""} got no answer: a SYN dropped or lost)` : ""}`
           : `${who} → live refused at once (${code}) after ${ms(outcome.ms)} ms`,
         { ms: outcome.ms, ...(code !== undefined ? { code } : {}) },
       );

@@ -98,7 +98,8 @@ const badEnv: Array<[Record<string, string>, RegExp]> = [
   [{ SYNLIMIT_TIME_SCALE: "fast" }, /SYNLIMIT_TIME_SCALE/],
   [
     { SYNLIMIT_MAX_INFLIGHT: "1" },
-    /^synlimit: SYNLIMIT_MAX_INFLIGHT must be one of the known variables \(SYNLIMIT_PROFILE, /,
+    // Names the variable, never quotes its value.
+    /^synlimit: SYNLIMIT_MAX_INFLIGHT is not a synlimit variable; the known ones are SYNLIMIT_PROFILE, [^"]*$/,
   ],
 ];
 

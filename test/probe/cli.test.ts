@@ -37,7 +37,20 @@ const usageErrors: Array<[string[], RegExp]> = [
     ["probe", "--max", "0", "--blackhole", "127.0.0.1"],
     /^synlimit: option '--max <n>' argument '0' is invalid\. expected an integer from 1 to 1000\./,
   ],
+  [
+    ["probe", "--settle", "60001"],
+    /^synlimit: option '--settle <ms>' argument '60001' is invalid\. expected a number of milliseconds above 0, at most 60000\./,
+  ],
 ];
+
+test("probe --json: hostSynSchedule (the platform report) and synSchedule (what the probe uses) come from one model", async () => {
+  const r = await runCli(["probe", "--max", "1", "--quiet", "--json"]);
+  const out = JSON.parse(r.stdout) as ProbeResult & {
+    hostSynSchedule: { synAtMs: number[]; giveUpMs: number };
+  };
+  assert.deepEqual(out.hostSynSchedule.synAtMs, [0, ...out.synSchedule.retransmitAtMs]);
+  assert.equal(out.hostSynSchedule.giveUpMs, out.synSchedule.giveUpAtMs);
+});
 
 for (const [args, message] of usageErrors) {
   test(`usage error ${args.join(" ")}: one line, exit 2`, async () => {

@@ -53,3 +53,30 @@ test("connect-test with --timeout still waits for it (the user asked)", async (t
   assert.equal(out.pending.stopped, undefined);
   assert.equal(out.pending.error.code, "ETIMEDOUT");
 });
+
+test("connect-test whose own --timeout ends the pending attempt before --delay: the message names --timeout", async (t) => {
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  const live = await LiveListener.listen();
+  t.after(() => live.close());
+  const r = await runCli([
+    "connect-test",
+    "127.0.0.1",
+    String(tarpit.port),
+    "--live-port",
+    String(live.port),
+    "--delay",
+    "500",
+    "--timeout",
+    "100",
+    "--json",
+  ]);
+  assert.equal(r.code, 2, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.verdict.kind, "inconclusive");
+  assert.match(
+    out.verdict.text,
+    /--timeout 100 ms ended the pending attempt .*--delay 500 ms.*longer than --delay/,
+  );
+  assert.doesNotMatch(out.verdict.text, /silently dropped/);
+});

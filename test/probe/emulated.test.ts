@@ -111,6 +111,9 @@ test("williamson: new destinations rate-limited (1/s, time-compressed), per proc
   assert.equal(json.limit?.behaviour, "rate-limited", summary(json));
   assert.equal(json.limit?.maxInFlight, null);
   assert.equal(json.limit?.scope, "process", summary(json));
+  // The same shape for every verdict: a rate is not a count, and nothing was dropped.
+  assert.equal(json.limit?.countsEstablished, null);
+  assert.equal(json.limit?.excessDropped, false);
   const rate = json.limit?.ratePerSecond ?? 0;
   assert.ok(rate > 1000 / 600 && rate < 1000 / 150, `rate ${rate}/s\n${summary(json)}`);
 });

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
+import { formatProbe } from "../../src/cli/render/probe.js";
 import type { ProbeResult } from "../../src/probe/report.js";
 import { missingForNetns, NetNamespace } from "./netns.js";
 
@@ -21,6 +22,8 @@ async function inNamespace(t: import("node:test").TestContext, rule: string[] | 
   if (rule) await ns.iptables("-A", "OUTPUT", "-o", "lo", "-p", "tcp", "--syn", ...rule);
   return ns;
 }
+
+const human = (j: ProbeResult) => formatProbe(j, { startedAt: new Date(), emulation: null });
 
 const story = (j: ProbeResult) =>
   `${j.verdict.text}\n${j.timeline.map((e) => `  ${e.text}`).join("\n")}\n${j.notes.join("\n")}`;
@@ -63,6 +66,11 @@ for (const [rate, rule] of [
     assert.equal(json.limit?.behaviour, "rate-limited", story(json));
     assert.equal(json.limit?.excessDropped, true);
     assert.equal(json.limit?.maxInFlight, null);
+    // Every connect went to one destination: per destination is not claimed.
+    assert.equal(json.limit?.appliesTo, "unknown");
+    assert.equal(json.limit?.countsEstablished, null);
+    assert.match(human(json), /one new connect released every/);
+    assert.doesNotMatch(human(json), /new destination released/);
     const measured = json.limit?.ratePerSecond ?? 0;
     assert.ok(
       measured >= rate * 0.6 && measured <= rate * 1.6,
@@ -95,6 +103,8 @@ for (const k of [1, 3, 6]) {
     assert.equal(json.limit?.behaviour, "dropped", story(json));
     assert.equal(json.limit?.excessDropped, true);
     assert.equal(json.limit?.scope, "machine", story(json));
+    assert.equal(json.limit?.appliesTo, "unknown");
+    assert.match(human(json), /a second process on this host was delayed too/);
     // The waiting connect went through on a resend once one connection ended.
     assert.ok(json.retransmitted.length > 0, story(json));
     // The probe's own tarpit would use such a limit up: it measured without
@@ -128,6 +138,9 @@ for (const k of [2, 4]) {
     assert.equal(json.limit?.errorCode, "ECONNREFUSED");
     assert.equal(json.limit?.countsEstablished, true);
     assert.equal(json.limit?.scope, "machine", story(json));
+    assert.equal(json.limit?.appliesTo, "unknown");
+    // The helper was refused, not delayed.
+    assert.match(human(json), /a second process on this host was refused too/);
   });
 }
 
@@ -147,6 +160,33 @@ test("30 % random SYN loss (statistic), no limiter: no limit, and the loss is re
   assert.equal(json.verdict.kind, "no-limit");
   assert.ok(json.loss.resent + json.loss.unanswered > 0, story(json));
   assert.match(json.verdict.text, /SYNs were lost \(random loss, not a limit\)/);
+  // Lost SYNs are abandoned for fresh connects, not waited out: the baseline
+  // keeps its full sample count and no baseline connect waits past its first resend.
+  assert.ok((json.baseline?.samplesMs.length ?? 0) >= 5, story(json));
+  const baselineAt = json.timeline.find((e) => e.step === "baseline")?.atMs ?? 0;
+  for (const r of json.retransmitted.filter((x) => x.atMs < baselineAt)) {
+    assert.equal(r.resend, 1, story(json));
+  }
+});
+
+test("connlimit 9 with --max 4: no limit up to --max, no loss claimed, established connections not declared uncounted", async (t) => {
+  const ns = await inNamespace(t, [
+    "-m",
+    "connlimit",
+    "--connlimit-above",
+    "9",
+    "--connlimit-mask",
+    "0",
+    "-j",
+    "DROP",
+  ]);
+  const { code, json } = await ns.probe(["--max", "4"]);
+  assert.equal(code, 0, story(json));
+  assert.equal(json.verdict.kind, "no-limit");
+  // A SYN dropped by the limit just above --max is not random loss.
+  assert.doesNotMatch(json.verdict.text, /random loss/, story(json));
+  assert.doesNotMatch(story(json), /established connections do not count/);
+  assert.match(story(json), /no limit on established connections up to 4/);
 });
 
 test("a limit already used up by another process: could not test, both explanations named", async (t) => {

@@ -4,7 +4,12 @@ import { emulationSummary } from "../../emulate/install.js";
 import { type Endpoint, isSynlimitError } from "../../errors.js";
 import { describeHostSchedule, readHostSynSchedule } from "../../os/syn-schedule.js";
 import { type ProxySpec, parseHostPort, parseProxyUrl } from "../../probe/address.js";
-import { PROBE_DEFAULT_MAX, PROBE_MAX_LIMIT, probe } from "../../probe/probe.js";
+import {
+  PROBE_DEFAULT_MAX,
+  PROBE_MAX_LIMIT,
+  PROBE_MAX_SETTLE_MS,
+  probe,
+} from "../../probe/probe.js";
 import type { ProbeResult } from "../../probe/report.js";
 import { formatProbe, ProgressDisplay } from "../render/probe.js";
 
@@ -51,7 +56,7 @@ export function registerProbe(program: Command): void {
     )
     .option(
       "--settle <ms>",
-      "how long a connect may take before it counts as waiting (default: 20× the baseline, at least 50 ms)",
+      "how long a connect may take before it counts as waiting, at most 60000 (default: 20× the baseline p99, from 50 ms to 10 s)",
       settle,
     )
     .option(
@@ -147,8 +152,10 @@ function count(value: string): number {
 
 function settle(value: string): number {
   const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) {
-    throw new InvalidArgumentError("expected a positive number of milliseconds.");
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0) || n > PROBE_MAX_SETTLE_MS) {
+    throw new InvalidArgumentError(
+      `expected a number of milliseconds above 0, at most ${PROBE_MAX_SETTLE_MS}.`,
+    );
   }
   return n;
 }

@@ -54,10 +54,12 @@ function details(f: LimitFinding): string[] {
   const out: string[] = [];
   if (f.scope === "process") out.push("per process: a second process on this host was not delayed");
   else if (f.scope === "machine")
-    out.push("machine-wide: a second process on this host was delayed too");
+    out.push(
+      `machine-wide: a second process on this host was ${f.behaviour === "refused" ? "refused" : "delayed"} too`,
+    );
   if (f.countsEstablished === true) {
     out.push("established connections count against the limit, not only pending attempts");
-  } else if (f.behaviour !== "rate-limited") {
+  } else if (f.behaviour !== "rate-limited" && f.appliesTo !== "unknown") {
     out.push(
       f.appliesTo === "all-destinations"
         ? "pending attempts to one destination delay connects to every other destination"
@@ -71,7 +73,11 @@ function details(f: LimitFinding): string[] {
         : `a waiting attempt sent its SYN within ${fmt(f.handoffMs)} ms after a pending one ended`,
     );
   }
-  if (f.intervalMs !== null) out.push(`one new destination released every ${fmt(f.intervalMs)} ms`);
+  if (f.intervalMs !== null) {
+    // A SYN rate limit counts every new connect, to one destination or many.
+    const what = f.excessDropped ? "one new connect" : "one new destination";
+    out.push(`${what} released every ${fmt(f.intervalMs)} ms`);
+  }
   return out;
 }
 

@@ -44,7 +44,7 @@ export interface GuardOptions {
   budget?: string;
   maxInFlight?: number;
   maxInFlightPerDestination?: number;
-  /** A fixed connect deadline; by default derived from measured connect times (floor 250 ms, cap 3 s). */
+  /** A fixed connect deadline; by default derived from measured connect times (floor 250 ms, cap 2 s). */
   connectTimeoutMs?: number;
   preflight?: PreflightOptions;
   backoff?: BackoffOptions;

@@ -130,8 +130,8 @@ export class ReconnectingLink extends EventEmitter {
       throw invalidOption("queueLimit", "an integer of at least 1", this.queueLimit);
     }
     this.queueLimitBytes = options.queueLimitBytes ?? defaults.linkQueueLimitBytes;
-    if (!(Number.isInteger(this.queueLimitBytes) && this.queueLimitBytes >= 0)) {
-      throw invalidOption("queueLimitBytes", "a non-negative integer", this.queueLimitBytes);
+    if (!(Number.isInteger(this.queueLimitBytes) && this.queueLimitBytes >= 1)) {
+      throw invalidOption("queueLimitBytes", "an integer of at least 1", this.queueLimitBytes);
     }
     this.#writeTimeoutMs = positiveMs(
       "writeTimeoutMs",
@@ -218,7 +218,7 @@ export class ReconnectingLink extends EventEmitter {
   send(record: Buffer | string): boolean {
     if (this.#state === "closed") return false;
     const size = byteLength(record);
-    if (size > this.queueLimitBytes || this.queueLimit === 0) {
+    if (size > this.queueLimitBytes) {
       this.#drop(1);
       return false;
     }

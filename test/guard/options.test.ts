@@ -94,10 +94,14 @@ test("options passed through to node:http and undici stay theirs: not checked by
   );
 });
 
-test("queueLimit 0 is refused: it would drop every record", () => {
+test("queueLimit / queueLimitBytes 0 are refused: they would drop every record", () => {
   assert.throws(
     () => new ReconnectingLink({ host: "127.0.0.1", port: 1, queueLimit: 0 }),
     invalid(/option queueLimit must be an integer of at least 1, got 0/),
+  );
+  assert.throws(
+    () => new ReconnectingLink({ host: "127.0.0.1", port: 1, queueLimitBytes: 0 }),
+    invalid(/option queueLimitBytes must be an integer of at least 1, got 0/),
   );
 });
 

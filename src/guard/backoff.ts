@@ -1,5 +1,9 @@
 import { defaults } from "../defaults.js";
 import { invalidOption } from "../errors.js";
+import { rejectUnknownKeys } from "./options.js";
+
+/** Every key of BackoffOptions, for strict validation. */
+export const backoffKeys = ["initialMs", "multiplier", "jitter", "maxMs", "random"] as const;
 
 export interface BackoffOptions {
   initialMs?: number;
@@ -25,6 +29,9 @@ export class Backoff {
   #currentMs: number | null = null;
 
   constructor(options: BackoffOptions = {}) {
+    if (typeof options !== "object" || options === null)
+      throw invalidOption("backoff", "an object", options);
+    rejectUnknownKeys("a backoff", "backoff.", options, backoffKeys);
     this.initialMs = positive("backoff.initialMs", options.initialMs ?? defaults.backoffInitialMs);
     this.multiplier = options.multiplier ?? defaults.backoffMultiplier;
     if (!(Number.isFinite(this.multiplier) && this.multiplier >= 1)) {

@@ -16,6 +16,7 @@ import { type AttemptBudget, sharedBudget } from "./budget.js";
 import { guardChannels, publish } from "./channels.js";
 import { type Disposable, GuardEvent } from "./events.js";
 import { hostActivity } from "./host-activity.js";
+import { rejectUnknownKeys } from "./options.js";
 import { customCheck, type PreflightCheck, type PreflightOutcome, udpEcho } from "./preflight.js";
 import { ConnectTimeEstimator } from "./rtt.js";
 import { emulationTimeScale } from "./time-scale.js";
@@ -43,7 +44,7 @@ export interface GuardOptions {
   budget?: string;
   maxInFlight?: number;
   maxInFlightPerDestination?: number;
-  /** A fixed connect deadline; by default derived from measured connect times (floor 250 ms, cap 3 s). */
+  /** A fixed connect deadline; by default derived from measured connect times (floor 250 ms, cap 2 s). */
   connectTimeoutMs?: number;
   preflight?: PreflightOptions;
   backoff?: BackoffOptions;
@@ -123,6 +124,49 @@ interface PeerState {
 
 const retry = Symbol("retry");
 
+/** Every key of GuardOptions, for strict validation (a stray key would silently drop a protection). */
+export const guardOptionKeys = [
+  "budget",
+  "maxInFlight",
+  "maxInFlightPerDestination",
+  "connectTimeoutMs",
+  "preflight",
+  "backoff",
+  "failureThreshold",
+  "yieldToHost",
+  "clock",
+  "timeScale",
+  "maxSlotShare",
+  "slotWindowMs",
+  "peerIdleMs",
+  "maxPeers",
+] as const;
+export const preflightOptionKeys = [
+  "udpEchoPort",
+  "check",
+  "when",
+  "timeoutMs",
+  "sparseTcpIntervalMs",
+] as const;
+const connectOptionKeys = ["host", "port", "signal", "tls", "socket", "timeoutMs"] as const;
+
+/** Keys that belong one level down (or elsewhere), named in the error. */
+const guardHints: Record<string, string> = {
+  udpEchoPort: "preflight.udpEchoPort",
+  check: "preflight.check",
+  when: "preflight.when",
+  sparseTcpIntervalMs: "preflight.sparseTcpIntervalMs",
+  timeoutMs: "connectTimeoutMs or preflight.timeoutMs",
+  initialMs: "backoff.initialMs",
+  multiplier: "backoff.multiplier",
+  jitter: "backoff.jitter",
+  maxMs: "backoff.maxMs",
+  random: "backoff.random",
+  maxWaitMs: "yieldToHost.maxWaitMs",
+  breaker: "failureThreshold (and backoff)",
+  threshold: "failureThreshold",
+};
+
 /**
  * A guarded connector: the incident's remedy. With a preflight (UDP echo or
  * a check of your own) every connect tests the peer first, so a dead peer
@@ -170,6 +214,7 @@ export class Guard {
   constructor(options: GuardOptions = {}) {
     if (typeof options !== "object" || options === null)
       throw invalidOption("options", "an object", options);
+    rejectUnknownKeys("a Guard", "", options, guardOptionKeys, guardHints);
     const clock = options.clock ?? backgroundClock;
     if (!isClock(clock)) throw invalidOption("clock", "an object with now() and setTimer()", clock);
     this.#clock = clock;
@@ -190,6 +235,7 @@ export class Guard {
     this.#budget = sharedBudget(budgetName, maxOverall, maxPerDestination);
     const p = options.preflight ?? {};
     if (typeof p !== "object" || p === null) throw invalidOption("preflight", "an object", p);
+    rejectUnknownKeys("a Guard preflight", "preflight.", p, preflightOptionKeys);
     if (
       p.udpEchoPort !== undefined &&
       !(Number.isInteger(p.udpEchoPort) && p.udpEchoPort > 0 && p.udpEchoPort < 65536)
@@ -207,6 +253,7 @@ export class Guard {
     let yieldMaxWaitMs: number | null = null;
     if (yieldOption === true) yieldMaxWaitMs = defaults.yieldMaxWaitMs;
     else if (typeof yieldOption === "object" && yieldOption !== null) {
+      rejectUnknownKeys("a Guard yieldToHost", "yieldToHost.", yieldOption, ["maxWaitMs"]);
       yieldMaxWaitMs = positiveMs(
         "yieldToHost.maxWaitMs",
         yieldOption.maxWaitMs ?? defaults.yieldMaxWaitMs,
@@ -285,6 +332,13 @@ export class Guard {
    * deadline ends an attempt.
    */
   async connect(options: GuardConnectOptions): Promise<net.Socket> {
+    if (typeof options !== "object" || options === null)
+      throw invalidOption("options", "an object", options);
+    rejectUnknownKeys("a Guard connect()", "", options, connectOptionKeys, {
+      connectTimeoutMs: "timeoutMs",
+      servername: "tls.servername",
+      localAddress: "socket.localAddress",
+    });
     const { host, port, signal } = options;
     if (typeof host !== "string" || host === "")
       throw invalidOption("host", "a host name or address", host);

@@ -1,3 +1,4 @@
+export { GuardError, type GuardErrorDetails, SynlimitError } from "../errors.js";
 export { GuardedAgent, GuardedHttpsAgent } from "./adapters/http.js";
 export {
   type GuardedConnectOptions,

@@ -5,24 +5,51 @@ import { backgroundClock, type Clock, type Timer } from "../clock.js";
 import { defaults } from "../defaults.js";
 import { invalidOption, linkStalled, type SynlimitError } from "../errors.js";
 import { guardChannels, publish } from "./channels.js";
-import { Guard, type GuardOptions } from "./guard.js";
+import {
+  Guard,
+  type GuardOptions,
+  guardOptionKeys,
+  type PreflightOptions,
+  preflightOptionKeys,
+} from "./guard.js";
+import { rejectUnknownKeys } from "./options.js";
+
+const linkOptionKeys = [
+  "host",
+  "port",
+  "udpEchoPort",
+  "preflight",
+  "guard",
+  "queueLimit",
+  "queueLimitBytes",
+  "writeTimeoutMs",
+  "keepAliveMs",
+  "closeTimeoutMs",
+  "tls",
+  "clock",
+] as const;
 
 export interface ReconnectingLinkOptions {
   host: string;
   port: number;
   /** The collector's UDP echo port: every reconnect is preflighted, so a dead collector costs no TCP attempt. */
   udpEchoPort?: number;
+  /**
+   * Preflight options for the link's own guard, as in GuardOptions
+   * (`preflight: { udpEchoPort }` means the same as `udpEchoPort`).
+   */
+  preflight?: PreflightOptions;
   /** A guard of your own (shared breakers), or options for the link's own. */
   guard?: Guard | GuardOptions;
-  /** Records kept while disconnected; past it the oldest are dropped, and counted (default 1000). */
+  /** Records kept while disconnected, at least 1; past it the oldest are dropped, and counted (default 1000). */
   queueLimit?: number;
   /** Bytes kept while disconnected; past it the oldest are dropped, and counted (default 4 MiB). */
   queueLimitBytes?: number;
-  /** Written bytes that do not drain this long mean a dead peer: reconnect (default 10 s). */
+  /** Written bytes that do not drain this long mean a dead peer: reconnect (default 10 s; scaled by the guard's time scale). */
   writeTimeoutMs?: number;
-  /** TCP keep-alive idle time on the connection (default 10 s); 0 turns it off. */
+  /** TCP keep-alive idle time on the connection (default 10 s); 0 turns it off. Kernel time: not scaled. */
   keepAliveMs?: number;
-  /** Default for close(): how long queued bytes may take to leave (default 2 s). */
+  /** Default for close(): how long queued bytes may take to leave (default 2 s; scaled by the guard's time scale). */
   closeTimeoutMs?: number;
   tls?: tls.ConnectionOptions;
   clock?: Clock;
@@ -85,6 +112,11 @@ export class ReconnectingLink extends EventEmitter {
     super();
     if (typeof options !== "object" || options === null)
       throw invalidOption("options", "an object", options);
+    const hints: Record<string, string> = {};
+    for (const key of guardOptionKeys) if (key !== "preflight") hints[key] = `guard.${key}`;
+    for (const key of preflightOptionKeys) hints[key] ??= `preflight.${key}`;
+    hints.udpEchoPort = "udpEchoPort";
+    rejectUnknownKeys("a ReconnectingLink", "", options, linkOptionKeys, hints);
     const { host, port } = options;
     if (typeof host !== "string" || host === "")
       throw invalidOption("host", "a host name or address", host);
@@ -93,12 +125,13 @@ export class ReconnectingLink extends EventEmitter {
     this.host = host;
     this.port = port;
     this.queueLimit = options.queueLimit ?? defaults.linkQueueLimit;
-    if (!(Number.isInteger(this.queueLimit) && this.queueLimit >= 0)) {
-      throw invalidOption("queueLimit", "a non-negative integer", this.queueLimit);
+    // 0 would drop every record: refused rather than a silent black hole.
+    if (!(Number.isInteger(this.queueLimit) && this.queueLimit >= 1)) {
+      throw invalidOption("queueLimit", "an integer of at least 1", this.queueLimit);
     }
     this.queueLimitBytes = options.queueLimitBytes ?? defaults.linkQueueLimitBytes;
-    if (!(Number.isInteger(this.queueLimitBytes) && this.queueLimitBytes >= 0)) {
-      throw invalidOption("queueLimitBytes", "a non-negative integer", this.queueLimitBytes);
+    if (!(Number.isInteger(this.queueLimitBytes) && this.queueLimitBytes >= 1)) {
+      throw invalidOption("queueLimitBytes", "an integer of at least 1", this.queueLimitBytes);
     }
     this.#writeTimeoutMs = positiveMs(
       "writeTimeoutMs",
@@ -118,12 +151,42 @@ export class ReconnectingLink extends EventEmitter {
     );
     this.#clock = options.clock ?? backgroundClock;
     this.#tls = options.tls;
+    const preflight = options.preflight;
+    if (preflight !== undefined && (typeof preflight !== "object" || preflight === null)) {
+      throw invalidOption("preflight", "an object", preflight);
+    }
+    if (
+      options.udpEchoPort !== undefined &&
+      preflight?.udpEchoPort !== undefined &&
+      options.udpEchoPort !== preflight.udpEchoPort
+    ) {
+      throw invalidOption(
+        "udpEchoPort",
+        `the same as preflight.udpEchoPort (${preflight.udpEchoPort}) when both are given`,
+        options.udpEchoPort,
+      );
+    }
     if (options.guard instanceof Guard) {
+      // A guard of your own keeps its own preflight: ignoring these would drop the protection silently.
+      if (options.udpEchoPort !== undefined || preflight !== undefined) {
+        throw invalidOption(
+          options.udpEchoPort !== undefined ? "udpEchoPort" : "preflight",
+          "left out when guard is a Guard instance (give the Guard its preflight)",
+          options.udpEchoPort ?? preflight,
+        );
+      }
       this.guard = options.guard;
     } else {
-      const own: GuardOptions = { clock: this.#clock, ...options.guard };
-      if (options.udpEchoPort !== undefined) {
-        own.preflight = { udpEchoPort: options.udpEchoPort, ...own.preflight };
+      const given = options.guard ?? {};
+      if (typeof given !== "object" || given === null)
+        throw invalidOption("guard", "a Guard or GuardOptions", given);
+      const own: GuardOptions = { clock: this.#clock, ...given };
+      if (options.udpEchoPort !== undefined || preflight !== undefined) {
+        own.preflight = {
+          ...(options.udpEchoPort !== undefined ? { udpEchoPort: options.udpEchoPort } : {}),
+          ...preflight,
+          ...own.preflight,
+        };
       }
       this.guard = new Guard(own);
     }
@@ -155,7 +218,7 @@ export class ReconnectingLink extends EventEmitter {
   send(record: Buffer | string): boolean {
     if (this.#state === "closed") return false;
     const size = byteLength(record);
-    if (size > this.queueLimitBytes || this.queueLimit === 0) {
+    if (size > this.queueLimitBytes) {
       this.#drop(1);
       return false;
     }
@@ -173,10 +236,11 @@ export class ReconnectingLink extends EventEmitter {
 
   /**
    * Writes what is queued if connected, then closes the link for good.
-   * Resolves within `timeoutMs` (default `closeTimeoutMs`): a peer that does
+   * Resolves within `timeoutMs` real milliseconds (default `closeTimeoutMs`
+   * times the guard's time scale): a peer that does
    * not close its side in time gets its connection destroyed.
    */
-  close(timeoutMs: number = this.#closeTimeoutMs): Promise<void> {
+  close(timeoutMs: number = this.#closeTimeoutMs * this.guard.timeScale): Promise<void> {
     if (this.#closing) return this.#closing;
     positiveMs("timeoutMs", timeoutMs);
     this.#state = "closed";
@@ -270,10 +334,11 @@ export class ReconnectingLink extends EventEmitter {
       if (!socket.write(record)) {
         this.#draining = true;
         // No drain in time: nobody ACKs what was sent, the peer is gone.
+        const writeTimeoutMs = this.#writeTimeoutMs * this.guard.timeScale;
         this.#writeTimer = this.#clock.setTimer(() => {
           this.#writeTimer = null;
-          socket.destroy(linkStalled(this, this.#writeTimeoutMs));
-        }, this.#writeTimeoutMs);
+          socket.destroy(linkStalled(this, writeTimeoutMs));
+        }, writeTimeoutMs);
         socket.once("drain", () => {
           this.#writeTimer?.cancel();
           this.#writeTimer = null;

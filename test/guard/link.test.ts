@@ -289,6 +289,31 @@ test("close() resolves within its deadline even when the peer never closes its s
   assert.equal(link.state, "closed");
 });
 
+test("closeTimeoutMs follows the guard's time scale like the guard's own durations", {
+  timeout: 20_000,
+}, async (t) => {
+  const peer = await new StuckPeer().listen();
+  t.after(() => peer.close());
+  const clock = new FakeClock();
+  const link = new ReconnectingLink({
+    host: "127.0.0.1",
+    port: peer.port,
+    clock,
+    closeTimeoutMs: 500,
+    guard: { budget: `link-${seq++}`, timeScale: 0.1 },
+  });
+  await once(link, "connected");
+  let resolved = false;
+  const closing = link.close().then(() => {
+    resolved = true;
+  });
+  clock.advance(49);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(resolved, false, "49 ms < 500 ms × 0.1");
+  clock.advance(1);
+  await closing;
+});
+
 test("the queue is bounded by bytes too, and send() says false when it dropped", async (t) => {
   const closed = await LiveListener.listen();
   await closed.close();
@@ -331,10 +356,11 @@ test("a connection whose bytes stop draining is found dead by the write deadline
     host: "127.0.0.1",
     port,
     clock,
-    writeTimeoutMs: 5_000,
+    writeTimeoutMs: 50_000,
     queueLimitBytes: 256 * 1024 * 1024,
     queueLimit: 1_000_000,
-    guard: { budget: `link-${seq++}` },
+    // writeTimeoutMs follows the time scale: 50 s × 0.1.
+    guard: { budget: `link-${seq++}`, timeScale: 0.1 },
   });
   t.after(() => link.close());
   await once(link, "connected");

@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { SynlimitError } from "../errors.js";
 import type { RoleMap } from "../record/roles.js";
 import type { Outcome, TraceRecord } from "../record/trace.js";
@@ -47,6 +47,13 @@ export const defaultAnalyzeOptions: FingerprintOptions = {
 
 /** Reads a capture file as a stream. */
 export async function analyzeFile(path: string, options: AnalyzeOptions): Promise<AnalysisResult> {
+  // A directory opens fine and fails only on the first read, deep in the stream.
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new SynlimitError(
+      "SYNLIMIT_INVALID_CAPTURE",
+      `cannot read ${path}: EISDIR (a directory)`,
+    );
+  }
   const stream = createReadStream(path, { highWaterMark: 1 << 20 });
   await new Promise<void>((resolve, reject) => {
     stream.once("open", () => resolve());

@@ -340,6 +340,15 @@ test("truncated capture: a verdict on what was read, flagged; corrupt and empty 
     assert.match(e.stderr, pattern, name);
     assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
   }
+  for (const [args, pattern] of [
+    [[dir], /cannot read .*: EISDIR \(a directory\)/],
+    [[cut, "--report", cut], /--report .* is a file, not a directory/],
+  ] as Array<[string[], RegExp]>) {
+    const e = await runCli(["analyze", ...args]);
+    assert.equal(e.code, 2, e.stderr);
+    assert.match(e.stderr, pattern);
+    assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
+  }
   const missing = await runCli(["analyze", path.join(dir, "nope.pcap")]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /cannot read .*nope\.pcap: ENOENT/);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
@@ -153,6 +153,7 @@ test("record: bad options and an unwritable file end with one line", async (t) =
     ],
     [["record", "-o", path.join(dir, "no", "x"), "--", "node", "-e", "1"], /does not exist/],
     [["record", "-o", path.join(dir, "x"), "--", "true"], /wrote no trace/],
+    [["record", "-o", dir, "--", "node", "-e", "1"], /--output .* is a directory/],
     [
       ["record", "-o", path.join(dir, "x"), "--", "/nonexistent/cmd"],
       /cannot run \/nonexistent\/cmd: ENOENT/,
@@ -164,6 +165,7 @@ test("record: bad options and an unwritable file end with one line", async (t) =
     assert.match(r.stderr, pattern);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
   }
+  assert.ok(statSync(dir).isDirectory(), "record must never remove a directory");
   const bad = await run(
     [process.execPath, "--import", registerUrl, "-e", "1"],
     cleanEnv({ SYNLIMIT_RECORD: path.join(dir, "missing", "t") }),
@@ -198,9 +200,22 @@ test("trace lines: format and parse round-trip; bad lines name file and line", (
     gapMs: 2,
   };
   assert.deepEqual(parseRecord(formatRecord(r), "x", 1), r);
+  for (const dest of ["127.0.0.1:389", "ldap.example:636", "[fe80::1%eth0]:22"]) {
+    assert.equal(parseRecord(formatRecord({ ...r, dest }), "x", 1).dest, dest);
+  }
   const bad: Array<[string, RegExp]> = [
     ["nope", /x:4: not a JSON object/],
     ["[]", /not a JSON object/],
+    [
+      '{"id":1,"t":-5,"dest":"a:1","durationMs":0,"outcome":"connected"}',
+      /x:4: "t" must be a non-negative/,
+    ],
+    [
+      '{"id":1,"t":0,"dest":"nohostport","durationMs":0,"outcome":"connected"}',
+      /x:4: "dest" must be "host:port"/,
+    ],
+    ['{"id":1,"t":0,"dest":"a:0","durationMs":0,"outcome":"connected"}', /"dest" must be/],
+    ['{"id":1,"t":0,"dest":"::1:5","durationMs":0,"outcome":"connected"}', /"dest" must be/],
     ['{"id":-1,"t":0,"dest":"a:1","durationMs":0,"outcome":"connected"}', /"id" must be/],
     ['{"id":1,"t":0,"dest":"a:1","durationMs":-1,"outcome":"connected"}', /"durationMs" must be/],
     [

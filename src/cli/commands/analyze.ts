@@ -10,6 +10,7 @@ import { usageError } from "../../errors.js";
 import { RoleMap } from "../../record/roles.js";
 import { formatRecord } from "../../record/trace.js";
 import { loadOptional } from "../optional.js";
+import { checkReportDir } from "../paths.js";
 
 interface Flags {
   json?: boolean;
@@ -104,7 +105,7 @@ See docs/analyze.md.
         giveUpMs: flags.giveUpMs === undefined ? null : ms("--give-up-ms", flags.giveUpMs, 0),
         roles,
       };
-      if (flags.report === "") throw usageError("--report needs a directory");
+      checkReportDir(flags.report);
       const result = await analyzeFile(capture, options);
       const text = renderAnalysis(result);
       if (flags.trace) {

@@ -94,7 +94,11 @@ export async function analyzeStream(
   const handshakes = builder.finish();
   const captureStartMs = Number.isNaN(first) ? 0 : first;
   const captureEndMs = Number.isNaN(last) ? 0 : last;
-  const schedule = inferSchedule(handshakes);
+  const inferred = inferSchedule(handshakes);
+  const schedule =
+    options.giveUpMs === null
+      ? inferred
+      : { ...inferred, giveUpMs: options.giveUpMs, giveUpGiven: true };
   const attempts = endAttempts(handshakes, schedule, captureEndMs, options);
 
   const bySource = new Map<string, Attempt[]>();

@@ -31,6 +31,8 @@ export interface Schedule {
   /** SYN times after the first, ms (e.g. 0, 3000, 9000). */
   synAtMs: number[];
   giveUpMs: number | null;
+  /** True when giveUpMs is the user's --give-up-ms, not inferred. */
+  giveUpGiven: boolean;
   /** Unanswered attempts the schedule was read from. */
   from: number;
 }
@@ -72,7 +74,7 @@ export function inferSchedule(handshakes: readonly Handshake[]): Schedule {
         (group[0]?.synAtMs.length ?? 0) > (best[0]?.synAtMs.length ?? 0))
     )
       best = group;
-  if (best.length === 0) return { synAtMs: [0], giveUpMs: null, from: 0 };
+  if (best.length === 0) return { synAtMs: [0], giveUpMs: null, giveUpGiven: false, from: 0 };
   const count = (best[0] as Handshake).synAtMs.length;
   const synAtMs: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -81,7 +83,7 @@ export function inferSchedule(handshakes: readonly Handshake[]): Schedule {
       .sort((a, b) => a - b);
     synAtMs.push(offsets[Math.floor(offsets.length / 2)] as number);
   }
-  return { synAtMs, giveUpMs: nextAfter(synAtMs), from: best.length };
+  return { synAtMs, giveUpMs: nextAfter(synAtMs), giveUpGiven: false, from: best.length };
 }
 
 /**
@@ -277,7 +279,9 @@ export function fingerprint(
     const gap = round(next.startMs - a.endMs);
     const how =
       a.end === "gave-up"
-        ? "gave up (inferred from its SYN schedule)"
+        ? options.giveUpMs !== null
+          ? `gave up (--give-up-ms ${options.giveUpMs} after its first SYN)`
+          : "gave up (inferred from its SYN schedule)"
         : a.end === "connected"
           ? "was answered"
           : a.end === "refused"

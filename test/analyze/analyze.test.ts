@@ -364,6 +364,25 @@ test("truncated capture: a verdict on what was read, flagged; corrupt and empty 
   }
 });
 
+test("--give-up-ms is reported as given, in text, JSON and evidence", async () => {
+  const frames = incidentPackets().map((p) => ({ timeMs: p.timeMs, data: frame(1, ipPacket(p)) }));
+  const file = path.join(dir, "given.pcap");
+  writeFileSync(file, pcap(1, frames));
+  const text = await runCli(["analyze", file, "--give-up-ms", "21002"]);
+  assert.equal(text.code, 3, text.stdout + text.stderr);
+  assert.match(text.stdout, /give up 21\.002 s \(given with --give-up-ms\)/);
+  assert.doesNotMatch(text.stdout, /inferred from its SYN schedule|give up [\d.]+ s \(inferred/);
+  assert.match(text.stdout, /gave up \(--give-up-ms 21002 after its first SYN\)/);
+  const json = JSON.parse(
+    (await runCli(["analyze", file, "--give-up-ms", "21002", "--json"])).stdout,
+  );
+  assert.equal(json.schedule.giveUpMs, 21_002);
+  assert.equal(json.schedule.giveUpGiven, true);
+  const inferred = JSON.parse((await runCli(["analyze", file, "--json"])).stdout);
+  assert.equal(inferred.schedule.giveUpMs, 21_000);
+  assert.equal(inferred.schedule.giveUpGiven, false);
+});
+
 test("no handshakes at all: inconclusive, exit 2", async () => {
   const file = path.join(dir, "quiet.pcap");
   writeFileSync(file, pcap(1, []));

@@ -43,9 +43,11 @@ export function renderAnalysis(r: AnalysisResult): string {
         ? `verdict: no-limit — SYNs from ${r.source} left without waiting for other attempts to end`
         : "verdict: inconclusive — no contention in the capture to reveal a limit";
   const s = r.schedule;
-  const schedule =
-    s.from > 0
-      ? `SYN schedule of unanswered attempts: ${s.synAtMs.map((x) => `${+(x / 1000).toFixed(3)}`).join("/")} s, give up ${s.giveUpMs === null ? "?" : `${+(s.giveUpMs / 1000).toFixed(3)} s`} (inferred from ${s.from})`
+  const giveUp = s.giveUpMs === null ? "?" : `${+(s.giveUpMs / 1000).toFixed(3)} s`;
+  const schedule = s.giveUpGiven
+    ? `${s.from > 0 ? `SYN schedule of unanswered attempts: ${s.synAtMs.map((x) => `${+(x / 1000).toFixed(3)}`).join("/")} s (from ${s.from}), ` : "SYN schedule: none retransmitted, "}give up ${giveUp} (given with --give-up-ms)`
+    : s.from > 0
+      ? `SYN schedule of unanswered attempts: ${s.synAtMs.map((x) => `${+(x / 1000).toFixed(3)}`).join("/")} s, give up ${giveUp} (inferred from ${s.from})`
       : "SYN schedule: no unanswered attempt retransmitted, none inferred";
   const counts = new Map<string, number>();
   for (const a of r.attempts) counts.set(a.end, (counts.get(a.end) ?? 0) + 1);

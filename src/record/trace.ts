@@ -20,7 +20,7 @@ export interface TraceRecord {
   after?: number;
   /** Milliseconds from the end of `after` to this request. */
   gapMs?: number;
-  /** Time spent waiting for a slot, when recorded under a limiter. */
+  /** Time spent waiting for a slot: on every line recorded under a limiter, on none without. */
   waitMs?: number;
 }
 
@@ -31,7 +31,7 @@ export function formatRecord(r: TraceRecord): string {
   let line = `{"id":${r.id},"t":${round(r.t)},"dest":${JSON.stringify(r.dest)},"durationMs":${round(r.durationMs)},"outcome":"${r.outcome}"`;
   if (r.role !== undefined) line += `,"role":${JSON.stringify(r.role)}`;
   if (r.after !== undefined) line += `,"after":${r.after},"gapMs":${round(r.gapMs ?? 0)}`;
-  if (r.waitMs !== undefined && r.waitMs > 0) line += `,"waitMs":${round(r.waitMs)}`;
+  if (r.waitMs !== undefined) line += `,"waitMs":${round(r.waitMs)}`;
   return `${line}}\n`;
 }
 

@@ -93,6 +93,8 @@ test("record: every attempt of a real program, with outcomes, roles, a causal re
   assert.ok(timeout.durationMs >= 2_900, `the kernel gave up after ${timeout.durationMs} ms`);
   assert.ok(cancelled.durationMs >= 99 && cancelled.durationMs < timeout.durationMs);
   assert.ok(atExit.durationMs >= 49, "written at exit with the time it was pending");
+  for (const r of trace)
+    assert.equal(r.waitMs, undefined, `no limiter, no waitMs: ${JSON.stringify(r)}`);
 
   const ids = new Set(trace.map((r) => r.id));
   assert.equal(ids.size, trace.length);
@@ -137,6 +139,36 @@ process.stdout.write(execFileSync(process.execPath, ["-e", "process.stdout.write
       "concurrent attempts made by the program itself are not linked",
     );
   }
+});
+
+test("SYNLIMIT_RECORD under a limiter: every line carries waitMs, 0 included", async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, "limited.trace");
+  const script = path.join(dir, "app.mjs");
+  writeFileSync(
+    script,
+    `import net from "node:net";
+const s = net.createServer().listen(0, "127.0.0.1");
+await new Promise((r) => s.once("listening", r));
+const port = s.address().port;
+s.close();
+await Promise.all([1, 2, 3].map(() => new Promise((r) => net.connect(port, "127.0.0.1").on("error", r))));
+`,
+  );
+  const result = await run(
+    [process.execPath, script],
+    cleanEnv({
+      SYNLIMIT_RECORD: file,
+      SYNLIMIT_MAX_IN_FLIGHT: "1",
+      SYNLIMIT_TIMING: "none",
+      NODE_OPTIONS: `--import=${registerUrl}`,
+    }),
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const trace = await loadTrace(file);
+  assert.equal(trace.length, 3);
+  for (const r of trace) assert.equal(typeof r.waitMs, "number", JSON.stringify(r));
+  assert.equal(Math.min(...trace.map((r) => r.waitMs as number)), 0, "the first did not wait");
 });
 
 test("record: bad options and an unwritable file end with one line", async (t) => {

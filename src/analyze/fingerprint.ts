@@ -306,7 +306,9 @@ export function fingerprint(
   }
   if (verdict === "inconclusive") {
     evidence.push(
-      "no contention: never more than one handshake pending and none waited for another to end, so a limit could not show",
+      released > 0
+        ? `too few attempts to tell: ${released} of ${contendedEnds} followed by a new SYN (p = ${pValue.toExponential(1)}); a limit needs at least 2, most of them, and p < 1e-3 — capture longer or with more concurrent work`
+        : "no contention: never more than one handshake pending and none waited for another to end, so a limit could not show",
     );
   }
   return {

@@ -119,7 +119,7 @@ test("the same workload through the gate without a limit: no-limit", { skip }, a
  * collector (127.0.0.3:9) retransmitting at 0/3/9 s and giving up at 21 s,
  * each time a login (127.0.0.2:389) leaving 3 ms later.
  */
-function incidentPackets(v6 = false): Packet[] {
+function incidentPackets(v6 = false, cycles = 4): Packet[] {
   const me = v6 ? "::1" : "127.0.0.1";
   const dead = v6 ? "::3" : "127.0.0.3";
   const login = v6 ? "::2" : "127.0.0.2";
@@ -127,7 +127,7 @@ function incidentPackets(v6 = false): Packet[] {
   let t = 1_700_000_000_000;
   let port = 50_000;
   let id = 1;
-  for (let cycle = 0; cycle < 4; cycle++) {
+  for (let cycle = 0; cycle < cycles; cycle++) {
     const isn = 1000 * cycle + 7;
     const sp = port++;
     for (const at of [0, 3000, 9000])
@@ -381,6 +381,27 @@ test("--give-up-ms is reported as given, in text, JSON and evidence", async () =
   const inferred = JSON.parse((await runCli(["analyze", file, "--json"])).stdout);
   assert.equal(inferred.schedule.giveUpMs, 21_000);
   assert.equal(inferred.schedule.giveUpGiven, false);
+});
+
+test("a real k = 1 limit with one dead attempt: inconclusive, and the text does not contradict itself", async () => {
+  const frames = incidentPackets(false, 1).map((p) => ({
+    timeMs: p.timeMs,
+    data: frame(1, ipPacket(p)),
+  }));
+  const file = path.join(dir, "few.pcap");
+  writeFileSync(file, pcap(1, frames));
+  const r = await runCli(["analyze", file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(
+    r.stdout,
+    /1 of 1 attempts that held the last slot .* followed within 10 ms by a new SYN/,
+  );
+  assert.match(
+    r.stdout,
+    /^verdict: inconclusive — too few attempts to tell a limit from chance \(p = /,
+  );
+  assert.match(r.stdout, /too few attempts to tell: 1 of 1 followed by a new SYN \(p = /);
+  assert.doesNotMatch(r.stdout, /no contention|none waited/);
 });
 
 test("no handshakes at all: inconclusive, exit 2", async () => {

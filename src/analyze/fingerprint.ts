@@ -326,3 +326,37 @@ export function fingerprint(
     evidence,
   };
 }
+
+/**
+ * Evidence of a deadline shorter than the inferred give-up (an application
+ * timeout, an emulated limiter): unanswered attempts whose last SYN is
+ * followed by silence and then a new SYN, each a different one, at one
+ * constant offset from their first SYN before their inferred end. Returns
+ * that offset (ms), or null. An unlimited burst does not match: its dead
+ * attempts start together, so distinct next SYNs lie at spread offsets.
+ */
+export function deadlineHint(attempts: readonly Attempt[], windowMs: number): number | null {
+  const starts = attempts.map((a) => a.startMs);
+  const used = new Set<number>();
+  const offsets: number[] = [];
+  const dead = attempts.filter((a) => a.inferred && a.end === "gave-up");
+  for (const a of dead) {
+    const last = a.h.synAtMs[a.h.synAtMs.length - 1] as number;
+    const j = starts.findIndex(
+      (t, i) =>
+        t > last &&
+        t < a.endMs - windowMs &&
+        !used.has(i) &&
+        (attempts[i] as Attempt).h.dst + (attempts[i] as Attempt).h.dstPort !==
+          a.h.dst + a.h.dstPort,
+    );
+    if (j < 0) continue;
+    used.add(j);
+    offsets.push((starts[j] as number) - a.startMs);
+  }
+  if (offsets.length < 3) return null;
+  offsets.sort((x, y) => x - y);
+  const median = offsets[Math.floor(offsets.length / 2)] as number;
+  const near = offsets.filter((o) => Math.abs(o - median) <= windowMs + 0.01 * median).length;
+  return near >= 3 && near >= 0.5 * dead.length ? median : null;
+}

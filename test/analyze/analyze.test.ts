@@ -404,6 +404,70 @@ test("a real k = 1 limit with one dead attempt: inconclusive, and the text does 
   assert.doesNotMatch(r.stdout, /no contention|none waited/);
 });
 
+/**
+ * k = 1 through an emulated limiter whose 2.1 s deadline ends each dead
+ * attempt before the kernel's next SYN (0/1 s, next due at 3 s): no packet
+ * marks the end, the next login SYN leaves 3 ms after the deadline.
+ */
+function deadlinePackets(): Packet[] {
+  const packets: Packet[] = [];
+  let t = 1_700_000_000_000;
+  let port = 40_000;
+  let id = 1;
+  for (let cycle = 0; cycle < 6; cycle++) {
+    const sp = port++;
+    for (const at of [0, 1000])
+      packets.push({
+        timeMs: t + at,
+        src: "127.0.0.1",
+        dst: "127.0.0.3",
+        srcPort: sp,
+        dstPort: 9,
+        flags: SYN,
+        seq: 7,
+        ipId: id++,
+      });
+    t += 2100 + 3;
+    const lp = port++;
+    packets.push({
+      timeMs: t,
+      src: "127.0.0.1",
+      dst: "127.0.0.2",
+      srcPort: lp,
+      dstPort: 389,
+      flags: SYN,
+      seq: 5,
+      ipId: id++,
+    });
+    packets.push({
+      timeMs: t + 0.4,
+      src: "127.0.0.2",
+      dst: "127.0.0.1",
+      srcPort: 389,
+      dstPort: lp,
+      flags: SYN | ACK,
+      seq: 9,
+      ack: 6,
+      ipId: id++,
+    });
+    t += 2;
+  }
+  return packets;
+}
+
+test("an emulated deadline before the kernel's give-up: not a confident no-limit; --give-up-ms finds the limit", async () => {
+  const frames = deadlinePackets().map((p) => ({ timeMs: p.timeMs, data: frame(1, ipPacket(p)) }));
+  const file = path.join(dir, "deadline.pcap");
+  writeFileSync(file, pcap(1, frames));
+  const r = await runCli(["analyze", file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stdout, /^verdict: inconclusive — the give-up time is only inferred/);
+  assert.match(r.stdout, /constant 2\.10\d s after their first SYN.*pass --give-up-ms 210\d/);
+  const given = await runCli(["analyze", file, "--give-up-ms", "2100"]);
+  assert.equal(given.code, 3, given.stdout + given.stderr);
+  assert.match(given.stdout, /^verdict: limit 1 /);
+});
+
 test("no handshakes at all: inconclusive, exit 2", async () => {
   const file = path.join(dir, "quiet.pcap");
   writeFileSync(file, pcap(1, []));

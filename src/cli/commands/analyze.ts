@@ -41,9 +41,11 @@ export function renderAnalysis(r: AnalysisResult): string {
       ? `verdict: limit ${r.k} — at most ${r.k} outbound connect attempt(s) in flight from ${r.source}, the next SYN leaving as one ends`
       : r.verdict === "no-limit"
         ? `verdict: no-limit — SYNs from ${r.source} left without waiting for other attempts to end`
-        : r.sources[0] && r.sources[0].releasedSyns > 0
-          ? `verdict: inconclusive — too few attempts to tell a limit from chance (p = ${r.sources[0].pValue.toExponential(1)})`
-          : "verdict: inconclusive — no contention in the capture to reveal a limit";
+        : r.evidence[0]?.startsWith("unanswered attempts were followed")
+          ? "verdict: inconclusive — the give-up time is only inferred and a shorter deadline shows: pass --give-up-ms"
+          : r.sources[0] && r.sources[0].releasedSyns > 0
+            ? `verdict: inconclusive — too few attempts to tell a limit from chance (p = ${r.sources[0].pValue.toExponential(1)})`
+            : "verdict: inconclusive — no contention in the capture to reveal a limit";
   const s = r.schedule;
   const giveUp = s.giveUpMs === null ? "?" : `${+(s.giveUpMs / 1000).toFixed(3)} s`;
   const schedule = s.giveUpGiven

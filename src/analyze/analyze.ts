@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { SynlimitError } from "../errors.js";
 import type { RoleMap } from "../record/roles.js";
 import type { Outcome, TraceRecord } from "../record/trace.js";
@@ -6,6 +6,7 @@ import { type CaptureInfo, readCapture } from "./capture.js";
 import { decodeTcp, isSupportedLinkType } from "./decode.js";
 import {
   type Attempt,
+  deadlineHint,
   endAttempts,
   type FingerprintOptions,
   fingerprint,
@@ -47,6 +48,13 @@ export const defaultAnalyzeOptions: FingerprintOptions = {
 
 /** Reads a capture file as a stream. */
 export async function analyzeFile(path: string, options: AnalyzeOptions): Promise<AnalysisResult> {
+  // A directory opens fine and fails only on the first read, deep in the stream.
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new SynlimitError(
+      "SYNLIMIT_INVALID_CAPTURE",
+      `cannot read ${path}: EISDIR (a directory)`,
+    );
+  }
   const stream = createReadStream(path, { highWaterMark: 1 << 20 });
   await new Promise<void>((resolve, reject) => {
     stream.once("open", () => resolve());
@@ -87,7 +95,11 @@ export async function analyzeStream(
   const handshakes = builder.finish();
   const captureStartMs = Number.isNaN(first) ? 0 : first;
   const captureEndMs = Number.isNaN(last) ? 0 : last;
-  const schedule = inferSchedule(handshakes);
+  const inferred = inferSchedule(handshakes);
+  const schedule =
+    options.giveUpMs === null
+      ? inferred
+      : { ...inferred, giveUpMs: options.giveUpMs, giveUpGiven: true };
   const attempts = endAttempts(handshakes, schedule, captureEndMs, options);
 
   const bySource = new Map<string, Attempt[]>();
@@ -102,6 +114,18 @@ export async function analyzeStream(
   sources.sort((a, b) => rank(b) - rank(a) || b.attempts - a.attempts);
   const top = sources[0];
   const evidence = top ? [...top.evidence] : ["no outbound TCP handshake (SYN) in the capture"];
+  // An inferred give-up can be later than the real end (an application or
+  // emulated deadline sends no packet): then "no-limit" would be confident and wrong.
+  const deadline =
+    top?.verdict === "no-limit" && options.giveUpMs === null
+      ? deadlineHint(bySource.get(top.source) ?? [], options.windowMs)
+      : null;
+  if (top && deadline !== null) {
+    top.verdict = "inconclusive";
+    evidence.unshift(
+      `unanswered attempts were followed, after silence, by a new SYN at a constant ${seconds(deadline)} after their first SYN, before the inferred give-up at ${schedule.giveUpMs === null ? "?" : seconds(schedule.giveUpMs)}: a deadline (application or emulated limiter) may end them earlier; pass --give-up-ms ${Math.round(deadline)} (or the real deadline) to tell`,
+    );
+  }
   if (unsupported.size > 0)
     evidence.push(`skipped frames of unsupported link type(s) ${[...unsupported].join(", ")}`);
   if (info.truncated)
@@ -124,6 +148,8 @@ export async function analyzeStream(
     attempts,
   };
 }
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
 
 function rank(s: SourceVerdict): number {
   return s.verdict === "limit" ? 2 : s.verdict === "no-limit" ? 1 : 0;

@@ -31,6 +31,8 @@ export interface Schedule {
   /** SYN times after the first, ms (e.g. 0, 3000, 9000). */
   synAtMs: number[];
   giveUpMs: number | null;
+  /** True when giveUpMs is the user's --give-up-ms, not inferred. */
+  giveUpGiven: boolean;
   /** Unanswered attempts the schedule was read from. */
   from: number;
 }
@@ -72,7 +74,7 @@ export function inferSchedule(handshakes: readonly Handshake[]): Schedule {
         (group[0]?.synAtMs.length ?? 0) > (best[0]?.synAtMs.length ?? 0))
     )
       best = group;
-  if (best.length === 0) return { synAtMs: [0], giveUpMs: null, from: 0 };
+  if (best.length === 0) return { synAtMs: [0], giveUpMs: null, giveUpGiven: false, from: 0 };
   const count = (best[0] as Handshake).synAtMs.length;
   const synAtMs: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -81,7 +83,7 @@ export function inferSchedule(handshakes: readonly Handshake[]): Schedule {
       .sort((a, b) => a - b);
     synAtMs.push(offsets[Math.floor(offsets.length / 2)] as number);
   }
-  return { synAtMs, giveUpMs: nextAfter(synAtMs), from: best.length };
+  return { synAtMs, giveUpMs: nextAfter(synAtMs), giveUpGiven: false, from: best.length };
 }
 
 /**
@@ -277,7 +279,9 @@ export function fingerprint(
     const gap = round(next.startMs - a.endMs);
     const how =
       a.end === "gave-up"
-        ? "gave up (inferred from its SYN schedule)"
+        ? options.giveUpMs !== null
+          ? `gave up (--give-up-ms ${options.giveUpMs} after its first SYN)`
+          : "gave up (inferred from its SYN schedule)"
         : a.end === "connected"
           ? "was answered"
           : a.end === "refused"
@@ -302,7 +306,9 @@ export function fingerprint(
   }
   if (verdict === "inconclusive") {
     evidence.push(
-      "no contention: never more than one handshake pending and none waited for another to end, so a limit could not show",
+      released > 0
+        ? `too few attempts to tell: ${released} of ${contendedEnds} followed by a new SYN (p = ${pValue.toExponential(1)}); a limit needs at least 2, most of them, and p < 1e-3 — capture longer or with more concurrent work`
+        : "no contention: never more than one handshake pending and none waited for another to end, so a limit could not show",
     );
   }
   return {
@@ -319,4 +325,38 @@ export function fingerprint(
     synsAfterContention: after,
     evidence,
   };
+}
+
+/**
+ * Evidence of a deadline shorter than the inferred give-up (an application
+ * timeout, an emulated limiter): unanswered attempts whose last SYN is
+ * followed by silence and then a new SYN, each a different one, at one
+ * constant offset from their first SYN before their inferred end. Returns
+ * that offset (ms), or null. An unlimited burst does not match: its dead
+ * attempts start together, so distinct next SYNs lie at spread offsets.
+ */
+export function deadlineHint(attempts: readonly Attempt[], windowMs: number): number | null {
+  const starts = attempts.map((a) => a.startMs);
+  const used = new Set<number>();
+  const offsets: number[] = [];
+  const dead = attempts.filter((a) => a.inferred && a.end === "gave-up");
+  for (const a of dead) {
+    const last = a.h.synAtMs[a.h.synAtMs.length - 1] as number;
+    const j = starts.findIndex(
+      (t, i) =>
+        t > last &&
+        t < a.endMs - windowMs &&
+        !used.has(i) &&
+        (attempts[i] as Attempt).h.dst + (attempts[i] as Attempt).h.dstPort !==
+          a.h.dst + a.h.dstPort,
+    );
+    if (j < 0) continue;
+    used.add(j);
+    offsets.push((starts[j] as number) - a.startMs);
+  }
+  if (offsets.length < 3) return null;
+  offsets.sort((x, y) => x - y);
+  const median = offsets[Math.floor(offsets.length / 2)] as number;
+  const near = offsets.filter((o) => Math.abs(o - median) <= windowMs + 0.01 * median).length;
+  return near >= 3 && near >= 0.5 * dead.length ? median : null;
 }

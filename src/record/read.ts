@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { invalidTrace, SynlimitError } from "../errors.js";
 import { parseRecord, type TraceRecord } from "./trace.js";
@@ -9,6 +9,10 @@ import { parseRecord, type TraceRecord } from "./trace.js";
  * attempt when it ends, so a cause is always written before its effect.
  */
 export async function* readTrace(path: string): AsyncGenerator<TraceRecord> {
+  // A directory opens fine and fails only on the first read, deep in the stream.
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new SynlimitError("SYNLIMIT_INVALID_TRACE", `cannot read ${path}: EISDIR (a directory)`);
+  }
   const stream = createReadStream(path, { encoding: "utf8" });
   const opened = new Promise<void>((resolve, reject) => {
     stream.once("open", () => resolve());

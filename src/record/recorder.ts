@@ -3,6 +3,7 @@ import diagnostics from "node:diagnostics_channel";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { getSystemErrorName } from "node:util";
+import { recordGateName } from "../emulate/record-env.js";
 import { formatEndpoint, SynlimitError } from "../errors.js";
 import { channelNames } from "../gate/channels.js";
 import type { AttemptEvent } from "../gate/types.js";
@@ -15,6 +16,11 @@ export interface RecorderOptions {
   /** Only events of the gate with this name are recorded. */
   gate: string;
   roles?: RoleMap;
+  /**
+   * Under a limiter every line carries waitMs (0 included); without one none
+   * does. Default: limited unless the gate is the plain recording's.
+   */
+  limited?: boolean;
 }
 
 interface Open {
@@ -58,6 +64,7 @@ export class Recorder {
   readonly #inRequest = new Set<number>();
   readonly #gate: string;
   readonly #roles: RoleMap | undefined;
+  readonly #limited: boolean;
   readonly #subscriptions: Array<[string, (message: unknown) => void]> = [];
   readonly #onExit = () => this.close();
 
@@ -65,6 +72,7 @@ export class Recorder {
     this.file = options.file;
     this.#gate = options.gate;
     this.#roles = options.roles;
+    this.#limited = options.limited ?? options.gate !== recordGateName;
     try {
       this.#fd = openSync(options.file, "w");
     } catch (error) {
@@ -155,7 +163,7 @@ export class Recorder {
         after: open.cause.id,
         gapMs: Math.max(0, open.queuedAt - open.cause.endedAt),
       }),
-      waitMs,
+      ...(this.#limited && { waitMs }),
     });
     writeSync(this.#fd, line);
     this.#written++;

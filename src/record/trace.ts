@@ -20,7 +20,7 @@ export interface TraceRecord {
   after?: number;
   /** Milliseconds from the end of `after` to this request. */
   gapMs?: number;
-  /** Time spent waiting for a slot, when recorded under a limiter. */
+  /** Time spent waiting for a slot: on every line recorded under a limiter, on none without. */
   waitMs?: number;
 }
 
@@ -31,7 +31,7 @@ export function formatRecord(r: TraceRecord): string {
   let line = `{"id":${r.id},"t":${round(r.t)},"dest":${JSON.stringify(r.dest)},"durationMs":${round(r.durationMs)},"outcome":"${r.outcome}"`;
   if (r.role !== undefined) line += `,"role":${JSON.stringify(r.role)}`;
   if (r.after !== undefined) line += `,"after":${r.after},"gapMs":${round(r.gapMs ?? 0)}`;
-  if (r.waitMs !== undefined && r.waitMs > 0) line += `,"waitMs":${round(r.waitMs)}`;
+  if (r.waitMs !== undefined) line += `,"waitMs":${round(r.waitMs)}`;
   return `${line}}\n`;
 }
 
@@ -58,8 +58,10 @@ export function parseRecord(text: string, where: string, lineNo: number): TraceR
     invalidTrace(where, lineNo, `"${field}" must be ${expected}, got ${JSON.stringify(o[field])}`);
   if (!Number.isSafeInteger(o.id) || (o.id as number) < 0)
     throw bad("id", "a non-negative integer");
-  if (!finiteAtLeast(o.t, Number.NEGATIVE_INFINITY)) throw bad("t", "a number of milliseconds");
-  if (typeof o.dest !== "string" || o.dest === "") throw bad("dest", "a non-empty string");
+  if (!finiteAtLeast(o.t, 0)) throw bad("t", "a non-negative number of milliseconds");
+  if (typeof o.dest !== "string" || !isHostPort(o.dest)) {
+    throw bad("dest", '"host:port" ("[v6]:port" for IPv6)');
+  }
   if (!finiteAtLeast(o.durationMs, 0)) throw bad("durationMs", "a non-negative number");
   if (typeof o.outcome !== "string" || !outcomeSet.has(o.outcome)) {
     throw bad("outcome", `one of ${outcomes.join(", ")}`);
@@ -89,6 +91,13 @@ export function parseRecord(text: string, where: string, lineNo: number): TraceR
     record.waitMs = o.waitMs as number;
   }
   return record;
+}
+
+const hostPort = /^(?:\[[0-9A-Fa-f:.%\w]+\]|[^\s:[\]]+):(\d{1,5})$/;
+
+function isHostPort(dest: string): boolean {
+  const port = hostPort.exec(dest)?.[1];
+  return port !== undefined && Number(port) >= 1 && Number(port) <= 65535;
 }
 
 function finiteAtLeast(v: unknown, min: number): v is number {

@@ -119,7 +119,7 @@ test("the same workload through the gate without a limit: no-limit", { skip }, a
  * collector (127.0.0.3:9) retransmitting at 0/3/9 s and giving up at 21 s,
  * each time a login (127.0.0.2:389) leaving 3 ms later.
  */
-function incidentPackets(v6 = false): Packet[] {
+function incidentPackets(v6 = false, cycles = 4): Packet[] {
   const me = v6 ? "::1" : "127.0.0.1";
   const dead = v6 ? "::3" : "127.0.0.3";
   const login = v6 ? "::2" : "127.0.0.2";
@@ -127,7 +127,7 @@ function incidentPackets(v6 = false): Packet[] {
   let t = 1_700_000_000_000;
   let port = 50_000;
   let id = 1;
-  for (let cycle = 0; cycle < 4; cycle++) {
+  for (let cycle = 0; cycle < cycles; cycle++) {
     const isn = 1000 * cycle + 7;
     const sp = port++;
     for (const at of [0, 3000, 9000])
@@ -340,6 +340,15 @@ test("truncated capture: a verdict on what was read, flagged; corrupt and empty 
     assert.match(e.stderr, pattern, name);
     assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
   }
+  for (const [args, pattern] of [
+    [[dir], /cannot read .*: EISDIR \(a directory\)/],
+    [[cut, "--report", cut], /--report .* is a file, not a directory/],
+  ] as Array<[string[], RegExp]>) {
+    const e = await runCli(["analyze", ...args]);
+    assert.equal(e.code, 2, e.stderr);
+    assert.match(e.stderr, pattern);
+    assert.equal(e.stderr.trim().split("\n").length, 1, e.stderr);
+  }
   const missing = await runCli(["analyze", path.join(dir, "nope.pcap")]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /cannot read .*nope\.pcap: ENOENT/);
@@ -353,6 +362,110 @@ test("truncated capture: a verdict on what was read, flagged; corrupt and empty 
     assert.equal(e.code, 2);
     assert.match(e.stderr, pattern);
   }
+});
+
+test("--give-up-ms is reported as given, in text, JSON and evidence", async () => {
+  const frames = incidentPackets().map((p) => ({ timeMs: p.timeMs, data: frame(1, ipPacket(p)) }));
+  const file = path.join(dir, "given.pcap");
+  writeFileSync(file, pcap(1, frames));
+  const text = await runCli(["analyze", file, "--give-up-ms", "21002"]);
+  assert.equal(text.code, 3, text.stdout + text.stderr);
+  assert.match(text.stdout, /give up 21\.002 s \(given with --give-up-ms\)/);
+  assert.doesNotMatch(text.stdout, /inferred from its SYN schedule|give up [\d.]+ s \(inferred/);
+  assert.match(text.stdout, /gave up \(--give-up-ms 21002 after its first SYN\)/);
+  const json = JSON.parse(
+    (await runCli(["analyze", file, "--give-up-ms", "21002", "--json"])).stdout,
+  );
+  assert.equal(json.schedule.giveUpMs, 21_002);
+  assert.equal(json.schedule.giveUpGiven, true);
+  const inferred = JSON.parse((await runCli(["analyze", file, "--json"])).stdout);
+  assert.equal(inferred.schedule.giveUpMs, 21_000);
+  assert.equal(inferred.schedule.giveUpGiven, false);
+});
+
+test("a real k = 1 limit with one dead attempt: inconclusive, and the text does not contradict itself", async () => {
+  const frames = incidentPackets(false, 1).map((p) => ({
+    timeMs: p.timeMs,
+    data: frame(1, ipPacket(p)),
+  }));
+  const file = path.join(dir, "few.pcap");
+  writeFileSync(file, pcap(1, frames));
+  const r = await runCli(["analyze", file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(
+    r.stdout,
+    /1 of 1 attempts that held the last slot .* followed within 10 ms by a new SYN/,
+  );
+  assert.match(
+    r.stdout,
+    /^verdict: inconclusive — too few attempts to tell a limit from chance \(p = /,
+  );
+  assert.match(r.stdout, /too few attempts to tell: 1 of 1 followed by a new SYN \(p = /);
+  assert.doesNotMatch(r.stdout, /no contention|none waited/);
+});
+
+/**
+ * k = 1 through an emulated limiter whose 2.1 s deadline ends each dead
+ * attempt before the kernel's next SYN (0/1 s, next due at 3 s): no packet
+ * marks the end, the next login SYN leaves 3 ms after the deadline.
+ */
+function deadlinePackets(): Packet[] {
+  const packets: Packet[] = [];
+  let t = 1_700_000_000_000;
+  let port = 40_000;
+  let id = 1;
+  for (let cycle = 0; cycle < 6; cycle++) {
+    const sp = port++;
+    for (const at of [0, 1000])
+      packets.push({
+        timeMs: t + at,
+        src: "127.0.0.1",
+        dst: "127.0.0.3",
+        srcPort: sp,
+        dstPort: 9,
+        flags: SYN,
+        seq: 7,
+        ipId: id++,
+      });
+    t += 2100 + 3;
+    const lp = port++;
+    packets.push({
+      timeMs: t,
+      src: "127.0.0.1",
+      dst: "127.0.0.2",
+      srcPort: lp,
+      dstPort: 389,
+      flags: SYN,
+      seq: 5,
+      ipId: id++,
+    });
+    packets.push({
+      timeMs: t + 0.4,
+      src: "127.0.0.2",
+      dst: "127.0.0.1",
+      srcPort: 389,
+      dstPort: lp,
+      flags: SYN | ACK,
+      seq: 9,
+      ack: 6,
+      ipId: id++,
+    });
+    t += 2;
+  }
+  return packets;
+}
+
+test("an emulated deadline before the kernel's give-up: not a confident no-limit; --give-up-ms finds the limit", async () => {
+  const frames = deadlinePackets().map((p) => ({ timeMs: p.timeMs, data: frame(1, ipPacket(p)) }));
+  const file = path.join(dir, "deadline.pcap");
+  writeFileSync(file, pcap(1, frames));
+  const r = await runCli(["analyze", file]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stdout, /^verdict: inconclusive — the give-up time is only inferred/);
+  assert.match(r.stdout, /constant 2\.10\d s after their first SYN.*pass --give-up-ms 210\d/);
+  const given = await runCli(["analyze", file, "--give-up-ms", "2100"]);
+  assert.equal(given.code, 3, given.stdout + given.stderr);
+  assert.match(given.stdout, /^verdict: limit 1 /);
 });
 
 test("no handshakes at all: inconclusive, exit 2", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
@@ -93,6 +93,8 @@ test("record: every attempt of a real program, with outcomes, roles, a causal re
   assert.ok(timeout.durationMs >= 2_900, `the kernel gave up after ${timeout.durationMs} ms`);
   assert.ok(cancelled.durationMs >= 99 && cancelled.durationMs < timeout.durationMs);
   assert.ok(atExit.durationMs >= 49, "written at exit with the time it was pending");
+  for (const r of trace)
+    assert.equal(r.waitMs, undefined, `no limiter, no waitMs: ${JSON.stringify(r)}`);
 
   const ids = new Set(trace.map((r) => r.id));
   assert.equal(ids.size, trace.length);
@@ -139,6 +141,36 @@ process.stdout.write(execFileSync(process.execPath, ["-e", "process.stdout.write
   }
 });
 
+test("SYNLIMIT_RECORD under a limiter: every line carries waitMs, 0 included", async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, "limited.trace");
+  const script = path.join(dir, "app.mjs");
+  writeFileSync(
+    script,
+    `import net from "node:net";
+const s = net.createServer().listen(0, "127.0.0.1");
+await new Promise((r) => s.once("listening", r));
+const port = s.address().port;
+s.close();
+await Promise.all([1, 2, 3].map(() => new Promise((r) => net.connect(port, "127.0.0.1").on("error", r))));
+`,
+  );
+  const result = await run(
+    [process.execPath, script],
+    cleanEnv({
+      SYNLIMIT_RECORD: file,
+      SYNLIMIT_MAX_IN_FLIGHT: "1",
+      SYNLIMIT_TIMING: "none",
+      NODE_OPTIONS: `--import=${registerUrl}`,
+    }),
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const trace = await loadTrace(file);
+  assert.equal(trace.length, 3);
+  for (const r of trace) assert.equal(typeof r.waitMs, "number", JSON.stringify(r));
+  assert.equal(Math.min(...trace.map((r) => r.waitMs as number)), 0, "the first did not wait");
+});
+
 test("record: bad options and an unwritable file end with one line", async (t) => {
   const dir = tempDir(t);
   const cases: Array<[string[], RegExp]> = [
@@ -153,6 +185,7 @@ test("record: bad options and an unwritable file end with one line", async (t) =
     ],
     [["record", "-o", path.join(dir, "no", "x"), "--", "node", "-e", "1"], /does not exist/],
     [["record", "-o", path.join(dir, "x"), "--", "true"], /wrote no trace/],
+    [["record", "-o", dir, "--", "node", "-e", "1"], /--output .* is a directory/],
     [
       ["record", "-o", path.join(dir, "x"), "--", "/nonexistent/cmd"],
       /cannot run \/nonexistent\/cmd: ENOENT/,
@@ -164,6 +197,7 @@ test("record: bad options and an unwritable file end with one line", async (t) =
     assert.match(r.stderr, pattern);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
   }
+  assert.ok(statSync(dir).isDirectory(), "record must never remove a directory");
   const bad = await run(
     [process.execPath, "--import", registerUrl, "-e", "1"],
     cleanEnv({ SYNLIMIT_RECORD: path.join(dir, "missing", "t") }),
@@ -198,9 +232,22 @@ test("trace lines: format and parse round-trip; bad lines name file and line", (
     gapMs: 2,
   };
   assert.deepEqual(parseRecord(formatRecord(r), "x", 1), r);
+  for (const dest of ["127.0.0.1:389", "ldap.example:636", "[fe80::1%eth0]:22"]) {
+    assert.equal(parseRecord(formatRecord({ ...r, dest }), "x", 1).dest, dest);
+  }
   const bad: Array<[string, RegExp]> = [
     ["nope", /x:4: not a JSON object/],
     ["[]", /not a JSON object/],
+    [
+      '{"id":1,"t":-5,"dest":"a:1","durationMs":0,"outcome":"connected"}',
+      /x:4: "t" must be a non-negative/,
+    ],
+    [
+      '{"id":1,"t":0,"dest":"nohostport","durationMs":0,"outcome":"connected"}',
+      /x:4: "dest" must be "host:port"/,
+    ],
+    ['{"id":1,"t":0,"dest":"a:0","durationMs":0,"outcome":"connected"}', /"dest" must be/],
+    ['{"id":1,"t":0,"dest":"::1:5","durationMs":0,"outcome":"connected"}', /"dest" must be/],
     ['{"id":-1,"t":0,"dest":"a:1","durationMs":0,"outcome":"connected"}', /"id" must be/],
     ['{"id":1,"t":0,"dest":"a:1","durationMs":-1,"outcome":"connected"}', /"durationMs" must be/],
     [

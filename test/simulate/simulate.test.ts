@@ -235,7 +235,9 @@ test("CLI: every bad option and a bad trace end with one line and exit 2", async
     [[good, "--sweep", "max-in-flight=1,x"], /max-in-flight must be a positive integer/],
     [[good, "--workers", "0"], /--workers must be a positive integer/],
     [[good, "--role", "x"], /--role must be PORT=ROLE/],
-    [[bad], /bad\.trace:2: "t" must be a number of milliseconds, got undefined/],
+    [[bad], /bad\.trace:2: "t" must be a non-negative number of milliseconds, got undefined/],
+    [[dir], /cannot read .*: EISDIR \(a directory\)/],
+    [[good, "--report", good], /--report .* is a file, not a directory/],
     [[empty], /has no attempts/],
     [[path.join(dir, "missing")], /cannot read .*missing: ENOENT/],
   ];

@@ -10,6 +10,7 @@ import { usageError } from "../../errors.js";
 import { RoleMap } from "../../record/roles.js";
 import { formatRecord } from "../../record/trace.js";
 import { loadOptional } from "../optional.js";
+import { checkReportDir } from "../paths.js";
 
 interface Flags {
   json?: boolean;
@@ -40,11 +41,17 @@ export function renderAnalysis(r: AnalysisResult): string {
       ? `verdict: limit ${r.k} — at most ${r.k} outbound connect attempt(s) in flight from ${r.source}, the next SYN leaving as one ends`
       : r.verdict === "no-limit"
         ? `verdict: no-limit — SYNs from ${r.source} left without waiting for other attempts to end`
-        : "verdict: inconclusive — no contention in the capture to reveal a limit";
+        : r.evidence[0]?.startsWith("unanswered attempts were followed")
+          ? "verdict: inconclusive — the give-up time is only inferred and a shorter deadline shows: pass --give-up-ms"
+          : r.sources[0] && r.sources[0].releasedSyns > 0
+            ? `verdict: inconclusive — too few attempts to tell a limit from chance (p = ${r.sources[0].pValue.toExponential(1)})`
+            : "verdict: inconclusive — no contention in the capture to reveal a limit";
   const s = r.schedule;
-  const schedule =
-    s.from > 0
-      ? `SYN schedule of unanswered attempts: ${s.synAtMs.map((x) => `${+(x / 1000).toFixed(3)}`).join("/")} s, give up ${s.giveUpMs === null ? "?" : `${+(s.giveUpMs / 1000).toFixed(3)} s`} (inferred from ${s.from})`
+  const giveUp = s.giveUpMs === null ? "?" : `${+(s.giveUpMs / 1000).toFixed(3)} s`;
+  const schedule = s.giveUpGiven
+    ? `${s.from > 0 ? `SYN schedule of unanswered attempts: ${s.synAtMs.map((x) => `${+(x / 1000).toFixed(3)}`).join("/")} s (from ${s.from}), ` : "SYN schedule: none retransmitted, "}give up ${giveUp} (given with --give-up-ms)`
+    : s.from > 0
+      ? `SYN schedule of unanswered attempts: ${s.synAtMs.map((x) => `${+(x / 1000).toFixed(3)}`).join("/")} s, give up ${giveUp} (inferred from ${s.from})`
       : "SYN schedule: no unanswered attempt retransmitted, none inferred";
   const counts = new Map<string, number>();
   for (const a of r.attempts) counts.set(a.end, (counts.get(a.end) ?? 0) + 1);
@@ -104,7 +111,7 @@ See docs/analyze.md.
         giveUpMs: flags.giveUpMs === undefined ? null : ms("--give-up-ms", flags.giveUpMs, 0),
         roles,
       };
-      if (flags.report === "") throw usageError("--report needs a directory");
+      checkReportDir(flags.report);
       const result = await analyzeFile(capture, options);
       const text = renderAnalysis(result);
       if (flags.trace) {

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { usageError } from "../../errors.js";
@@ -42,7 +42,12 @@ export function registerRecord(program: Command): void {
       env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --import=${registerUrl}`.trim();
       env.SYNLIMIT_RECORD = file;
       if (roles.size > 0) env.SYNLIMIT_ROLES = roles.toString();
-      rmSync(file, { force: true });
+      // The old trace goes so that "wrote no trace" can be told; only ever a file.
+      const old = lstatSync(file, { throwIfNoEntry: false });
+      if (old?.isDirectory()) {
+        throw usageError(`--output ${flags.output} is a directory; give a file name for the trace`);
+      }
+      if (old) rmSync(file);
       const startedAt = Date.now();
       const child = spawn(cmd, args, { env, stdio: "inherit" });
       const forward = (signal: NodeJS.Signals) => child.kill(signal);

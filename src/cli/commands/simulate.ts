@@ -23,6 +23,7 @@ import { summarize } from "../../simulate/summary.js";
 import { runSweep } from "../../simulate/sweep.js";
 import { workloadFromRecords } from "../../simulate/workload.js";
 import { loadOptional } from "../optional.js";
+import { checkReportDir } from "../paths.js";
 
 interface Flags {
   profile?: string;
@@ -93,7 +94,7 @@ Examples:
         flags.workers === undefined
           ? availableParallelism()
           : positiveInt("--workers", flags.workers);
-      if (flags.report === "") throw usageError("--report needs a directory");
+      checkReportDir(flags.report);
       resolveLimiter(settings);
       const records = await loadTrace(tracePath);
       if (records.length === 0) throw usageError(`${tracePath} has no attempts`);

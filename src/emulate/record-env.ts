@@ -1,9 +1,7 @@
+import { recordGateName } from "../record/recorder.js";
 import { RoleMap } from "../record/roles.js";
 import { optionsFromEnv } from "./env.js";
 import type { EmulationOptions } from "./install.js";
-
-/** The gate name a plain recording uses, so its events are told apart from other gates'. */
-export const recordGateName = "synlimit-record";
 
 const limiterVariables = [
   "SYNLIMIT_PROFILE",

@@ -3,12 +3,14 @@ import diagnostics from "node:diagnostics_channel";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { getSystemErrorName } from "node:util";
-import { recordGateName } from "../emulate/record-env.js";
 import { formatEndpoint, SynlimitError } from "../errors.js";
 import { channelNames } from "../gate/channels.js";
 import type { AttemptEvent } from "../gate/types.js";
 import type { RoleMap } from "./roles.js";
 import { formatRecord, type Outcome } from "./trace.js";
+
+/** The gate name a plain recording uses, so its events are told apart from other gates'. */
+export const recordGateName = "synlimit-record";
 
 export interface RecorderOptions {
   /** Trace file, truncated when the recorder starts. */

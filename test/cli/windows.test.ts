@@ -123,3 +123,23 @@ test("probe reports this host's SYN schedule and what it predicts for a blocked 
     /\nhost SYN schedule \(net\.ipv4\.tcp_syn_retries = \d+[^)]*, model\): SYN at 0, 1, .* gives up at \d+ s — a connect queued behind one attempt to a dead host waits up to \d+ s\n$/,
   );
 });
+
+test("probe under an emulated limiter says how long its own attempts wait, not only the host's schedule", async () => {
+  const register = new URL("../../src/emulate/register.js", import.meta.url).href;
+  const r = await runCli(["probe", "--max", "2", "--quiet", "--json"], {
+    env: { SYNLIMIT_PROFILE: "incident", SYNLIMIT_TIME_SCALE: "0.05" },
+    nodeArgs: ["--import", register],
+  });
+  const out = JSON.parse(r.stdout) as {
+    emulatedTiming: { timing: string; giveUpMs: number } | null;
+  };
+  // incident = windows-2008: gives up at 21 s, here scaled by 0.05.
+  assert.equal(out.emulatedTiming?.giveUpMs, 1050);
+  const text = await runCli(["probe", "--max", "2", "--quiet"], {
+    env: { SYNLIMIT_PROFILE: "incident", SYNLIMIT_TIME_SCALE: "0.05" },
+    nodeArgs: ["--import", register],
+  });
+  assert.match(text.stdout, /emulated attempts give up after 1\.05 s \(scaled\)/);
+  const plain = JSON.parse((await runCli(["probe", "--max", "2", "--quiet", "--json"])).stdout);
+  assert.equal(plain.emulatedTiming, null);
+});

@@ -1,6 +1,6 @@
 import { fstatSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
-import { emulationSummary } from "../../emulate/install.js";
+import { currentEmulation, type Emulation, emulationSummary } from "../../emulate/install.js";
 import { type Endpoint, isSynlimitError } from "../../errors.js";
 import { describeHostSchedule, readHostSynSchedule } from "../../os/syn-schedule.js";
 import { type ProxySpec, parseHostPort, parseProxyUrl } from "../../probe/address.js";
@@ -120,13 +120,14 @@ Examples:
       }
       const hostSynSchedule = await hostSchedule;
       const context = { startedAt, emulation: emulationSummary() };
+      const emulatedTiming = emulatedTimingOf(currentEmulation());
       // Progress lines already on the same terminal or file (2>&1): the
       // result does not repeat them.
       const evidenceShown = mode === "lines" && sameFile(1, 2);
       process.stdout.write(
         flags.json
-          ? `${JSON.stringify({ ...result, ...context, hostSynSchedule })}\n`
-          : `${formatProbe(result, context, { evidenceShown })}${describeHostSchedule(hostSynSchedule)}\n`,
+          ? `${JSON.stringify({ ...result, ...context, hostSynSchedule, emulatedTiming })}\n`
+          : `${formatProbe(result, context, { evidenceShown })}${describeHostSchedule(hostSynSchedule)}\n${describeEmulatedTiming(emulatedTiming)}`,
       );
       process.exitCode = probeExit[result.verdict.kind];
     });
@@ -169,4 +170,21 @@ function sameFile(a: number, b: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Under `synlimit/register` this process's attempts end at the emulated
+ * timing, not at the host's SYN schedule: a blocked connect waits for that.
+ */
+function emulatedTimingOf(e: Emulation | null): { timing: string; giveUpMs: number | null } | null {
+  return e ? { timing: e.gate.options.timing.spec, giveUpMs: e.gate.giveUpAfterMs } : null;
+}
+
+function describeEmulatedTiming(t: ReturnType<typeof emulatedTimingOf>): string {
+  if (!t) return "";
+  const waits =
+    t.giveUpMs === null
+      ? "attempts never time out, so a connect queued behind a dead one waits until it is released"
+      : `emulated attempts give up after ${Math.round(t.giveUpMs) / 1000} s (scaled), so a connect queued behind one dead attempt waits up to that, not the host's time`;
+  return `this process runs under an emulated limiter (timing ${t.timing}): ${waits}\n`;
 }

@@ -108,9 +108,7 @@ export class Tarpit {
     const stop = new Int32Array(stopBuffer);
     const worker = new Worker(workerSource, {
       eval: true,
-      // The worker's source is CommonJS; a parent started with
-      // --input-type=module (node -e) would make the eval'd source ESM.
-      execArgv: process.execArgv.filter((a) => !a.startsWith("--input-type")),
+      ...workerExecArgv(),
       workerData: { host, port, backlog: defaults.tarpitBacklog, stop: stopBuffer },
     });
     worker.unref();
@@ -237,4 +235,14 @@ async function stuckInSynSent(socket: net.Socket): Promise<boolean> {
     await Promise.race([done, new Promise((r) => setTimeout(r, 10))]);
   }
   return false;
+}
+
+/**
+ * The worker's source is CommonJS; a parent started with
+ * --input-type=module (node -e) would make the eval'd source ESM. Only then
+ * is execArgv given: Node 24 refuses some inherited flags when it is passed.
+ */
+function workerExecArgv(): { execArgv?: string[] } {
+  const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
+  return execArgv.length === process.execArgv.length ? {} : { execArgv };
 }

@@ -72,9 +72,9 @@ test("Get-NetTCPConnection JSON: SynSent and Bound rows with process, state and 
   const rows = parseNetTcpConnection(NET_TCP_CONNECTION_SYNLIMIT);
   assert.equal(rows.length, 4);
   assert.deepEqual(rows[0], {
-    localAddress: "192.0.2.10",
+    localAddress: "127.0.0.10",
     localPort: 49712,
-    remoteAddress: "198.51.100.7",
+    remoteAddress: "127.0.0.7",
     remotePort: 4317,
     state: "SynSent",
     pid: 4242,
@@ -82,7 +82,7 @@ test("Get-NetTCPConnection JSON: SynSent and Bound rows with process, state and 
     createdAt: Date.UTC(2026, 10, 28, 9, 0, 0),
   });
   assert.equal(rows[3]?.state, "Bound");
-  assert.equal(rows[2]?.remoteAddress, "2001:db8::7");
+  assert.equal(rows[2]?.remoteAddress, "::1");
 });
 
 test("Get-NetTCPConnection JSON as PowerShell 5.1 and 7 write it by default", () => {
@@ -95,7 +95,7 @@ test("Get-NetTCPConnection JSON as PowerShell 5.1 and 7 write it by default", ()
   assert.equal(ps7?.createdAt, Date.UTC(2026, 10, 28, 9, 0, 0));
   assert.deepEqual(parseNetTcpConnection(""), []);
   assert.throws(
-    () => parseNetTcpConnection('[{"LocalAddress":"192.0.2.1","State":3}]'),
+    () => parseNetTcpConnection('[{"LocalAddress":"127.0.0.1","State":3}]'),
     /entry 0 lacks an address, port, state or process/,
   );
   assert.throws(
@@ -110,8 +110,8 @@ test("netstat -ano, English: TCP rows by shape, SYN_SENT picked out, IPv6 zone d
   assert.deepEqual(
     pending.map((p) => [p.pid, p.remote.host, p.remote.port, p.stateGuessed]),
     [
-      [4242, "198.51.100.7", 4317, false],
-      [4242, "198.51.100.7", 4318, false],
+      [4242, "127.0.0.7", 4317, false],
+      [4242, "127.0.0.7", 4318, false],
       [512, "fe80::7", 389, false],
     ],
   );

@@ -74,7 +74,7 @@ function fold(s: string): string {
     .toUpperCase();
 }
 
-/** 192.0.2.1:80, [2001:db8::1]:443, [fe80::1%12]:49712, *:* (UDP). */
+/** 127.0.0.1:80, [::1]:443, [::1%1]:49712, *:* (UDP). */
 function endpoint(text: string): { host: string; port: number } | null {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
   if (!m) return null;

@@ -28,3 +28,21 @@ export function powershell(run: RunCommand, script: string): Promise<string> {
     `[Console]::OutputEncoding=[Text.Encoding]::UTF8; ${script}`,
   ]);
 }
+
+/**
+ * The objects ConvertTo-Json wrote: one object (not an array) when there was
+ * one, nothing at all when there was none. Throws on anything else, naming
+ * the command and the entry.
+ */
+export function convertToJsonRows(text: string, command: string): Record<string, unknown>[] {
+  const trimmed = text.replace(/^\uFEFF/, "").trim();
+  if (trimmed === "") return [];
+  const parsed: unknown = JSON.parse(trimmed);
+  const rows = Array.isArray(parsed) ? parsed : [parsed];
+  return rows.map((row, i) => {
+    if (typeof row !== "object" || row === null) {
+      throw new Error(`${command} JSON: entry ${i} is not an object`);
+    }
+    return row as Record<string, unknown>;
+  });
+}

@@ -1,3 +1,4 @@
+import { convertToJsonRows } from "./powershell.js";
 /**
  * `Get-NetTCPConnection -State SynSent,Bound` (no admin rights needed): who
  * holds connect attempts right now, with the owning process and when the
@@ -51,15 +52,7 @@ export interface WindowsTcpSocket {
  * ISO string or 5.1's "\/Date(ms)\/".
  */
 export function parseNetTcpConnection(text: string): WindowsTcpSocket[] {
-  const trimmed = text.replace(/^\uFEFF/, "").trim();
-  if (trimmed === "") return [];
-  const parsed: unknown = JSON.parse(trimmed);
-  const rows = Array.isArray(parsed) ? parsed : [parsed];
-  return rows.map((row, i) => {
-    if (typeof row !== "object" || row === null) {
-      throw new Error(`Get-NetTCPConnection JSON: entry ${i} is not an object`);
-    }
-    const r = row as Record<string, unknown>;
+  return convertToJsonRows(text, "Get-NetTCPConnection").map((r, i) => {
     const state =
       typeof r.State === "number"
         ? STATE_BY_NUMBER[r.State]

@@ -1,3 +1,4 @@
+import { convertToJsonRows } from "./powershell.js";
 /**
  * `Get-NetTCPSetting` (NetTCPIP module, no admin rights needed): the TCP
  * templates (Internet, Datacenter, Compat, …) and, per template, the SYN
@@ -23,15 +24,7 @@ export interface TcpTemplate {
  * be missing or null. Throws on text that is not such JSON.
  */
 export function parseNetTcpSetting(text: string): TcpTemplate[] {
-  const trimmed = text.replace(/^\uFEFF/, "").trim();
-  if (trimmed === "") return [];
-  const parsed: unknown = JSON.parse(trimmed);
-  const rows = Array.isArray(parsed) ? parsed : [parsed];
-  return rows.map((row, i) => {
-    if (typeof row !== "object" || row === null) {
-      throw new Error(`Get-NetTCPSetting JSON: entry ${i} is not an object`);
-    }
-    const r = row as Record<string, unknown>;
+  return convertToJsonRows(text, "Get-NetTCPSetting").map((r, i) => {
     const name = r.SettingName;
     if (typeof name !== "string" || name === "") {
       throw new Error(`Get-NetTCPSetting JSON: entry ${i} has no SettingName`);

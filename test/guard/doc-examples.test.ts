@@ -133,7 +133,11 @@ async function run(t: TestContext, block: DocBlock, peers: Peers): Promise<Run> 
   const guard = /GUARD (\{.*\})/.exec(stderr);
   assert.ok(guard, `the example ran to its end (exit ${code}): ${stderr}`);
   assert.equal(code, 0, `exit code of the "${block.heading}" example: ${stderr}`);
-  return { stdout, attempts: (JSON.parse(guard[1] as string) as { attempts: number }).attempts, code };
+  return {
+    stdout,
+    attempts: (JSON.parse(guard[1] as string) as { attempts: number }).attempts,
+    code,
+  };
 }
 
 type Check = (r: Run, peers: Peers) => void;

@@ -652,6 +652,7 @@ export class Guard {
     const { host, port, signal } = options;
     publish(guardChannels.connectStart, { host, port, deadlineMs });
     const started = this.#clock.now();
+    const dueAt = started + deadlineMs;
     peer.lastTcpAttemptAt = started;
     const socket = new Promise<net.Socket>((resolve, reject) => {
       let sock: net.Socket | null = null;
@@ -663,8 +664,14 @@ export class Guard {
         signal?.removeEventListener("abort", onAbort);
         sock?.off("connect", onConnect);
         sock?.off("error", onError);
-        const durationMs = this.#clock.now() - started;
-        const lateMs = Math.max(0, durationMs - deadlineMs);
+        // Lateness against the due time the timer was armed for, not
+        // (now - started) > deadlineMs: with fractional times (jittered
+        // backoff) that difference can exceed the deadline by one ulp for a
+        // timer that fired exactly on time (1621.73… + 1000 - 1621.73… is
+        // 1000.0000000000002).
+        const now = this.#clock.now();
+        const lateMs = Math.max(0, now - dueAt);
+        const durationMs = lateMs > 0 ? deadlineMs + lateMs : Math.min(now - started, deadlineMs);
         publish(guardChannels.connectEnd, { host, port, outcome, durationMs, lateMs, error });
         if (error || !sock) {
           sock?.destroy();

@@ -47,6 +47,31 @@ test("an attempt's duration and its deadline are measured from one instant: time
   );
 });
 
+// The event seen once after "bounded harm without an echo": its attempts
+// start at fractional fake times (the breaker's jittered backoff), and
+// (start + deadline) - start is one ulp above the deadline for about 2 % of
+// them, although the timer fired exactly at its due time.
+test("an attempt that starts at a fractional time and ends exactly at its deadline reports durationMs === deadlineMs", async (t) => {
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  const clock = new FakeClock();
+  clock.advance(1621.7319885584081); // 1621.7319885584081 + 1000 - 1621.7319885584081 > 1000
+  const guard = new Guard({ budget: "attempt-ulp", clock, connectTimeoutMs: 1000 });
+  const events: Array<{ durationMs: number; deadlineMs: number; lateMs: number }> = [];
+  const sub = guard.onAttempt((e) => events.push(e));
+  t.after(() => sub.dispose());
+  const pending = guard.connect({ host: "127.0.0.1", port: tarpit.port });
+  await turns(2);
+  clock.advance(1000);
+  await assert.rejects(pending, (e: Error & { code?: string }) => {
+    return e.code === "SYNLIMIT_CONNECT_TIMEOUT";
+  });
+  assert.deepEqual(
+    events.map((e) => [e.durationMs, e.deadlineMs, e.lateMs]),
+    [[1000, 1000, 0]],
+  );
+});
+
 test("a deadline run late (a busy event loop) is reported as lateMs, counted, and reserved for the next attempt", async (t) => {
   const tarpit = await Tarpit.listen();
   t.after(() => tarpit.close());

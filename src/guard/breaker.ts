@@ -102,6 +102,17 @@ export class Breaker {
   }
 
   /**
+   * Not a failure, but no attempt may be made for `delayMs` (real ms): the
+   * slot budget has no room for one. Opens (or keeps open) the breaker that
+   * long without counting a failure or advancing the backoff.
+   */
+  postpone(now: number, delayMs: number): void {
+    this.#openUntil = now + delayMs;
+    this.#set("open", delayMs);
+    this.#endTrial();
+  }
+
+  /**
    * The trial ended without a verdict (aborted by its caller): back to open
    * with the period already over, so the next caller becomes the new trial.
    */

@@ -8,9 +8,9 @@ export const guardChannelNames = {
   breaker: "synlimit:guard:breaker",
   /** { host, port, deadlineMs } — a TCP attempt is about to be made. */
   connectStart: "synlimit:guard:connect:start",
-  /** { host, port, outcome: "connected" | "failed" | "timeout" | "aborted", durationMs, error? } */
+  /** { host, port, outcome: "connected" | "failed" | "timeout" | "aborted", durationMs, lateMs, error? } */
   connectEnd: "synlimit:guard:connect:end",
-  /** { host, port, reason: "breaker-open" | "preflight" , retryAfterMs } — failed fast, no TCP attempt. */
+  /** { host, port, reason: "breaker-open" | "preflight" | "slot-budget", retryAfterMs } — failed fast, no TCP attempt. */
   skipped: "synlimit:guard:skipped",
   /** { host, port, appInFlight } — held back while the host app connects. */
   yield: "synlimit:guard:yield",

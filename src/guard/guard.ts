@@ -95,12 +95,19 @@ export interface GuardBreakEvent extends GuardPeerEvent {
   /** Real milliseconds until the next try. */
   retryAfterMs: number;
   /** What opened it: a failed TCP attempt or a failed preflight. */
-  reason: "connect" | "preflight" | "abandoned";
+  reason: "connect" | "preflight" | "abandoned" | "slot-budget";
 }
 export interface GuardAttemptEvent extends GuardPeerEvent {
   deadlineMs: number;
   outcome: "connected" | "failed" | "timeout" | "aborted";
+  /** From the instant the deadline was armed; the same clock as the deadline. */
   durationMs: number;
+  /**
+   * How much later than its deadline the attempt ended (0 when on time): a
+   * busy event loop runs the deadline's timer late, and the socket lives on
+   * until it runs. Counted by the slot budget.
+   */
+  lateMs: number;
   error?: Error;
 }
 
@@ -116,8 +123,8 @@ interface PeerState {
   lastUsedAt: number;
   /** Connects using this state right now; a peer in use is never evicted. */
   users: number;
-  /** Slot time held by recent failed attempts (end, heldMs), oldest first. */
-  readonly holds: Array<{ end: number; heldMs: number }>;
+  /** Slot time held by recent failed attempts, oldest first; lateMs: past their deadline. */
+  readonly holds: Array<{ end: number; heldMs: number; lateMs: number }>;
   /** Why the breaker last opened, for onBreak. */
   breakReason: GuardBreakEvent["reason"];
 }
@@ -458,18 +465,37 @@ export class Guard {
           Math.min(deadlineMs, options.timeoutMs - (this.#clock.now() - started)),
         );
       }
-      const attemptStarted = this.#clock.now();
+      // The slot budget is checked here, at the attempt itself, whatever path
+      // led to it (a closed breaker below its failure threshold, a sparse TCP
+      // try, a trial after a change of scale): an attempt is made only if its
+      // full deadline fits into every window it can fall in.
+      const admittedAt = this.#clock.now();
+      const waitMs = this.#slotWait(peer, admittedAt, deadlineMs);
+      if (waitMs > 0) {
+        peer.breakReason = "slot-budget";
+        peer.breaker.postpone(admittedAt, waitMs);
+        publish(guardChannels.skipped, {
+          host,
+          port,
+          reason: "slot-budget",
+          retryAfterMs: waitMs,
+        });
+        throw breakerOpen(endpoint, waitMs);
+      }
+      const attempt = this.#attempt(options, peer, deadlineMs);
       try {
-        const socket = await this.#attempt(options, peer, deadlineMs);
+        const socket = await attempt.socket;
         if (peer.breaker.state !== "closed") this.#onReset.emit(endpoint);
         peer.breaker.success();
         return socket;
       } catch (error) {
+        const now = this.#clock.now();
+        // Measured, lateness included; an aborted attempt held the slot too.
+        const heldMs = now - attempt.startedAt;
+        peer.holds.push({ end: now, heldMs, lateMs: Math.max(0, heldMs - deadlineMs) });
         if (!signal?.aborted) {
-          const now = this.#clock.now();
-          peer.holds.push({ end: now, heldMs: now - attemptStarted });
           peer.breakReason = "connect";
-          peer.breaker.failure(now, this.#slotWait(peer, now));
+          peer.breaker.failure(now, this.#slotWait(peer, now, this.#deadlineFor(peer.estimator)));
         }
         throw error;
       }
@@ -478,22 +504,33 @@ export class Guard {
     }
   }
 
+  /** Real ms failed attempts to one peer may hold a slot in any window. */
+  #slotBudgetMs(): number {
+    return this.#options.maxSlotShare * this.#options.slotWindowMs * this.timeScale;
+  }
+
   /**
-   * How long the next attempt must wait so that failed attempts to this peer
-   * hold a slot at most `maxSlotShare` of any `slotWindowMs`, counting the
-   * next attempt at its full deadline.
+   * How long an attempt with this deadline must wait so that failed attempts
+   * to this peer hold a slot at most `maxSlotShare` of any `slotWindowMs`.
+   * Why any window, not just the trailing one: if at every start the holds
+   * ending in the last window plus the new attempt's whole deadline fit the
+   * budget, then any window's attempts — all counted at the start of its
+   * last one — fit too. A deadline run late by a busy event loop breaks that
+   * by its lateness, so the largest recent lateness is reserved as well.
    */
-  #slotWait(peer: PeerState, now: number): number {
+  #slotWait(peer: PeerState, now: number, deadlineMs: number): number {
     const windowMs = this.#options.slotWindowMs * this.timeScale;
-    const budgetMs = this.#options.maxSlotShare * windowMs;
+    const budgetMs = this.#slotBudgetMs();
     while (peer.holds.length > 0 && (peer.holds[0] as { end: number }).end <= now - windowMs) {
       peer.holds.shift();
     }
-    const next = this.#deadlineFor(peer.estimator);
+    const lateMs = peer.holds.reduce((max, h) => Math.max(max, h.lateMs), 0);
+    // Never more than the whole budget, so an empty window always admits it.
+    const need = Math.min(budgetMs, deadlineMs + lateMs);
     let used = peer.holds.reduce((sum, h) => sum + h.heldMs, 0);
     let at = now;
     for (const hold of peer.holds) {
-      if (used + next <= budgetMs) break;
+      if (used + need <= budgetMs) break;
       used -= hold.heldMs;
       at = hold.end + windowMs; // this hold has left the window by then
     }
@@ -501,6 +538,11 @@ export class Guard {
   }
 
   #deadlineFor(estimator: ConnectTimeEstimator | null): number {
+    // One attempt never takes more than the whole slot budget (a small maxSlotShare).
+    return Math.min(this.#slotBudgetMs(), this.#unboundedDeadlineFor(estimator));
+  }
+
+  #unboundedDeadlineFor(estimator: ConnectTimeEstimator | null): number {
     const scale = this.timeScale;
     if (this.#options.connectTimeoutMs !== undefined) return this.#options.connectTimeoutMs * scale;
     const floor = defaults.guardConnectTimeoutFloorMs * scale;
@@ -594,30 +636,49 @@ export class Guard {
     return outcome;
   }
 
-  /** One TCP attempt under the deadline; the socket is destroyed on expiry, ending its SYN_SENT. */
-  #attempt(options: GuardConnectOptions, peer: PeerState, deadlineMs: number): Promise<net.Socket> {
+  /**
+   * One TCP attempt under the deadline; the socket is destroyed on expiry,
+   * ending its SYN_SENT. The deadline is armed, and the attempt's duration
+   * measured, from one instant taken before the socket exists: whatever runs
+   * synchronously in net.connect (an emulation's hook, `net.client.socket`
+   * subscribers, the connect:start subscribers) is inside the deadline, not
+   * added to the duration after it.
+   */
+  #attempt(
+    options: GuardConnectOptions,
+    peer: PeerState,
+    deadlineMs: number,
+  ): { socket: Promise<net.Socket>; startedAt: number } {
     const { host, port, signal } = options;
-    const started = this.#clock.now();
-    peer.lastTcpAttemptAt = started;
     publish(guardChannels.connectStart, { host, port, deadlineMs });
-    return new Promise((resolve, reject) => {
-      const socket = hostActivity.own(() => net.connect({ ...options.socket, host, port }));
+    const started = this.#clock.now();
+    const dueAt = started + deadlineMs;
+    peer.lastTcpAttemptAt = started;
+    const socket = new Promise<net.Socket>((resolve, reject) => {
+      let sock: net.Socket | null = null;
       let settled = false;
       const end = (outcome: GuardAttemptEvent["outcome"], error?: Error) => {
         if (settled) return;
         settled = true;
         timer.cancel();
         signal?.removeEventListener("abort", onAbort);
-        socket.off("connect", onConnect);
-        socket.off("error", onError);
-        const durationMs = this.#clock.now() - started;
-        publish(guardChannels.connectEnd, { host, port, outcome, durationMs, error });
-        if (error) {
-          socket.destroy();
+        sock?.off("connect", onConnect);
+        sock?.off("error", onError);
+        // Lateness against the due time the timer was armed for, not
+        // (now - started) > deadlineMs: with fractional times (jittered
+        // backoff) that difference can exceed the deadline by one ulp for a
+        // timer that fired exactly on time (1621.73… + 1000 - 1621.73… is
+        // 1000.0000000000002).
+        const now = this.#clock.now();
+        const lateMs = Math.max(0, now - dueAt);
+        const durationMs = lateMs > 0 ? deadlineMs + lateMs : Math.min(now - started, deadlineMs);
+        publish(guardChannels.connectEnd, { host, port, outcome, durationMs, lateMs, error });
+        if (error || !sock) {
+          sock?.destroy();
           reject(error);
         } else {
           peer.estimator.observe(durationMs);
-          resolve(socket);
+          resolve(sock);
         }
         this.#onAttempt.emit({
           host,
@@ -625,6 +686,7 @@ export class Guard {
           deadlineMs,
           outcome,
           durationMs,
+          lateMs,
           ...(error ? { error } : {}),
         });
       };
@@ -635,10 +697,22 @@ export class Guard {
       const onAbort = () => end("aborted", aborted("connect", signal?.reason));
       const onConnect = () => end("connected");
       const onError = (error: Error) => end("failed", error);
+      if (signal?.aborted) {
+        onAbort();
+        return;
+      }
       signal?.addEventListener("abort", onAbort, { once: true });
-      socket.once("connect", onConnect);
-      socket.once("error", onError);
+      try {
+        sock = hostActivity.own(() => net.connect({ ...options.socket, host, port }));
+      } catch (error) {
+        // Bad socket options throw synchronously; the deadline is already armed.
+        end("failed", error as Error);
+        return;
+      }
+      sock.once("connect", onConnect);
+      sock.once("error", onError);
     });
+    return { socket, startedAt: started };
   }
 }
 

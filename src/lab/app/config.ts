@@ -39,4 +39,8 @@ export interface RawAttempt {
   startedAt: number | null;
   endedAt: number | null;
   outcome: "connected" | "failed" | "timed-out" | "cancelled" | "rejected" | null;
+  /** When the emulated OS (re)sends the SYN, lab ms after the start (from the gate's start event). */
+  synAtMs?: readonly number[];
+  /** When the emulated OS gives up, lab ms after the start; null: no emulated deadline. */
+  giveUpMs?: number | null;
 }

@@ -47,6 +47,8 @@ const subscriptions: Array<[string, (m: unknown) => void]> = [
     track((a, e) => {
       a.startedAt = epochNow();
       a.queuedAt = a.startedAt - e.waitMs;
+      a.synAtMs = e.synAtMs;
+      a.giveUpMs = e.giveUpMs;
     }),
   ],
   ...(["connected", "failed", "timeout", "cancelled", "rejected"] as const).map(

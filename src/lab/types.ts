@@ -122,6 +122,11 @@ export interface ScenarioResult {
   samples: Sample[];
   timeline: AttemptRecord[];
   events: LabEvent[];
+  /**
+   * The scenario's attempts as a trace (docs/trace.md, field milliseconds), a
+   * file name in the report's directory; absent when the lab wrote none.
+   */
+  trace?: string;
 }
 
 export interface LabResult {

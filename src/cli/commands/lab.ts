@@ -181,6 +181,8 @@ Examples:
           fieldWindowMs: flags.window * 1000,
           agent: { channels: flags.agentChannels, retryPauseMs: flags.agentRetryPause * 1000 },
           ...(flags.scenario ? { scenarios: flags.scenario } : {}),
+          // Each scenario's attempts as a trace for `synlimit simulate`, beside the report.
+          ...(flags.report ? { traceDir: flags.report } : {}),
           onProgress: (e) =>
             progress.line(`[${e.index + 1}/${e.total}] ${e.scenario}: ${e.phase}…`),
         });

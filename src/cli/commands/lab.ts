@@ -108,7 +108,10 @@ export function registerLab(program: Command): void {
       "a real PostgreSQL instead of the embedded one (postgres://…)",
       url(["postgres:", "postgresql:"]),
     )
-    .option("--report <dir>", "write a self-contained HTML report and results.json there")
+    .option(
+      "--report <dir>",
+      "write a self-contained HTML report, results.json and one trace per scenario (SCENARIO.trace) there",
+    )
     .option("--json", "print the results as JSON instead of the table")
     .addHelpText(
       "after",

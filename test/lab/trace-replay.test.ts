@@ -7,7 +7,8 @@ import { timelineChart } from "../../src/lab/report/timeline.js";
 import { type LabServices, runLab } from "../../src/lab/run.js";
 import { EmbeddedLdap, EmbeddedPostgres } from "../../src/lab/services/index.js";
 import { slotWaits } from "../../src/lab/table.js";
-import type { LabResult } from "../../src/lab/types.js";
+import { labTrace } from "../../src/lab/trace.js";
+import type { AttemptRecord, LabResult } from "../../src/lab/types.js";
 import { loadTrace } from "../../src/record/read.js";
 import { percentile } from "../../src/stats.js";
 import { runCli } from "../helpers/run-cli.js";
@@ -212,4 +213,69 @@ test("with two agent loops the replay needs the trace's causality: with it the w
   const broken = await simulated(unlinked);
   t.diagnostic(`without causality: simulated p50 ${broken.p50Ms} p99 ${broken.p99Ms}`);
   assert.ok(!within(relativeErrors(broken, lab)), JSON.stringify(broken));
+});
+
+test("labTrace: the timeline's attempts in field time from the window, a warm-up cause dropped", () => {
+  const timeline = [
+    { id: 7, role: "agent", queuedAtMs: -2, startedAtMs: -2, endedAtMs: 103, outcome: "timed-out" },
+    {
+      id: 9,
+      role: "login",
+      queuedAtMs: 5,
+      startedAtMs: 103,
+      endedAtMs: 103.5,
+      outcome: "connected",
+    },
+    {
+      id: 10,
+      role: "agent",
+      queuedAtMs: 104,
+      startedAtMs: 104,
+      endedAtMs: 150,
+      outcome: "pending",
+    },
+  ] as AttemptRecord[];
+  const records = labTrace({
+    // The recording started 50 lab ms before the window; id 3 is the warm-up's.
+    recordOffsetMs: -50,
+    timeScale: 0.1,
+    timeline,
+    recorded: [
+      { id: 3, t: 0, dest: "127.0.0.1:5432", durationMs: 1, outcome: "connected" },
+      {
+        id: 7,
+        t: 48,
+        dest: "127.0.0.1:9",
+        durationMs: 105,
+        outcome: "timeout",
+        after: 3,
+        gapMs: 2,
+      },
+      { id: 9, t: 55, dest: "127.0.0.1:389", durationMs: 0.5, outcome: "connected" },
+      {
+        id: 10,
+        t: 154,
+        dest: "127.0.0.1:9",
+        durationMs: 46,
+        outcome: "cancelled",
+        after: 7,
+        gapMs: 1,
+      },
+    ],
+  });
+  assert.deepEqual(records, [
+    // t = 0 is the first kept request (2 lab ms before the window); × 10 to field ms.
+    { id: 7, t: 0, dest: "127.0.0.1:9", durationMs: 1050, outcome: "timeout", role: "agent" },
+    { id: 9, t: 70, dest: "127.0.0.1:389", durationMs: 5, outcome: "connected", role: "login" },
+    {
+      id: 10,
+      t: 1060,
+      dest: "127.0.0.1:9",
+      durationMs: 460,
+      outcome: "cancelled",
+      role: "agent",
+      after: 7,
+      gapMs: 10,
+    },
+  ]);
 });

@@ -210,11 +210,7 @@ export class Attempt {
     if (state === "connected") this.#gate._reached(this.destination.host);
     this.#holdsSlot = false;
     this.endedAt = this.#gate._now();
-    try {
-      beforeRelease?.();
-    } finally {
-      this.#gate._settled(this, wasQueued, holdsSlot, channel);
-    }
+    this.#gate._settled(this, wasQueued, holdsSlot, channel, beforeRelease);
     return true;
   }
 }
@@ -366,7 +362,13 @@ export class AttemptGate {
   }
 
   /** @internal an attempt reached a terminal state. */
-  _settled(attempt: Attempt, wasQueued: boolean, heldSlot: boolean, channel: AttemptChannel): void {
+  _settled(
+    attempt: Attempt,
+    wasQueued: boolean,
+    heldSlot: boolean,
+    channel: AttemptChannel,
+    beforeRelease?: () => void,
+  ): void {
     const state = this.#keys.get(attempt.key);
     this.#totals[attempt.state]++;
     if (state) {
@@ -382,10 +384,17 @@ export class AttemptGate {
       }
       if (heldSlot) state.inFlight--;
     }
+    // Published before the owner reacts (an emulated timeout destroys the socket):
+    // code the owner schedules then runs in the end's async context, so a recorder
+    // subscribed here links a retry from the socket's 'error' handler to this attempt.
     this._publish(channel, attempt);
-    if (state) {
-      if (heldSlot) this.#drain(state);
-      this.#maybeForget(state);
+    try {
+      beforeRelease?.();
+    } finally {
+      if (state) {
+        if (heldSlot) this.#drain(state);
+        this.#maybeForget(state);
+      }
     }
   }
 

@@ -35,9 +35,12 @@ export class NaiveAgent {
     this.attempts++;
     const socket = net.connect(this.port, this.host);
     this.#sockets.add(socket);
-    socket.on("error", () => {});
-    socket.once("close", () => {
-      this.#sockets.delete(socket);
+    socket.once("close", () => this.#sockets.delete(socket));
+    // Retried from the failure's 'error' handler (not 'close', which Node runs in the
+    // context the socket was made in): a recording links each retry to the failure
+    // that caused it (docs/trace.md), as the lab's traces need for a faithful replay.
+    socket.on("error", () => {
+      if (this.#stopped) return;
       if (this.retryPauseMs === 0) {
         // The next SYN follows the last failure, after what is already queued.
         setImmediate(() => this.#connect());

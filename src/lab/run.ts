@@ -1,6 +1,8 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";
+import { mkdir, rm } from "node:fs/promises";
 import os from "node:os";
+import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { defaults } from "../defaults.js";
@@ -13,6 +15,7 @@ import { LoadGenerator } from "./load.js";
 import { redact } from "./preflight.js";
 import { scenarios as allScenarios, type Scenario } from "./scenarios.js";
 import { summarizeScenario } from "./summarize.js";
+import { writeLabTrace } from "./trace.js";
 import type {
   AgentModel,
   LabEvent,
@@ -40,6 +43,11 @@ export interface LabOptions {
   fieldIntervalMs?: Record<Operation, number>;
   /** The naive agent: reconnect loops and retry pause (field milliseconds). */
   agent?: Partial<AgentModel>;
+  /**
+   * Write each scenario's connect attempts here as DIR/SCENARIO.trace, in the
+   * `record` format in field milliseconds (docs/trace.md), for `synlimit simulate`.
+   */
+  traceDir?: string;
   /** Replace a scenario's agent or API pools: how the checks are seen failing on a broken setup. */
   overrides?: Partial<Record<ScenarioName, Partial<Pick<Scenario, "agent" | "apiPools">>>>;
   onProgress?: (event: {
@@ -99,6 +107,7 @@ export async function runLab(options: LabOptions): Promise<LabResult> {
       );
     return { ...found, ...options.overrides?.[name] };
   });
+  if (options.traceDir !== undefined) await mkdir(options.traceDir, { recursive: true });
   const results: ScenarioResult[] = [];
   const startedAt = new Date().toISOString();
   for (const [index, scenario] of chosen.entries()) {
@@ -144,6 +153,9 @@ async function runScenario(
   const silentEcho = await SilentUdpPort.listen();
   const events: LabEvent[] = [];
   let app: ChildProcess | null = null;
+  const traceFile =
+    options.traceDir === undefined ? null : path.join(options.traceDir, `${scenario.name}.trace`);
+  const rawTraceFile = traceFile && `${traceFile}.recording`;
   try {
     const config: AppConfig = {
       profile: scenario.profile,
@@ -157,6 +169,7 @@ async function runScenario(
       apiPools: scenario.apiPools,
       dbPoolSize: labDefaults.dbPoolSize,
       apiConnectionsPerUpstream: labDefaults.apiConnectionsPerUpstream,
+      ...(rawTraceFile ? { recordFile: rawTraceFile } : {}),
     };
     progress("starting the app");
     const child = fork(appMain, [JSON.stringify(config)], {
@@ -231,10 +244,10 @@ async function runScenario(
 
     const attemptsMessage = nextMessage(child, "attempts", () => stderr);
     child.send({ type: "stop" } satisfies LabMessage);
-    const { records } = await attemptsMessage;
+    const { records, recordStartedAt } = await attemptsMessage;
     await exited(child);
     app = null;
-    return summarizeScenario({
+    const result = summarizeScenario({
       scenario,
       durationMs: windowMs,
       stoppedAtMs,
@@ -243,8 +256,19 @@ async function runScenario(
       events,
       roleOf: (r) => roleOf(r, config, deadPorts, deadSince),
     });
+    if (traceFile && rawTraceFile && recordStartedAt !== null) {
+      await writeLabTrace(rawTraceFile, traceFile, {
+        recordOffsetMs: recordStartedAt - t0Epoch,
+        timeline: result.timeline,
+        timeScale,
+      });
+      result.trace = path.basename(traceFile);
+    }
+    return result;
   } finally {
     if (app) app.kill("SIGKILL");
+    // A run that failed half-way leaves no half-written recording behind.
+    if (rawTraceFile) await rm(rawTraceFile, { force: true });
     await Promise.all([...upstreams.map((u) => u.close()), collector.close(), silentEcho.close()]);
   }
 }

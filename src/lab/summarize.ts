@@ -68,6 +68,8 @@ export function summarizeScenario(data: ScenarioData): ScenarioResult {
         startedAtMs: r.startedAt,
         endedAtMs: Math.max(endedAtMs, r.queuedAt),
         outcome: r.outcome ?? "pending",
+        ...(r.startedAt !== null && r.synAtMs ? { synAtMs: [...r.synAtMs] } : {}),
+        ...(r.startedAt !== null && r.giveUpMs !== undefined ? { giveUpMs: r.giveUpMs } : {}),
       };
     })
     .sort((a, b) => a.queuedAtMs - b.queuedAtMs);

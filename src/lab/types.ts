@@ -67,6 +67,13 @@ export interface AttemptRecord {
   /** Connected, failed, timed out or cancelled; for a pending attempt, when the app stopped. */
   endedAtMs: number;
   outcome: AttemptOutcome;
+  /**
+   * When the emulated OS sends the SYN and its retransmissions, lab ms after
+   * startedAtMs (the limiter's schedule × the time scale); absent when it never started.
+   */
+  synAtMs?: number[];
+  /** When the emulated OS gives up, lab ms after startedAtMs; null: no emulated deadline. */
+  giveUpMs?: number | null;
 }
 
 /** Something that happened to the system during the scenario (markers on the charts). */
@@ -115,6 +122,11 @@ export interface ScenarioResult {
   samples: Sample[];
   timeline: AttemptRecord[];
   events: LabEvent[];
+  /**
+   * The scenario's attempts as a trace (docs/trace.md, field milliseconds), a
+   * file name in the report's directory; absent when the lab wrote none.
+   */
+  trace?: string;
 }
 
 export interface LabResult {

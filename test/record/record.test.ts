@@ -171,6 +171,56 @@ await Promise.all([1, 2, 3].map(() => new Promise((r) => net.connect(port, "127.
   assert.equal(Math.min(...trace.map((r) => r.waitMs as number)), 0, "the first did not wait");
 });
 
+test("SYNLIMIT_RECORD under an emulated deadline: a retry from the 'error' handler after the emulated timeout is linked", async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, "retry.trace");
+  const script = path.join(dir, "app.mjs");
+  const tarpitUrl = new URL("../../src/targets/tarpit.js", import.meta.url).href;
+  // A dead peer retried at once from each failure, as the lab's naive agent does: the
+  // emulated OS (incident: windows-2008, 21 s × 0.01) ends each attempt, not the kernel.
+  writeFileSync(
+    script,
+    `import net from "node:net";
+import { Tarpit } from ${JSON.stringify(tarpitUrl)};
+const tarpit = await Tarpit.listen();
+process.stdout.write(String(tarpit.port));
+let tries = 0;
+await new Promise((done) => {
+  const go = () => {
+    const s = net.connect(tarpit.port, "127.0.0.1");
+    s.on("error", () => (++tries < 3 ? setImmediate(go) : done()));
+  };
+  go();
+});
+await tarpit.close();
+`,
+  );
+  const result = await run(
+    [process.execPath, script],
+    cleanEnv({
+      SYNLIMIT_RECORD: file,
+      SYNLIMIT_PROFILE: "incident",
+      SYNLIMIT_TIME_SCALE: "0.01",
+      NODE_OPTIONS: `--import=${registerUrl}`,
+    }),
+  );
+  assert.equal(result.code, 0, result.stderr);
+  const dest = `127.0.0.1:${result.stdout.trim()}`;
+  const timedOut = (await loadTrace(file)).filter(
+    (r) => r.dest === dest && r.outcome === "timeout",
+  );
+  assert.equal(timedOut.length, 3, JSON.stringify(timedOut));
+  const [first, second, third] = timedOut as [
+    (typeof timedOut)[0],
+    (typeof timedOut)[0],
+    (typeof timedOut)[0],
+  ];
+  assert.equal(first.after, undefined);
+  assert.equal(second.after, first.id, "the first retry follows the first emulated timeout");
+  assert.equal(third.after, second.id, "the second retry follows the second");
+  for (const r of [second, third]) assert.ok((r.gapMs ?? -1) >= 0);
+});
+
 test("record: bad options and an unwritable file end with one line", async (t) => {
   const dir = tempDir(t);
   const cases: Array<[string[], RegExp]> = [

@@ -108,7 +108,10 @@ export function registerLab(program: Command): void {
       "a real PostgreSQL instead of the embedded one (postgres://…)",
       url(["postgres:", "postgresql:"]),
     )
-    .option("--report <dir>", "write a self-contained HTML report and results.json there")
+    .option(
+      "--report <dir>",
+      "write a self-contained HTML report, results.json and one trace per scenario (SCENARIO.trace) there",
+    )
     .option("--json", "print the results as JSON instead of the table")
     .addHelpText(
       "after",
@@ -181,6 +184,8 @@ Examples:
           fieldWindowMs: flags.window * 1000,
           agent: { channels: flags.agentChannels, retryPauseMs: flags.agentRetryPause * 1000 },
           ...(flags.scenario ? { scenarios: flags.scenario } : {}),
+          // Each scenario's attempts as a trace for `synlimit simulate`, beside the report.
+          ...(flags.report ? { traceDir: flags.report } : {}),
           onProgress: (e) =>
             progress.line(`[${e.index + 1}/${e.total}] ${e.scenario}: ${e.phase}…`),
         });

@@ -18,6 +18,12 @@ export interface AppConfig {
   apiPools: "plain" | "guarded";
   dbPoolSize: number;
   apiConnectionsPerUpstream: number;
+  /**
+   * Record every attempt of the app to this file (src/record's recorder, as
+   * `synlimit record` does: causality included), lab milliseconds; the lab
+   * turns it into the scenario's trace. Absent: no recording.
+   */
+  recordFile?: string;
 }
 
 /** Messages from the app process to the lab. */
@@ -25,7 +31,12 @@ export type AppMessage =
   | { type: "ready"; port: number }
   | { type: "agent-started"; at: number }
   | { type: "flushed"; at: number }
-  | { type: "attempts"; records: RawAttempt[] };
+  | {
+      type: "attempts";
+      records: RawAttempt[];
+      /** Epoch milliseconds of the recording's t = 0, when there is one. */
+      recordStartedAt: number | null;
+    };
 
 /** Messages from the lab to the app process. */
 export type LabMessage = { type: "start-agent" } | { type: "flush-pools" } | { type: "stop" };
@@ -39,4 +50,8 @@ export interface RawAttempt {
   startedAt: number | null;
   endedAt: number | null;
   outcome: "connected" | "failed" | "timed-out" | "cancelled" | "rejected" | null;
+  /** When the emulated OS (re)sends the SYN, lab ms after the start (from the gate's start event). */
+  synAtMs?: readonly number[];
+  /** When the emulated OS gives up, lab ms after the start; null: no emulated deadline. */
+  giveUpMs?: number | null;
 }

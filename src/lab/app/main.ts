@@ -9,13 +9,25 @@ import diagnostics from "node:diagnostics_channel";
 import http from "node:http";
 import { performance } from "node:perf_hooks";
 import { install } from "../../emulate/install.js";
+import { profiles } from "../../emulate/profiles.js";
 import { channelNames } from "../../gate/channels.js";
 import type { AttemptEvent } from "../../gate/types.js";
+import { Recorder } from "../../record/recorder.js";
 import { type RunningAgent, startAgent } from "./agent.js";
 import { Backends } from "./backends.js";
 import type { AppConfig, AppMessage, LabMessage, RawAttempt } from "./config.js";
 
 const config = JSON.parse(process.argv[2] ?? "{}") as AppConfig;
+// The emulation's gate is named after its profile; the recorder follows that gate only.
+// Under a profile without a limit (baseline) the trace is an unlimited one: no waitMs.
+const recorder =
+  config.profile && config.recordFile
+    ? new Recorder({
+        file: config.recordFile,
+        gate: config.profile,
+        limited: Number.isFinite(profiles[config.profile].options.maxInFlight),
+      })
+    : null;
 if (config.profile) install({ profile: config.profile, timeScale: config.timeScale });
 
 const send = (message: AppMessage) => process.send?.(message);
@@ -47,6 +59,8 @@ const subscriptions: Array<[string, (m: unknown) => void]> = [
     track((a, e) => {
       a.startedAt = epochNow();
       a.queuedAt = a.startedAt - e.waitMs;
+      a.synAtMs = e.synAtMs;
+      a.giveUpMs = e.giveUpMs;
     }),
   ],
   ...(["connected", "failed", "timeout", "cancelled", "rejected"] as const).map(
@@ -103,7 +117,13 @@ process.on("message", (message: LabMessage) => {
 
 async function stop(): Promise<void> {
   await agent?.stop();
-  send({ type: "attempts", records: [...attempts.values()] });
+  // Attempts still open now are written as cancelled, as at a recorded program's exit.
+  recorder?.close();
+  send({
+    type: "attempts",
+    records: [...attempts.values()],
+    recordStartedAt: recorder ? performance.timeOrigin + recorder.startedAt : null,
+  });
   server.closeAllConnections();
   server.close();
   await backends.close();

@@ -5,6 +5,7 @@ import { comparisonChart } from "./comparison.js";
 import { esc } from "./format.js";
 import { defaultMaxLatencyDots, latencyChart, latencyFloorS } from "./latency.js";
 import {
+  giveUpColor,
   opColors,
   operations,
   outcomeLabels,
@@ -116,7 +117,10 @@ as on the customer's server: the attempt timeout is ${esc(fieldAndLab(result.att
 <li><strong>Attempt timeline</strong>: one lane per role (who made the attempt); each bar is a
 connect attempt, light while it waits for a slot, dark while in SYN_SENT. Overlapping attempts of
 a role stack in rows. The circled bar holds the slot at the busiest moment; the label says how many
-wait behind it. Hover a bar for its details. Above it, the number of attempts waiting, by role.</li>
+wait behind it. On an attempt that stays in SYN_SENT, white ticks mark the emulated OS's SYN and
+its retransmissions and an orange line the moment it gives up (the field host's 0, 3, 9 s and 21 s
+under the incident's timing). Hover a bar for its details. Above it, the number of attempts
+waiting, by role.</li>
 <li><strong>Latency over time</strong>: every operation as a dot at its start time, one panel
 per operation, log scale; × is a failed operation; the dotted line is the attempt timeout.</li>
 <li>Dashed vertical lines mark events: upstreams dying, pools flushed.</li>
@@ -168,11 +172,15 @@ function scenarioSection(
 <p>${esc(s.description)}</p>
 ${scenarioFacts(s, scale)}
 <figure data-chart="timeline" data-scenario="${name}">
-${tl.total ? swatches([...roleSwatches, ...outcomes.map((o): Swatch => [o ?? "", "#000", "text"])]) : ""}
+${tl.total ? swatches([...roleSwatches, ...synSwatches(tl), ...outcomes.map((o): Swatch => [o ?? "", "#000", "text"])]) : ""}
 ${responsive(tl.depthSvg, tlN.depthSvg)}
 ${responsive(tl.svg, tlN.svg)}
 <figcaption>Attempt timeline, ${name}: above, attempts waiting for a slot; below, one lane per role,
 light = waiting for a slot, dark = SYN_SENT (drawn at least 2 px wide).${
+    tl.synTicksDrawn > 0
+      ? ` On an attempt pending past its first retransmission, white ticks mark when the emulated OS sends the SYN and resends it${tl.giveUpsDrawn > 0 ? ", and an orange line when it gives up" : ""} (${esc(tl.schedule ?? "")}).`
+      : ""
+  }${
     tl.peak?.holder
       ? ` At the busiest moment (${esc(duration(tl.peak.atMs / scale))}) ${esc(tl.peak.holder.role)} attempt #${tl.peak.holder.id} held the slot and ${tl.peak.waiting} attempts waited.`
       : ""
@@ -209,6 +217,14 @@ log scale${lat.failed ? "; × failed" : ""}. Dotted line: the attempt timeout ($
 }
 
 type Swatch = [label: string, color: string, kind: "box" | "dot" | "text"];
+
+/** The SYN ticks and give-up lines, when the timeline draws them. */
+function synSwatches(tl: { synTicksDrawn: number; giveUpsDrawn: number }): Swatch[] {
+  return [
+    ...(tl.synTicksDrawn > 0 ? [["┃ SYN sent or resent (white)", "#555", "text"] as Swatch] : []),
+    ...(tl.giveUpsDrawn > 0 ? [["┃ the OS gives up", giveUpColor, "text"] as Swatch] : []),
+  ];
+}
 
 function swatches(items: Swatch[]): string {
   return `<div class="legend" aria-hidden="true">${items

@@ -23,6 +23,9 @@ export const waitColors: Record<AttemptRole, string> = {
   other: "#e3cf9a",
 };
 
+/** The emulated OS giving up on a pending attempt: apart from every role's hue. */
+export const giveUpColor = "#ff7f0e";
+
 /** Lane order in the timeline: the slot's holders first, the ones who wait after. */
 export const roles: AttemptRole[] = ["agent", "api-dead", "login", "db", "api", "other"];
 

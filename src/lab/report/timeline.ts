@@ -2,7 +2,7 @@ import * as Plot from "@observablehq/plot";
 import { chartWidth, renderSvg } from "../../report/dom.js";
 import type { AttemptRecord, AttemptRole, LabEvent, ScenarioResult } from "../types.js";
 import { duration } from "../units.js";
-import { outcomeSymbols, roleColors, roles, waitColors } from "./palette.js";
+import { giveUpColor, outcomeSymbols, roleColors, roles, waitColors } from "./palette.js";
 
 export interface TimelineChart {
   /** The lanes: every drawn attempt, waiting then in SYN_SENT. */
@@ -20,6 +20,20 @@ export interface TimelineChart {
   outcomesDrawn: string[];
   /** The busiest moment: who held the slot and how many waited behind it. */
   peak: { atMs: number; waiting: number; holder: AttemptRecord | null } | null;
+  /** SYN (re)transmission ticks and give-up marks drawn on pending attempts. */
+  synTicksDrawn: number;
+  giveUpsDrawn: number;
+  /** The schedule of the drawn attempts, field time ("SYN at 0, 3, 9 s; gives up at 21 s"), or null. */
+  schedule: string | null;
+}
+
+/** One SYN (re)transmission, or the give-up, of a drawn attempt: a tick on its bar. */
+export interface SynTick {
+  row: Row;
+  /** Lab ms since the window started. */
+  atMs: number;
+  /** 0 for the first SYN, 1 for the first retransmission, …; -1 for the give-up. */
+  n: number;
 }
 
 /** Attempts drawn per timeline; past this the lanes grow without showing more. */
@@ -31,7 +45,7 @@ const minBarPx = 2;
 const rowPx = 9;
 const maxLanesPx = 540;
 
-interface Row {
+export interface Row {
   a: AttemptRecord;
   /** Row index from the top, across all lanes. */
   row: number;
@@ -58,12 +72,53 @@ export function attemptTitle(a: AttemptRecord, timeScale: number): string {
       : a.startedAtMs === null
         ? `${a.outcome} before it started`
         : a.outcome;
+  const schedule = scheduleText(a, timeScale);
   return [
     `#${a.id} ${a.role} → ${a.host}:${a.port}`,
     `asked for a slot at ${f(a.queuedAtMs)}, waited ${f(waited)}`,
     pending === null ? "never in SYN_SENT" : `SYN_SENT for ${f(pending)}`,
+    ...(schedule ? [schedule] : []),
     ending,
   ].join("\n");
+}
+
+/** The emulated OS's schedule in field seconds: "SYN at 0, 3, 9 s; gives up at 21 s". */
+export function scheduleText(a: AttemptRecord, timeScale: number): string | null {
+  if (!a.synAtMs || a.synAtMs.length === 0) return null;
+  const s = (ms: number) => `${Math.round(ms / timeScale / 100) / 10}`;
+  const giveUp =
+    a.giveUpMs === null || a.giveUpMs === undefined ? "" : `; gives up at ${s(a.giveUpMs)} s`;
+  return `SYN at ${a.synAtMs.map(s).join(", ")} s${giveUp}`;
+}
+
+/** Slack for a timer that fired a little late: a give-up still counts as reached. */
+const lateMs = 0.5;
+
+/**
+ * The SYN times and give-up of every attempt that stayed in SYN_SENT past its
+ * first retransmission — a dead peer's attempt, the one that holds the slot —
+ * as the emulated OS scheduled them; a connect that answered at once shows none.
+ */
+export function synTicks(rows: readonly Row[]): SynTick[] {
+  const ticks: SynTick[] = [];
+  for (const row of rows) {
+    const a = row.a;
+    const syn = a.synAtMs;
+    if (a.startedAtMs === null || !syn || syn.length < 2) continue;
+    const pendingMs = a.endedAtMs - a.startedAtMs;
+    if (pendingMs < (syn[1] as number)) continue;
+    syn.forEach((offset, n) => {
+      if (offset <= pendingMs) ticks.push({ row, atMs: (a.startedAtMs as number) + offset, n });
+    });
+    if (
+      a.giveUpMs !== null &&
+      a.giveUpMs !== undefined &&
+      (a.outcome === "timed-out" || pendingMs + lateMs >= a.giveUpMs)
+    ) {
+      ticks.push({ row, atMs: a.startedAtMs + a.giveUpMs, n: -1 });
+    }
+  }
+  return ticks;
 }
 
 /**
@@ -142,6 +197,13 @@ export function timelineChart(
   const waited = rows.filter((r) => waitEnd(r.a) > r.a.queuedAtMs);
   const started = rows.filter((r) => r.a.startedAtMs !== null);
   const marked = rows.filter((r) => outcomeSymbols[r.a.outcome] !== undefined);
+  const ticks = synTicks(rows);
+  const synMarks = ticks.filter((k) => k.n >= 0);
+  const giveUps = ticks.filter((k) => k.n < 0);
+  const tickTitle = (k: SynTick) =>
+    `#${k.row.a.id} ${k.row.a.role}: ${
+      k.n < 0 ? "the OS gives up" : k.n === 0 ? "first SYN" : `SYN retransmission ${k.n}`
+    } at ${duration((k.atMs - (k.row.a.startedAtMs as number)) / timeScale)} in SYN_SENT`;
   const row = Math.max(3, Math.min(rowPx, maxLanesPx / Math.max(total, 1)));
   const { points, peak } = queueDepth(drawn);
   const holderRow = peak?.holder ? rows.find((r) => r.a === peak.holder) : undefined;
@@ -206,6 +268,26 @@ export function timelineChart(
           fill: (r: Row) => roleColors[r.a.role],
           title: (r: Row) => r.title,
           className: "sl-syn",
+        }),
+        // The emulated OS's SYN times on each long-pending bar: white ticks across the dark
+        // bar (the field's 0, 3, 9 s), and the give-up (21 s) in orange, reaching past the bar.
+        Plot.ruleX(synMarks, {
+          x: (k: SynTick) => sec(k.atMs),
+          y1: (k: SynTick) => k.row.row + 0.1,
+          y2: (k: SynTick) => k.row.row + 0.9,
+          stroke: "#fff",
+          strokeWidth: 1.5,
+          title: tickTitle,
+          className: "sl-syn-tick",
+        }),
+        Plot.ruleX(giveUps, {
+          x: (k: SynTick) => sec(k.atMs),
+          y1: (k: SynTick) => k.row.row - 0.1,
+          y2: (k: SynTick) => k.row.row + 1.1,
+          stroke: giveUpColor,
+          strokeWidth: 2,
+          title: tickTitle,
+          className: "sl-giveup",
         }),
         Plot.dot(marked, {
           x: (r: Row) => sec(r.a.endedAtMs),
@@ -297,6 +379,9 @@ export function timelineChart(
     synDrawn: roles.filter((r) => started.some((w) => w.a.role === r)),
     outcomesDrawn: [...new Set(marked.map((r) => r.a.outcome))],
     peak,
+    synTicksDrawn: synMarks.length,
+    giveUpsDrawn: giveUps.length,
+    schedule: ticks[0] ? scheduleText(ticks[0].row.a, timeScale) : null,
   };
 }
 

@@ -332,3 +332,59 @@ function gateUnderUlimit(t: { after(fn: () => void): void }, fds: number, args: 
     },
   };
 }
+
+test("numbers read alike from flags, config, environment and timing strings: exponents accepted, non-finite, negative and out-of-range refused in one line", async (t) => {
+  const { parseNumberText } = await import("../../src/gate/number-text.js");
+  const { parseTiming } = await import("../../src/gate/timing.js");
+  const { optionsFromEnv } = await import("../../src/emulate/env.js");
+  assert.equal(parseNumberText("1e3"), 1000);
+  assert.equal(parseNumberText("2.5E-1"), 0.25);
+  assert.equal(parseNumberText(".5"), 0.5);
+  for (const bad of ["1e400", "-1", "+1", "Infinity", "NaN", "0x10", "1_000", "", " 1", "1e"])
+    assert.equal(parseNumberText(bad), null, bad);
+  assert.deepEqual(parseTiming("2.1e4"), { connectTimeoutMs: 21_000 });
+  assert.equal(parseTiming("syn:0,3e3,9e3;giveup:2.1e4"), "syn:0,3000,9000;giveup:21000");
+  const env = optionsFromEnv({ SYNLIMIT_TIME_SCALE: "1e-1", SYNLIMIT_MAX_IN_FLIGHT: "1e1" });
+  assert.equal(env.timeScale, 0.1);
+  assert.equal(env.maxInFlight, 10);
+  assert.throws(() => optionsFromEnv({ SYNLIMIT_TIME_SCALE: "1e400" }), /SYNLIMIT_TIME_SCALE/);
+
+  // The same spellings on the command line as in a config file's JSON.
+  const dir = await tempDir(t);
+  const config = join(dir, "exp.json");
+  writeFileSync(config, '{"port":0,"admin":false,"timeScale":1e3,"limits":{"maxInFlight":1e1}}');
+  for (const args of [
+    ["--config", config],
+    [
+      "--port",
+      "0",
+      "--no-admin",
+      "--time-scale",
+      "1e3",
+      "--max-in-flight",
+      "1e1",
+      "--timing",
+      "2.1e4",
+    ],
+  ]) {
+    const { child } = startForTest(t, ["gate", ...args, "--json"]);
+    assert.ok(JSON.parse(await firstLine(child)).port > 0, args.join(" "));
+    child.kill("SIGTERM");
+    await once(child, "exit");
+  }
+  for (const [flag, value] of [
+    ["--time-scale", "1e400"],
+    ["--time-scale", "-1"],
+    ["--time-scale", "Infinity"],
+    ["--time-scale", "1e-400"],
+    ["--max-in-flight", "1.5"],
+    ["--max-in-flight", "1e20"],
+    ["--max-clients", "-5"],
+    ["--timing", "1e400"],
+    ["--admin-port", "7e4"],
+  ] as const) {
+    const r = await runCli(["gate", flag, value, "--port", "0", "--no-admin"]);
+    assert.equal(r.code, 2, `${flag} ${value}: ${r.stderr}`);
+    assertOneLineError(r.stderr, new RegExp(flag));
+  }
+});

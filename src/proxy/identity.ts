@@ -57,6 +57,8 @@ interface Lookup {
 }
 
 const RECENT_PIDS = 64;
+// How long a client process's program (its /proc/<pid>/exe) is taken as read.
+const EXE_TTL_MS = 1_000;
 // A lookup starts at accept and is needed a handshake later (two round trips
 // of the client's), so a short wait for company is mostly hidden. Scans take
 // at most about a fifth of the time; a lookup never waits more than 10 ms.
@@ -173,7 +175,7 @@ export class ProcessResolver {
         if (!this.#recent.includes(pid) && !owner.has(pid)) this.#settled.delete(pid);
       }
     }
-    const exes = new Map<number, Promise<string>>();
+    const now = this.#clock.now();
     for (const [l, inode] of inodeOf) {
       const pid = owner.get(inode);
       if (pid === undefined) {
@@ -181,14 +183,28 @@ export class ProcessResolver {
         continue;
       }
       this.#remember(pid);
-      let exe = exes.get(pid);
-      if (!exe) {
-        exe = readlink(`/proc/${pid}/exe`).catch(() => "unknown");
-        exes.set(pid, exe);
-      }
-      l.resolve({ pid, exe: await exe });
+      l.resolve({ pid, exe: this.#exeOf(pid, now) });
     }
   }
+
+  // A client's program, read once per pid and second: one readlink of a
+  // /proc link (a plain system call, cheaper than a thread-pool round trip),
+  // not one per batch. A process that execs keeps its pid; its new program
+  // shows within EXE_TTL_MS. Bounded by the recent pids (see #remember).
+  #exeOf(pid: number, now: number): string {
+    const known = this.#exes.get(pid);
+    if (known && now - known.readAt < EXE_TTL_MS) return known.exe;
+    let exe: string;
+    try {
+      exe = readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      exe = "unknown";
+    }
+    this.#exes.set(pid, { exe, readAt: now });
+    return exe;
+  }
+
+  readonly #exes = new Map<number, { exe: string; readAt: number }>();
 
   async #scan(pids: number[], wanted: Set<number>, owner: Map<number, number>): Promise<void> {
     const chunk = 32;
@@ -234,7 +250,10 @@ export class ProcessResolver {
     this.#recent.unshift(pid);
     if (this.#recent.length > RECENT_PIDS) {
       const gone = this.#recent.pop();
-      if (gone !== undefined) this.#settled.delete(gone);
+      if (gone !== undefined) {
+        this.#settled.delete(gone);
+        this.#exes.delete(gone);
+      }
     }
   }
 

@@ -272,7 +272,8 @@ export class GatedDial {
     });
     this.#socket = socket;
     socket.on("error", (error) => this.#onSocketError(socket, error));
-    socket.once("connect", () => this.#onConnect(socket));
+    // `on`: 'connect' comes once, and once() wraps the listener on every setup.
+    socket.on("connect", () => this.#onConnect(socket));
   }
 
   #onConnect(socket: net.Socket): void {

@@ -105,7 +105,7 @@ export class DialPipeline {
     }
     // Only a gate that serves owners in turn needs to know the client's
     // process: other identities skip the /proc lookup on every setup.
-    if (this.#init.limiter.gateOf(who.identity).options.fairness !== "round-robin") return who;
+    if (!this.#init.limiter.servesOwnersInTurn(who.identity)) return who;
     return this.#resolver
       .lookup(conn)
       .then((info): Who => (info ? { ...who, owner: processIdentity(info) } : who));

@@ -522,3 +522,24 @@ test("identity process: the limit-reached metric is labelled by executable, neve
   assert.match(text, /^synlimit_gate_attempts_queued\{identity="exe:[^"]+"\} 1$/m);
   assert.doesNotMatch(text, /identity="process:/);
 });
+
+test("an identity whose every request is refused before dialling leaves no gate behind (the owner check creates none)", async (t) => {
+  const proxy = await startProxy(t, { identity: "user", deny: ["127.0.0.2"] });
+  for (let i = 0; i < 20; i++) {
+    const c = await RawClient.connect(t, proxy.port);
+    const user = Buffer.from(`u${i}`);
+    c.write(
+      Buffer.concat([
+        socks5Greeting([2]),
+        Buffer.from([1, user.length]),
+        user,
+        Buffer.from([1, 120]),
+      ]),
+    );
+    c.write(socks5Connect("127.0.0.2", 9));
+    // Method, auth status, then REP 02: not allowed by the rules.
+    assert.deepEqual([...(await c.read(6))].slice(0, 6), [5, 2, 1, 0, 5, 2]);
+    await c.closed;
+  }
+  assert.equal(proxy.identityCount, 0);
+});

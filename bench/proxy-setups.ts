@@ -166,6 +166,7 @@ export interface SetupsOptions {
 }
 
 export async function runProxySetups(o: SetupsOptions): Promise<{ markdown: string }> {
+  const loadAtStart = os.loadavg()[0] ?? 0;
   const target = await startTarget();
   const client = new Client();
   const running: Running[] = [];
@@ -228,13 +229,18 @@ export async function runProxySetups(o: SetupsOptions): Promise<{ markdown: stri
     client.child.kill();
     await stop(target.child);
   }
-  return { markdown: render(running, missing, o) };
+  return { markdown: render(running, missing, o, [loadAtStart, os.loadavg()[0] ?? 0]) };
 }
 
-function render(running: Running[], missing: string[], o: SetupsOptions): string {
+function render(
+  running: Running[],
+  missing: string[],
+  o: SetupsOptions,
+  [loadAtStart, loadAtEnd]: [number, number],
+): string {
   const micro = running.find((r) => r.proxy === microsocks);
   const lines = [
-    `Command: \`npm run build && node dist/bench/proxy-setups.js --rounds ${o.rounds} --setups ${o.setups}\` (microsocks and dante-server from apt). Load average when it started: ${os.loadavg()[0]?.toFixed(1)}.`,
+    `Command: \`npm run build && node dist/bench/proxy-setups.js --rounds ${o.rounds} --setups ${o.setups}\` (microsocks and dante-server from apt). Load average (1 min) at the start: ${loadAtStart.toFixed(1)}, at the end: ${loadAtEnd.toFixed(1)}.`,
     "",
     `Every proxy a separate process started by its CLI; the client a separate Node process (plain \`net\`, greeting and CONNECT each answered before the next, the target's first byte, close), ${o.concurrency} setups in parallel; the target a third process. ${o.rounds} rounds of ${o.setups} setups through each proxy, taken in 5 slices per round with the proxies in turn (order rotated every round, alternating direction every slice), after 3,000 warm-up setups each. "vs microsocks" divides each round by the microsocks round measured next to it: median (lowest–highest); "lowest" is the worst round. CPU is the proxy process's user + system time per setup, from /proc. The gate runs the \`windows\` profile (no limit), so no attempt waits.`,
     "",

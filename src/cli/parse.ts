@@ -1,7 +1,12 @@
 import net from "node:net";
 import { InvalidArgumentError } from "commander";
+import { parseNumberText } from "../gate/number-text.js";
 
-/** Argument parsers for commander: each throws a one-line InvalidArgumentError. */
+/**
+ * Argument parsers for commander: each throws a one-line InvalidArgumentError.
+ * Numbers are read by parseNumberText, the parser of every text edge (flags,
+ * environment, timing strings), so a flag takes what a config file takes.
+ */
 /** A port to listen on: 0 picks a free one. */
 export function port(value: string): number {
   return portIn(value, 0);
@@ -13,24 +18,22 @@ export function connectPort(value: string): number {
 }
 
 function portIn(value: string, min: number): number {
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > 65535) {
+  const n = parseNumberText(value);
+  if (n === null || !Number.isInteger(n) || n < min || n > 65535) {
     throw new InvalidArgumentError(`expected a port number from ${min} to 65535.`);
   }
-  return Number(value);
+  return n;
 }
 
 export function milliseconds(value: string): number {
-  if (!/^\d+(\.\d+)?$/.test(value)) {
-    throw new InvalidArgumentError("expected a non-negative number of milliseconds.");
-  }
-  return Number(value);
+  const n = parseNumberText(value);
+  if (n === null) throw new InvalidArgumentError("expected a non-negative number of milliseconds.");
+  return n;
 }
 
 export function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!/^\d*\.?\d+$/.test(value) || !(n > 0)) {
-    throw new InvalidArgumentError("expected a positive number.");
-  }
+  const n = parseNumberText(value);
+  if (n === null || !(n > 0)) throw new InvalidArgumentError("expected a positive number.");
   return n;
 }
 

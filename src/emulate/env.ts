@@ -1,4 +1,5 @@
 import { invalidEnv, SynlimitError } from "../errors.js";
+import { parseNumberText } from "../gate/number-text.js";
 import {
   parseTiming as parseTimingText,
   TIMING_EXPECTED,
@@ -84,9 +85,10 @@ export function optionsFromEnv(env: Env): EmulationOptions {
     if (rate !== undefined)
       options.rate.newDestinationsPerSecond = positiveNumber("SYNLIMIT_RATE", rate);
     if (workingSet !== undefined) {
-      if (!/^\d+$/.test(workingSet))
+      const n = parseNumberText(workingSet);
+      if (n === null || !Number.isSafeInteger(n))
         throw invalidEnv("SYNLIMIT_WORKING_SET", "a non-negative integer", workingSet);
-      options.rate.workingSetSize = Number(workingSet);
+      options.rate.workingSetSize = n;
     }
   }
   return options;
@@ -104,16 +106,13 @@ function parseTiming(value: string): TimingOption {
 }
 
 function positiveInteger(name: string, value: string, expected: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
-    throw invalidEnv(name, expected, value);
-  }
-  return Number(value);
+  const n = parseNumberText(value);
+  if (n === null || n < 1 || !Number.isSafeInteger(n)) throw invalidEnv(name, expected, value);
+  return n;
 }
 
 function positiveNumber(name: string, value: string): number {
-  const n = Number(value);
-  if (!/^\d*\.?\d+(e-?\d+)?$/i.test(value) || !Number.isFinite(n) || n <= 0) {
-    throw invalidEnv(name, "a positive number", value);
-  }
+  const n = parseNumberText(value);
+  if (n === null || n <= 0) throw invalidEnv(name, "a positive number", value);
   return n;
 }

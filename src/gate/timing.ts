@@ -1,5 +1,6 @@
 import { defaults } from "../defaults.js";
 import { invalidOption, SynlimitError } from "../errors.js";
+import { parseNumberText } from "./number-text.js";
 
 /** The built-in SYN schedules, by name. `none` leaves the deadline to the real kernel. */
 export type TimingName = "none" | "windows" | "windows-2008" | "linux";
@@ -103,10 +104,8 @@ const MAX_GIVE_UP_MS = 2_147_483_647;
 export function parseTiming(text: string): TimingOption {
   const value = text.trim();
   if (isTimingName(value)) return value;
-  if (/^\d+(\.\d+)?$/.test(value)) {
-    const ms = Number(value);
-    if (ms > 0 && Number.isFinite(ms)) return { connectTimeoutMs: ms };
-  }
+  const ms = parseNumberText(value);
+  if (ms !== null && ms > 0) return { connectTimeoutMs: ms };
   if (value.startsWith("syn:")) {
     const schedule = parseScheduleSpec(value);
     return formatSpec(schedule.synAtMs, schedule.giveUpMs) as `syn:${string}`;
@@ -123,23 +122,22 @@ function parseScheduleSpec(value: string): TimingSchedule {
   }
   const synText = (m[1] ?? "").split(",").map((s) => s.trim());
   const synAtMs = synText.map((s) => {
-    if (!/^\d+$/.test(s)) {
+    const ms = parseNumberText(s);
+    if (ms === null || !Number.isSafeInteger(ms)) {
       throw timingError(
         `timing ${JSON.stringify(value)}: SYN time ${JSON.stringify(s)} is not a whole number of milliseconds`,
       );
     }
-    return Number(s);
+    return ms;
   });
   const giveUpText = (m[2] ?? "").trim();
-  if (!/^\d+$/.test(giveUpText)) {
+  const giveUpMs = parseNumberText(giveUpText);
+  if (giveUpMs === null || !Number.isSafeInteger(giveUpMs)) {
     throw timingError(
       `timing ${JSON.stringify(value)}: giveup ${JSON.stringify(giveUpText)} is not a whole number of milliseconds`,
     );
   }
-  return checkSchedule(
-    { synAtMs, giveUpMs: Number(giveUpText) },
-    `timing ${JSON.stringify(value)}`,
-  );
+  return checkSchedule({ synAtMs, giveUpMs }, `timing ${JSON.stringify(value)}`);
 }
 
 /** The rules every schedule follows; `where` names it in the error. */

@@ -1,4 +1,5 @@
 import { SynlimitError } from "../errors.js";
+import { parseNumberText } from "./number-text.js";
 import type { TimingOption } from "./timing.js";
 import { checkTimingOption, isScheduleTiming, timingNames } from "./timing.js";
 import type { Policy, RateOptions } from "./types.js";
@@ -100,12 +101,10 @@ export function checkRate(value: unknown, name: string, fail: Fail): RateOptions
   return rate;
 }
 
-/**
- * A number of milliseconds typed as text (a flag, an environment variable):
- * plain decimal, finite once parsed (400 nines are not a deadline).
- */
+/** A positive number of milliseconds typed as text, or null. */
 export function parseMillisecondsText(text: string): number | null {
-  if (!/^\d+(\.\d+)?$/.test(text)) return null;
-  const n = Number(text);
-  return Number.isFinite(n) && n > 0 ? n : null;
+  const n = parseNumberText(text);
+  return n !== null && n > 0 ? n : null;
 }
+
+export { parseNumberText };

@@ -236,7 +236,14 @@ export class Connection {
   #onData(chunk: Buffer): void {
     if (this.#phase === "tunnel") {
       // Client to upstream, with backpressure (the way back is in #pipe).
-      if (!this.#upstream?.write(chunk)) this.socket.pause();
+      const upstream = this.#upstream;
+      if (upstream && !upstream.write(chunk)) {
+        this.socket.pause();
+        if (!this.#upstreamDrainListens) {
+          this.#upstreamDrainListens = true;
+          upstream.on("drain", () => this.socket.resume());
+        }
+      }
       return;
     }
     if (this.#phase === "closing" || this.#phase === "closed") return;
@@ -464,6 +471,9 @@ export class Connection {
   // What Readable.pipe does both ways, without its bookkeeping for streams
   // in general (unpipe, several destinations), which costs on every setup.
   // Client to upstream is in #onData and #onEnd.
+  // Listeners are `on`, not `once` ('end' and 'close' come once anyway), and
+  // the 'drain' ones are added only when a write is held back: most short
+  // tunnels never need them, and every listener costs each setup.
   #pipe(upstream: net.Socket): void {
     const client = this.socket;
     upstream.on("error", () => {
@@ -471,16 +481,23 @@ export class Connection {
       client.destroy();
     });
     upstream.on("data", (chunk: Buffer) => {
-      if (!client.write(chunk)) upstream.pause();
+      if (!client.write(chunk)) {
+        upstream.pause();
+        if (!this.#clientDrainListens) {
+          this.#clientDrainListens = true;
+          client.on("drain", () => upstream.resume());
+        }
+      }
     });
-    client.on("drain", () => upstream.resume());
-    upstream.on("drain", () => client.resume());
     // Half-closes travel through; once one side is gone, the other is
     // flushed and closed.
-    upstream.once("end", () => client.end());
-    upstream.once("close", () => client.destroySoon());
+    upstream.on("end", () => client.end());
+    upstream.on("close", () => client.destroySoon());
     client.resume();
   }
+
+  #clientDrainListens = false;
+  #upstreamDrainListens = false;
 
   #onEnd(): void {
     if (this.#phase === "tunnel") {

@@ -23,9 +23,15 @@ import {
 export interface Who {
   readonly identity: string;
   readonly aliases: readonly string[];
+  /**
+   * Whose bucket an attempt waits in under round-robin fairness (winxp-sp2:
+   * per-process FIFO buckets served in turn): the client's process when it
+   * is known, else the identity.
+   */
+  readonly owner: string;
 }
 
-const globalWho: Who = { identity: "global", aliases: [] };
+const globalWho: Who = { identity: "global", aliases: [], owner: "global" };
 
 export interface DialPipelineInit {
   readonly identity: IdentityKind;
@@ -69,21 +75,40 @@ export class DialPipeline {
   // Synchronous where the answer is at hand: a promise (and a turn of the
   // microtask queue) only for the /proc lookup.
   #identify(conn: Connection, request: ClientRequest): Who | Promise<Who> {
+    let who: Who;
     switch (this.#init.identity) {
       case "global":
-        return globalWho;
-      case "user":
-        return { identity: userIdentity(request.username), aliases: [] };
-      case "source":
-        return { identity: sourceIdentity(conn.remoteAddress), aliases: [] };
+        who = globalWho;
+        break;
+      case "user": {
+        const identity = userIdentity(request.username);
+        who = { identity, aliases: [], owner: identity };
+        break;
+      }
+      case "source": {
+        const identity = sourceIdentity(conn.remoteAddress);
+        who = { identity, aliases: [], owner: identity };
+        break;
+      }
       default:
         return (this.#processOf.get(conn) ?? Promise.resolve(null)).then((info): Who => {
           // A remote client, or one gone before it was seen: its address stands in.
-          if (!info) return { identity: sourceIdentity(conn.remoteAddress), aliases: [] };
-          if (this.#init.identity === "exe") return { identity: exeIdentity(info), aliases: [] };
-          return { identity: processIdentity(info), aliases: [exeIdentity(info)] };
+          if (!info) {
+            const identity = sourceIdentity(conn.remoteAddress);
+            return { identity, aliases: [], owner: identity };
+          }
+          const owner = processIdentity(info);
+          if (this.#init.identity === "exe")
+            return { identity: exeIdentity(info), aliases: [], owner };
+          return { identity: owner, aliases: [exeIdentity(info)], owner };
         });
     }
+    // Only a gate that serves owners in turn needs to know the client's
+    // process: other identities skip the /proc lookup on every setup.
+    if (!this.#init.limiter.servesOwnersInTurn(who.identity)) return who;
+    return this.#resolver
+      .lookup(conn)
+      .then((info): Who => (info ? { ...who, owner: processIdentity(info) } : who));
   }
 
   dial(
@@ -177,6 +202,7 @@ export class DialPipeline {
       requested: request.host,
       port: request.port,
       addresses: resolved.addresses,
+      owner: who.owner,
       gateOf: () => limiter.gateOf(identity, aliases),
       clock,
       onStarted: (_d, waitMs) => {

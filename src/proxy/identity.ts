@@ -57,6 +57,8 @@ interface Lookup {
 }
 
 const RECENT_PIDS = 64;
+// How long a client process's program (its /proc/<pid>/exe) is taken as read.
+const EXE_TTL_MS = 1_000;
 // A lookup starts at accept and is needed a handshake later (two round trips
 // of the client's), so a short wait for company is mostly hidden. Scans take
 // at most about a fifth of the time; a lookup never waits more than 10 ms.
@@ -160,12 +162,25 @@ export class ProcessResolver {
     if (inodeOf.size === 0) return;
     const wanted = new Set(inodeOf.values());
     const owner = new Map<number, number>();
-    await this.#scan(this.#recent.slice(), wanted, owner);
+    // A client's next connections are often already in its fd table when a
+    // scan reads it (connected, not yet accepted): their owners are known.
+    const seen = this.#socketOwners;
+    for (const inode of wanted) {
+      const pid = seen.get(inode);
+      if (pid === undefined) continue;
+      owner.set(inode, pid);
+      seen.delete(inode); // one lookup per connection: a hit is not needed again
+    }
+    if (owner.size === wanted.size) {
+      this.#resolveAll(inodeOf, owner);
+      return;
+    }
+    await this.#scan(this.#recent.slice(), wanted, owner, true);
     if (owner.size < wanted.size) {
       const all = (await readdir("/proc").catch(() => [] as string[]))
         .filter((d) => /^\d+$/.test(d))
         .map(Number);
-      await this.#scan(all, wanted, owner);
+      await this.#scan(all, wanted, owner, false);
     }
     // Only recent clients keep their settled fds (a full scan reads everyone's).
     if (this.#settled.size > 2 * RECENT_PIDS) {
@@ -173,7 +188,11 @@ export class ProcessResolver {
         if (!this.#recent.includes(pid) && !owner.has(pid)) this.#settled.delete(pid);
       }
     }
-    const exes = new Map<number, Promise<string>>();
+    this.#resolveAll(inodeOf, owner);
+  }
+
+  #resolveAll(inodeOf: Map<Lookup, number>, owner: Map<number, number>): void {
+    const now = this.#clock.now();
     for (const [l, inode] of inodeOf) {
       const pid = owner.get(inode);
       if (pid === undefined) {
@@ -181,23 +200,43 @@ export class ProcessResolver {
         continue;
       }
       this.#remember(pid);
-      let exe = exes.get(pid);
-      if (!exe) {
-        exe = readlink(`/proc/${pid}/exe`).catch(() => "unknown");
-        exes.set(pid, exe);
-      }
-      l.resolve({ pid, exe: await exe });
+      l.resolve({ pid, exe: this.#exeOf(pid, now) });
     }
   }
 
-  async #scan(pids: number[], wanted: Set<number>, owner: Map<number, number>): Promise<void> {
+  // A client's program, read once per pid and second: one readlink of a
+  // /proc link (a plain system call, cheaper than a thread-pool round trip),
+  // not one per batch. A process that execs keeps its pid; its new program
+  // shows within EXE_TTL_MS. Bounded by the recent pids (see #remember).
+  #exeOf(pid: number, now: number): string {
+    const known = this.#exes.get(pid);
+    if (known && now - known.readAt < EXE_TTL_MS) return known.exe;
+    let exe: string;
+    try {
+      exe = readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      exe = "unknown";
+    }
+    this.#exes.set(pid, { exe, readAt: now });
+    return exe;
+  }
+
+  readonly #exes = new Map<number, { exe: string; readAt: number }>();
+
+  async #scan(
+    pids: number[],
+    wanted: Set<number>,
+    owner: Map<number, number>,
+    remember: boolean,
+  ): Promise<void> {
+    const seen = remember ? this.#socketOwners : null;
     const chunk = 32;
     for (let i = 0; i < pids.length && owner.size < wanted.size; i += chunk) {
       // A turn of the event loop between chunks: a scan of every process
       // must not hold the proxy's I/O until it ends.
       if (i > 0) await new Promise((resolve) => setImmediate(resolve));
       await Promise.all(
-        pids.slice(i, i + chunk).map((pid) => scanFds(pid, wanted, owner, this.#settled)),
+        pids.slice(i, i + chunk).map((pid) => scanFds(pid, wanted, owner, this.#settled, seen)),
       );
     }
   }
@@ -234,7 +273,10 @@ export class ProcessResolver {
     this.#recent.unshift(pid);
     if (this.#recent.length > RECENT_PIDS) {
       const gone = this.#recent.pop();
-      if (gone !== undefined) this.#settled.delete(gone);
+      if (gone !== undefined) {
+        this.#settled.delete(gone);
+        this.#exes.delete(gone);
+      }
     }
   }
 
@@ -246,6 +288,24 @@ export class ProcessResolver {
    * readlink per socket it holds, not per fd.
    */
   readonly #settled = new Map<number, Set<string>>();
+
+  /**
+   * Socket inodes a scan read in a client's fd table, and the pid holding
+   * each: a socket's inode is unique while it exists, so a later lookup of
+   * that socket needs no scan. Bounded; oldest first out.
+   */
+  readonly #socketOwners = new Map<number, number>();
+}
+
+/** How many socket inodes a resolver remembers from its scans. */
+const SOCKET_OWNERS_MAX = 4_096;
+
+function rememberSocket(seen: Map<number, number>, inode: number, pid: number): void {
+  if (seen.size >= SOCKET_OWNERS_MAX) {
+    const oldest = seen.keys().next();
+    if (!oldest.done) seen.delete(oldest.value);
+  }
+  seen.set(inode, pid);
 }
 
 // The client's own socket: its local end is our remote end.
@@ -324,6 +384,8 @@ async function scanFds(
   wanted: Set<number>,
   owner: Map<number, number>,
   settledOf: Map<number, Set<string>>,
+  // Recent clients' sockets are remembered; a scan of every process's are not.
+  seen: Map<number, number> | null,
 ) {
   const dir = `/proc/${pid}/fd`;
   let fds: string[];
@@ -337,7 +399,7 @@ async function scanFds(
     // First the fds that were sockets (or unseen), then, only if need be,
     // those that were not: a closed file's number may now hold a socket.
     const fresh = settled ? fds.filter((fd) => !settled.has(fd)) : fds;
-    const found = scanSync(pid, dir, fresh, wanted, owner, settledOf);
+    const found = scanSync(pid, dir, fresh, wanted, owner, settledOf, seen);
     if (!found && settled && fresh.length < fds.length) {
       scanSync(
         pid,
@@ -346,6 +408,7 @@ async function scanFds(
         wanted,
         owner,
         settledOf,
+        seen,
       );
     }
     return;
@@ -369,6 +432,7 @@ function scanSync(
   wanted: Set<number>,
   owner: Map<number, number>,
   settledOf: Map<number, Set<string>>,
+  seen: Map<number, number> | null,
 ): boolean {
   let settled = settledOf.get(pid);
   for (const fd of fds) {
@@ -388,10 +452,13 @@ function scanSync(
     }
     settled?.delete(fd);
     const inode = isSocketOf(target, wanted, owner);
-    if (inode >= 0) {
-      owner.set(inode, pid);
-      if (owner.size === wanted.size) return true;
+    if (inode < 0) {
+      // Not wanted now: perhaps a connection this proxy has yet to accept.
+      if (seen) rememberSocket(seen, Number(target.slice(8, -1)), pid);
+      continue;
     }
+    owner.set(inode, pid);
+    if (owner.size === wanted.size) return true;
   }
   return owner.size === wanted.size;
 }

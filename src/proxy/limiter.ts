@@ -1,7 +1,7 @@
 import { type Clock, systemClock } from "../clock.js";
 import type { AttemptGate } from "../gate/gate.js";
 import type { LimitReachedEvent } from "../gate/types.js";
-import { createGate, type LimitSettings } from "./limits.js";
+import { createGate, type LimitSettings, servesOwnersInTurn } from "./limits.js";
 import type { GatedDial } from "./upstream.js";
 
 interface Entry {
@@ -79,6 +79,17 @@ export class Limiter {
       if (o) return o;
     }
     return this.#default;
+  }
+
+  /**
+   * Whether the identity's attempts wait in per-owner buckets served in
+   * turn; asks without creating a gate (an identity whose requests are all
+   * refused must not leave one behind).
+   */
+  servesOwnersInTurn(identity: string): boolean {
+    const e = this.#entries.get(identity);
+    if (e) return e.gate.options.fairness === "round-robin";
+    return servesOwnersInTurn(this.settingsFor(identity));
   }
 
   /** The identity's current gate, created on first use. */

@@ -137,6 +137,11 @@ export function createGate(
   });
 }
 
+/** True when these settings' gate serves its owners' buckets in turn (winxp-sp2). */
+export function servesOwnersInTurn(settings: LimitSettings): boolean {
+  return profileQueueing(settings).fairness === "round-robin";
+}
+
 function profileQueueing(s: LimitSettings): Pick<GateOptions, "fairness" | "knownReachableMs"> {
   const o: GateOptions = s.profile ? profiles[s.profile].options : profiles.incident.options;
   return {

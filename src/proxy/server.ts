@@ -90,9 +90,11 @@ export class GateProxy implements AdminTarget {
     this.#server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true });
     this.#server.maxConnections = o.maxClients;
     this.#server.on("connection", (socket) => this.#accept(socket));
+    // Node drops a client over maxConnections before making a socket: over
+    // --max-clients it is a client error, under it the descriptor budget's.
     this.#server.on("drop", () => {
-      this.#metrics.countClientError("max-clients");
-      if (this.#fds && this.#server.maxConnections < o.maxClients) this.#refused("dropped");
+      if (this.#conns.size >= o.maxClients) this.#metrics.countClientError("max-clients");
+      else this.#refused("dropped");
     });
     this.#host = {
       clock: o.clock,
@@ -240,6 +242,15 @@ export class GateProxy implements AdminTarget {
   #accept(socket: net.Socket): void {
     if (this.#closed) {
       socket.destroy();
+      return;
+    }
+    // maxConnections counts clients only; their upstreams share the budget,
+    // so a client that would take the last descriptor is closed here, before
+    // the process runs out and libuv drops clients where nobody counts them.
+    const fds = this.#fds;
+    if (fds !== null && !fds.allows(this.#fdsInUse())) {
+      socket.destroy();
+      this.#refused("dropped");
       return;
     }
     const conn = new Connection(socket, this.#host);

@@ -124,9 +124,18 @@ function ipv6Text(bytes: Uint8Array): string {
   return canonicalAddress(groups.join(":")) ?? groups.join(":");
 }
 
-/** The method selection message: VER METHOD. */
+// One buffer per method, shared by every client: sockets only read what
+// they write, and a setup need not allocate its two-byte answer.
+const methodMessages = new Map<number, Buffer>();
+
+/** The method selection message: VER METHOD (a shared buffer: never write into it). */
 export function encodeMethod(method: number): Buffer {
-  return Buffer.from([5, method]);
+  let m = methodMessages.get(method);
+  if (!m) {
+    m = Buffer.from([5, method]);
+    methodMessages.set(method, m);
+  }
+  return m;
 }
 
 /** The RFC 1929 status: 0 success, anything else failure (the server then closes). */
@@ -140,6 +149,19 @@ export function encodeAuthStatus(success: boolean): Buffer {
  * clients read exactly 10 bytes for an IPv4 reply).
  */
 export function encodeReply(rep: number, bound?: { host: string; port: number }): Buffer {
+  // Every successful setup comes here with Node's dotted IPv4 text: written
+  // straight into the reply, without canonicalising it as text first.
+  const v4 = bound ? dottedQuad(bound.host) : -1;
+  if (bound && v4 >= 0) {
+    const out = Buffer.allocUnsafe(10);
+    out[0] = 5;
+    out[1] = rep;
+    out[2] = 0;
+    out[3] = 1;
+    out.writeUInt32BE(v4, 4);
+    out.writeUInt16BE(bound.port, 8);
+    return out;
+  }
   const host = bound ? canonicalAddress(bound.host) : null;
   const port = bound && host ? bound.port : 0;
   if (host && net.isIPv6(host)) {
@@ -168,4 +190,30 @@ function expandIpv6(text: string): number[] {
     const v = Number.parseInt(g, 16);
     return [v >> 8, v & 255];
   });
+}
+
+/** A dotted-quad IPv4 address (four decimal parts, 0–255, no leading zeros) as a number, or -1. */
+function dottedQuad(text: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 255) return -1;
+      value = value * 256 + part;
+      parts++;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return -1;
+      part = part * 10 + (c - 48);
+      digits++;
+      if (digits > 3) return -1;
+    } else {
+      return -1;
+    }
+  }
+  return parts === 4 ? value : -1;
 }

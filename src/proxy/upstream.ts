@@ -145,6 +145,8 @@ export interface DialInit {
   /** The host as the client asked for it (for display). */
   readonly requested: string;
   readonly port: number;
+  /** Whose bucket the attempt waits in when the gate serves owners in turn (a process). */
+  readonly owner: string;
   readonly addresses: readonly string[];
   /** The identity's gate now: it may change while the dial waits. */
   readonly gateOf: () => AttemptGate;
@@ -236,6 +238,7 @@ export class GatedDial {
         onStart: (a) => this.#onStart(a),
         onTimeout: (a, error) => this.#onTimeout(a, error),
       },
+      this.#init.owner,
     );
     if (this.#done) return;
     this.#attempt = attempt;
@@ -269,7 +272,8 @@ export class GatedDial {
     });
     this.#socket = socket;
     socket.on("error", (error) => this.#onSocketError(socket, error));
-    socket.once("connect", () => this.#onConnect(socket));
+    // `on`: 'connect' comes once, and once() wraps the listener on every setup.
+    socket.on("connect", () => this.#onConnect(socket));
   }
 
   #onConnect(socket: net.Socket): void {

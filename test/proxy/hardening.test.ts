@@ -377,7 +377,9 @@ test("near the descriptor limit requests are told to try later (SOCKS REP 01, HT
   const tp = await tarpit(t);
   const events = recordProxyEvents(t);
   // The budget is what is left of maxOpenFds beside the fds open at listen
-  // and the admin reserve: 6 here (3 clients with an upstream each).
+  // and the admin reserve: 11 here (5 clients with an upstream each, and one
+  // more client at a time, whose upstream does not fit; 10 in use stays
+  // above 90 % of 11, so the episode goes on between the two refusals).
   const { openFds } = await import("../../src/proxy/fds.js");
   const before = openFds();
   assert.ok(before !== null);
@@ -385,12 +387,12 @@ test("near the descriptor limit requests are told to try later (SOCKS REP 01, HT
     identity: "global",
     limits: { profile: "windows" },
     admin: { port: 0 },
-    maxOpenFds: before + 2 + 8 + 6,
+    maxOpenFds: before + 2 + 8 + 11,
   });
   const admin = proxy.adminAddress;
   assert.ok(admin);
   const clients: RawClient[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 5; i++) {
     const c = await RawClient.connect(t, proxy.port);
     c.write(Buffer.concat([socks5Greeting(), socks5Connect("127.0.0.1", tp.port)]));
     clients.push(c);
@@ -399,6 +401,7 @@ test("near the descriptor limit requests are told to try later (SOCKS REP 01, HT
   const socks = await RawClient.connect(t, proxy.port);
   socks.write(Buffer.concat([socks5Greeting(), socks5Connect("127.0.0.1", tp.port)]));
   assert.deepEqual([...(await socks.read(4))], [5, 0, 5, 1], "REP 01: the server's own failure");
+  await until(() => proxy.stats().clients === 5, "the refused client closed");
   const web = await RawClient.connect(t, proxy.port);
   web.write(`CONNECT 127.0.0.1:${tp.port} HTTP/1.1\r\nHost: x\r\n\r\n`);
   const head = await web.readHttpHead();
@@ -413,6 +416,36 @@ test("near the descriptor limit requests are told to try later (SOCKS REP 01, HT
   for (const c of clients) c.socket.destroy();
   await untilIdle(proxy);
   assert.equal(events.of("fdLimit").filter((e) => e.event === "end").length, 1);
+});
+
+test("a client that would take the last descriptor (clients and their upstreams share the budget) is closed at accept and counted as dropped", async (t) => {
+  const tp = await tarpit(t);
+  const events = recordProxyEvents(t);
+  const { openFds } = await import("../../src/proxy/fds.js");
+  const before = openFds();
+  assert.ok(before !== null);
+  // A budget of 6: three clients with an upstream each fill it, though
+  // three clients are far below the listener's own client limit.
+  const proxy = await startProxy(t, {
+    identity: "global",
+    limits: { profile: "windows" },
+    admin: { port: 0 },
+    maxOpenFds: before + 2 + 8 + 6,
+  });
+  const admin = proxy.adminAddress;
+  assert.ok(admin);
+  for (let i = 0; i < 3; i++) {
+    const c = await RawClient.connect(t, proxy.port);
+    c.write(Buffer.concat([socks5Greeting(), socks5Connect("127.0.0.1", tp.port)]));
+    await until(() => proxy.stats().inFlight === i + 1, `attempt ${i + 1} pending`);
+  }
+  const late = await RawClient.connect(t, proxy.port);
+  await late.closed;
+  assert.equal(proxy.stats().clients, 3);
+  const metrics = await adminCall(admin.port, "GET", "/metrics");
+  assert.match(metrics.body, /^synlimit_gate_fd_limit_refusals_total\{reason="dropped"\} 1$/m);
+  assert.doesNotMatch(metrics.body, /client_errors_total\{reason="max-clients"\}/);
+  assert.equal(events.of("fdLimit").filter((e) => e.event === "start").length, 1);
 });
 
 // --- 9. bare LF and slowloris -------------------------------------------------------
@@ -488,4 +521,25 @@ test("identity process: the limit-reached metric is labelled by executable, neve
   assert.match(text, /^synlimit_gate_limit_reached_total\{identity="exe:[^"]+"\} 1$/m);
   assert.match(text, /^synlimit_gate_attempts_queued\{identity="exe:[^"]+"\} 1$/m);
   assert.doesNotMatch(text, /identity="process:/);
+});
+
+test("an identity whose every request is refused before dialling leaves no gate behind (the owner check creates none)", async (t) => {
+  const proxy = await startProxy(t, { identity: "user", deny: ["127.0.0.2"] });
+  for (let i = 0; i < 20; i++) {
+    const c = await RawClient.connect(t, proxy.port);
+    const user = Buffer.from(`u${i}`);
+    c.write(
+      Buffer.concat([
+        socks5Greeting([2]),
+        Buffer.from([1, user.length]),
+        user,
+        Buffer.from([1, 120]),
+      ]),
+    );
+    c.write(socks5Connect("127.0.0.2", 9));
+    // Method, auth status, then REP 02: not allowed by the rules.
+    assert.deepEqual([...(await c.read(6))].slice(0, 6), [5, 2, 1, 0, 5, 2]);
+    await c.closed;
+  }
+  assert.equal(proxy.identityCount, 0);
 });

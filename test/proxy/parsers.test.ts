@@ -105,6 +105,17 @@ test("SOCKS5 parsers: greeting, RFC 1929 auth, requests of each address type; re
     [5, 0, 0, 1, 127, 0, 0, 1, 0, 2],
   );
   assert.deepEqual([...encodeReply(5)], [5, 5, 0, 1, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(
+    [...encodeReply(0, { host: "127.1.255.254", port: 65535 })],
+    [5, 0, 0, 1, 127, 1, 255, 254, 255, 255],
+  );
+  // Not a dotted quad Node would print: the general path, or no address.
+  for (const odd of ["127.0.0.256", "127.0.0", "127.0.0.1.", "127..0.1", "1270.0.0.1", ""])
+    assert.deepEqual([...encodeReply(0, { host: odd, port: 7 }).subarray(0, 4)], [5, 0, 0, 1], odd);
+  assert.deepEqual(
+    [...encodeReply(0, { host: "127.0.0.256", port: 7 })],
+    [5, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+  );
 });
 
 test("HTTP parser: CONNECT authority-form, absolute URIs, strict framing", () => {

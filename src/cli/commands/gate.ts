@@ -4,6 +4,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import type { pino } from "pino";
 import { isProfileName, type ProfileName, profileNames } from "../../emulate/profiles.js";
 import { formatEndpoint, SynlimitError, usageError } from "../../errors.js";
+import { parseNumberText } from "../../gate/number-text.js";
 import { parseTiming, timingNames } from "../../gate/timing.js";
 import { isLoopbackAddress } from "../../loopback.js";
 import { proxyChannelNames } from "../../proxy/channels.js";
@@ -60,9 +61,10 @@ function profile(value: string): ProfileName {
 
 function maxInFlight(value: string): number {
   if (value === "unlimited") return Number.POSITIVE_INFINITY;
-  if (!/^[1-9]\d*$/.test(value))
+  const n = parseNumberText(value);
+  if (n === null || !Number.isSafeInteger(n) || n < 1)
     throw new InvalidArgumentError('expected a positive integer or "unlimited".');
-  return Number(value);
+  return n;
 }
 
 function policy(value: string): Flags["policy"] {
@@ -82,9 +84,10 @@ function timing(value: string): LimitSettings["timing"] {
 }
 
 function integer(value: string): number {
-  if (!/^[1-9]\d*$/.test(value) || !Number.isSafeInteger(Number(value)))
+  const n = parseNumberText(value);
+  if (n === null || !Number.isSafeInteger(n) || n < 1)
     throw new InvalidArgumentError("expected a positive integer.");
-  return Number(value);
+  return n;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {

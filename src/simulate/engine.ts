@@ -1,4 +1,4 @@
-import { EventHeap } from "./heap.js";
+import { EventHeap, heapPop, heapPush } from "./heap.js";
 import { OUTCOME_CANCELLED, OUTCOME_TIMEOUT, type Workload } from "./workload.js";
 
 export interface SimConfig {
@@ -344,6 +344,14 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
  * (closures would keep it in heap-allocated contexts, several times slower);
  * the rate policy, rarer and timer-driven, takes `simulateGeneral`. Tests
  * check that both give identical runs.
+ *
+ * The loop touches no object property and calls only the heap's two free
+ * functions: a path first taken late in a run (a growth, a method with no
+ * type feedback yet) would throw the optimised loop back to the interpreter
+ * for the time of a recompilation, which costs a cold run a large share of
+ * its time on a busy machine. So every array is sized up front for the worst
+ * case (an attempt has at most two pending events and makes at most two queue
+ * changes); untouched pages of a large typed array cost no memory.
  */
 export function simulate(w: Workload, config: SimConfig): SimRun {
   if (config.policy === "rate") return simulateGeneral(w, config);
@@ -351,7 +359,8 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
   const k = config.maxInFlight;
   const reject = config.policy === "reject";
   const byDest = config.scope === "destination";
-  const failAtMs = config.failAtMs;
+  const hasDeadline = config.failAtMs !== null;
+  const failAtMs = config.failAtMs ?? 0;
   const keys = byDest ? Math.max(1, w.destNames.length) : 1;
   const tArr = w.t;
   const durationMs = w.durationMs;
@@ -359,35 +368,53 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
   const patienceMs = w.patienceMs;
   const destArr = w.dest;
   const gapMs = w.gapMs;
+  const parentArr = w.parent;
   const arrival = new Float64Array(n).fill(Number.NaN);
   const start = new Float64Array(n).fill(Number.NaN);
   const end = new Float64Array(n).fill(Number.NaN);
   const fate = new Uint8Array(n).fill(FATE_QUEUED);
-  const next = new Int32Array(n).fill(-1);
+  const next = new Int32Array(n);
   const inFlight = new Int32Array(keys);
   const qHead = new Int32Array(keys).fill(-1);
   const qTail = new Int32Array(keys).fill(-1);
   const qLive = new Int32Array(keys);
-  const heap = new EventHeap(1024);
+  const hTimes = new Float64Array(2 * n + 2);
+  const hItems = new Int32Array(2 * n + 2);
+  const logTimes = new Float64Array(2 * n + 2);
+  const logValues = new Int32Array(2 * n + 2);
 
-  const firstChild = new Int32Array(n).fill(-1);
-  const sibling = new Int32Array(n).fill(-1);
+  // Requests that follow no earlier attempt (roots), in time order; in the
+  // common case (no follow-ups, lines in time order) they are 0..n-1 and need
+  // neither an index nor child lists.
   let roots = 0;
-  for (let i = n - 1; i >= 0; i--) {
-    const p = w.parent[i] as number;
-    if (p >= 0) {
-      sibling[i] = firstChild[p] as number;
-      firstChild[p] = i;
-    } else roots++;
-  }
-  const order = new Int32Array(roots);
+  let hasChildren = false;
   let sorted = true;
-  for (let i = 0, j = 0; i < n; i++) {
-    if ((w.parent[i] as number) >= 0) continue;
-    if (j > 0 && (tArr[i] as number) < (tArr[order[j - 1] as number] as number)) sorted = false;
-    order[j++] = i;
+  let lastRootT = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    if ((parentArr[i] as number) >= 0) {
+      hasChildren = true;
+      continue;
+    }
+    roots++;
+    const ti = tArr[i] as number;
+    if (ti < lastRootT) sorted = false;
+    lastRootT = ti;
   }
-  if (!sorted) order.sort((a, b) => (tArr[a] as number) - (tArr[b] as number) || a - b);
+  const identity = sorted && !hasChildren;
+  const order = new Int32Array(identity ? 0 : roots);
+  const firstChild = new Int32Array(hasChildren ? n : 0).fill(-1);
+  const sibling = new Int32Array(hasChildren ? n : 0).fill(-1);
+  if (!identity) {
+    for (let i = n - 1; i >= 0; i--) {
+      const p = parentArr[i] as number;
+      if (p >= 0) {
+        sibling[i] = firstChild[p] as number;
+        firstChild[p] = i;
+      }
+    }
+    for (let i = 0, j = 0; i < n; i++) if ((parentArr[i] as number) < 0) order[j++] = i;
+    if (!sorted) order.sort((a, b) => (tArr[a] as number) - (tArr[b] as number) || a - b);
+  }
 
   let events = 0;
   let now = Number.NEGATIVE_INFINITY;
@@ -399,33 +426,28 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
   let saturatedMs = 0;
   let maxInFlightSeen = 0;
   let maxQueued = 0;
-  let log = { times: new Float64Array(1024), values: new Int32Array(1024), length: 0 };
-  let logTimes = log.times;
-  let logValues = log.values;
   let logLength = 0;
+  let hSize = 0;
   let ri = 0;
 
   for (;;) {
-    const heapTime = heap.peekTime();
-    const root = ri < roots ? (order[ri] as number) : -1;
-    const rootTime = root >= 0 ? (tArr[root] as number) : Number.POSITIVE_INFINITY;
-    if (root < 0 && heapTime === Number.POSITIVE_INFINITY) break;
-    events++;
+    const root = ri < roots ? (identity ? ri : (order[ri] as number)) : -1;
     let a: number;
     let kind: number;
     let t: number;
-    if (heapTime <= rootTime) {
-      const item = heap.peekItem();
-      heap.pop();
+    if (hSize > 0 && (root < 0 || (hTimes[0] as number) <= (tArr[root] as number))) {
+      t = hTimes[0] as number;
+      const item = hItems[0] as number;
+      heapPop(hTimes, hItems, hSize--);
       a = item >> 2;
       kind = item & 3;
-      t = heapTime;
-    } else {
+    } else if (root >= 0) {
       a = root;
       kind = ARRIVE;
-      t = rootTime;
+      t = tArr[root] as number;
       ri++;
-    }
+    } else break;
+    events++;
     // Advance the clock: integrate slots and queue over [now, t).
     if (t > now && now !== Number.NEGATIVE_INFINITY) {
       const dt = t - now;
@@ -438,14 +460,14 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
     let follow = false;
     let drain = false;
     let queueChanged = false;
+    // The attempt to start now: an arrival that found a slot, or queue heads after an end.
+    let b = -1;
 
     if (kind === ARRIVE) {
       arrival[a] = now;
       if (Number.isNaN(firstArrival)) firstArrival = now;
-      if ((inFlight[key] as number) < k && (qLive[key] as number) === 0) {
-        // Starts at once (the begin step below).
-        fate[a] = FATE_STARTED;
-      } else if (reject) {
+      if ((inFlight[key] as number) < k && (qLive[key] as number) === 0) b = a;
+      else if (reject) {
         fate[a] = FATE_REJECTED;
         end[a] = now;
         follow = true;
@@ -453,12 +475,13 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
         const tail = qTail[key] as number;
         if (tail < 0) qHead[key] = a;
         else next[tail] = a;
+        next[a] = -1;
         qTail[key] = a;
         qLive[key] = (qLive[key] as number) + 1;
         totalQueued++;
         queueChanged = true;
         if ((outcomeArr[a] as number) === OUTCOME_CANCELLED) {
-          heap.push(now + (patienceMs[a] as number), (a << 2) | GIVE_UP);
+          heapPush(hTimes, hItems, hSize++, now + (patienceMs[a] as number), (a << 2) | GIVE_UP);
         }
       }
     } else if (kind === END) {
@@ -477,23 +500,20 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
       follow = true;
     }
 
-    if (follow) {
+    if (follow && hasChildren) {
       for (let c = firstChild[a] as number; c >= 0; c = sibling[c] as number) {
-        heap.push(now + (gapMs[c] as number), (c << 2) | ARRIVE);
+        heapPush(hTimes, hItems, hSize++, now + (gapMs[c] as number), (c << 2) | ARRIVE);
       }
     }
-    // Attempts to start now: the arrival that found a slot, or queue heads after an end.
-    let b =
-      kind === ARRIVE && fate[a] === FATE_STARTED && Number.isNaN(start[a] as number) ? a : -1;
     for (;;) {
       if (b < 0 && drain && (inFlight[key] as number) < k) {
         // Dequeue the first attempt still waiting.
         for (;;) {
           const h = qHead[key] as number;
           if (h < 0) break;
-          qHead[key] = next[h] as number;
-          if (qHead[key] === -1) qTail[key] = -1;
-          next[h] = -1;
+          const after = next[h] as number;
+          qHead[key] = after;
+          if (after < 0) qTail[key] = -1;
           if (fate[h] === FATE_QUEUED) {
             qLive[key] = (qLive[key] as number) - 1;
             totalQueued--;
@@ -512,20 +532,15 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
       let until: number;
       if (outcome === OUTCOME_CANCELLED) {
         until = Math.max(now, (arrival[b] as number) + (patienceMs[b] as number));
-      } else if (outcome === OUTCOME_TIMEOUT && failAtMs !== null) until = now + failAtMs;
+      } else if (outcome === OUTCOME_TIMEOUT && hasDeadline) until = now + failAtMs;
       else until = now + (durationMs[b] as number);
-      heap.push(until, (b << 2) | END);
+      heapPush(hTimes, hItems, hSize++, until, (b << 2) | END);
       b = -1;
     }
     if (queueChanged) {
       if (totalQueued > maxQueued) maxQueued = totalQueued;
       if (logLength > 0 && logTimes[logLength - 1] === now) logValues[logLength - 1] = totalQueued;
       else {
-        if (logLength === logTimes.length) {
-          log = grow(logTimes, logValues);
-          logTimes = log.times;
-          logValues = log.values;
-        }
         logTimes[logLength] = now;
         logValues[logLength++] = totalQueued;
       }
@@ -550,12 +565,4 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
     queueLogValues: logValues,
     queueLogLength: logLength,
   };
-}
-
-function grow(times: Float64Array, values: Int32Array) {
-  const t2 = new Float64Array(times.length * 2);
-  t2.set(times);
-  const v2 = new Int32Array(values.length * 2);
-  v2.set(values);
-  return { times: t2, values: v2, length: times.length };
 }

@@ -104,25 +104,28 @@ export function summarize(run: SimRun, timelineBuckets = 60): SimSummary {
   const all = new Float64Array(n);
   const roleCount = new Int32Array(w.roleNames.length);
   const roleFailures = new Int32Array(w.roleNames.length);
-  const counts = new Map<string, number>([
-    ...outcomes.map((o) => [o, 0] as [string, number]),
-    ["rejected", 0],
-    ["gaveUp", 0],
-  ]);
+  // Final outcomes by code: the recorded outcomes' indices, then rejected and gave up.
+  const finalNames = [...outcomes, "rejected", "gaveUp"];
+  const rejectedCode = outcomes.length;
+  const gaveUpCode = outcomes.length + 1;
+  const connectedCode = outcomes.indexOf("connected");
+  const counts = new Int32Array(finalNames.length);
+  const outcome = w.outcome;
+  const fateArr = run.fate;
   let failures = 0;
   for (let i = 0; i < n; i++) {
     all[i] = waitOf(run, i);
     const r = w.role[i] as number;
     roleCount[r] = (roleCount[r] as number) + 1;
-    const fate = run.fate[i];
-    const final =
+    const fate = fateArr[i];
+    const code =
       fate === FATE_REJECTED
-        ? "rejected"
+        ? rejectedCode
         : fate === FATE_GAVE_UP
-          ? "gaveUp"
-          : (outcomes[w.outcome[i] as number] as string);
-    counts.set(final, (counts.get(final) ?? 0) + 1);
-    if (final !== "connected") {
+          ? gaveUpCode
+          : (outcome[i] as number);
+    counts[code] = (counts[code] as number) + 1;
+    if (code !== connectedCode) {
       failures++;
       roleFailures[r] = (roleFailures[r] as number) + 1;
     }
@@ -160,7 +163,7 @@ export function summarize(run: SimRun, timelineBuckets = 60): SimSummary {
       maxLength: run.maxQueued,
       timeline: queueTimeline(run, timelineBuckets),
     },
-    outcomes: Object.fromEntries(counts),
+    outcomes: Object.fromEntries(finalNames.map((name, code) => [name, counts[code] as number])),
     failures,
     events: run.events,
   };

@@ -109,6 +109,12 @@ const POW10 = new Float64Array(23).map((_, i) => 10 ** i);
 /** Where the last `scanNumber`/`scanString` stopped, and the string's hash. */
 let scanEnd = 0;
 let stringHash = 0;
+/**
+ * The last `scanNumber`'s value. Returned as a double from a call V8 does not
+ * inline (scanLine is too big to take it), it would be boxed: a heap number
+ * per field, six per line.
+ */
+const scannedNumber = new Float64Array(1);
 
 function skipSpace(buf: Buffer, i: number, end: number): number {
   while (i < end) {
@@ -167,8 +173,8 @@ function scanString(buf: Buffer, i: number, end: number): boolean {
   return false;
 }
 
-/** A JSON number from `i`, or NaN when there is none (no JSON number is NaN). */
-function scanNumber(buf: Buffer, i: number, end: number): number {
+/** A JSON number from `i` into `scannedNumber`; false when there is none. */
+function scanNumber(buf: Buffer, i: number, end: number): boolean {
   const start = i;
   const negative = buf[i] === MINUS;
   if (negative) i++;
@@ -183,10 +189,10 @@ function scanNumber(buf: Buffer, i: number, end: number): number {
       digits++;
       c = ++i < end ? (buf[i] as number) : 0;
     } while (c >= ZERO && c <= NINE);
-  } else return Number.NaN;
+  } else return false;
   if (c === DOT) {
     c = ++i < end ? (buf[i] as number) : 0;
-    if (c < ZERO || c > NINE) return Number.NaN;
+    if (c < ZERO || c > NINE) return false;
     do {
       mantissa = mantissa * 10 + (c - ZERO);
       digits++;
@@ -198,7 +204,7 @@ function scanNumber(buf: Buffer, i: number, end: number): number {
     c = ++i < end ? (buf[i] as number) : 0;
     const expNegative = c === MINUS;
     if (c === MINUS || c === PLUS) c = ++i < end ? (buf[i] as number) : 0;
-    if (c < ZERO || c > NINE) return Number.NaN;
+    if (c < ZERO || c > NINE) return false;
     let e = 0;
     do {
       if (e < 100_000) e = e * 10 + (c - ZERO);
@@ -208,9 +214,13 @@ function scanNumber(buf: Buffer, i: number, end: number): number {
   }
   scanEnd = i;
   // Clinger's fast path; the rest (long mantissas, large exponents) as JSON.parse does it.
-  if (digits > 15 || exp10 < -22 || exp10 > 22) return Number(buf.toString("latin1", start, i));
+  if (digits > 15 || exp10 < -22 || exp10 > 22) {
+    scannedNumber[0] = Number(buf.toString("latin1", start, i));
+    return true;
+  }
   const v = exp10 < 0 ? mantissa / (POW10[-exp10] as number) : mantissa * (POW10[exp10] as number);
-  return negative ? -v : v;
+  scannedNumber[0] = negative ? -v : v;
+  return true;
 }
 
 const LITERALS = ["true", "false", "null"];
@@ -230,7 +240,7 @@ function skipScalar(buf: Buffer, i: number, end: number): boolean {
       return true;
     }
   }
-  return !Number.isNaN(scanNumber(buf, i, end));
+  return scanNumber(buf, i, end);
 }
 
 function finiteAtLeastZero(v: number): boolean {
@@ -294,8 +304,8 @@ export function scanLine(buf: Buffer, start: number, end: number, cur: TraceCurs
       if (!skipScalar(buf, i, end)) return -1;
       i = scanEnd;
     } else {
-      const v = scanNumber(buf, i, end);
-      if (Number.isNaN(v)) return -1;
+      if (!scanNumber(buf, i, end)) return -1;
+      const v = scannedNumber[0] as number;
       i = scanEnd;
       if (key === K_ID) id = v;
       else if (key === K_T) t = v;

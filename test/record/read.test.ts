@@ -318,3 +318,30 @@ test("trace reader: a malformed line fails with its line number, wherever it fal
   writeFileSync(file, `${good[0]}${"x".repeat(2 << 20)}\n`);
   await assert.rejects(loadTrace(file), /:2: line longer than 1048576 bytes$/);
 });
+
+test("trace reader: sparse and huge ids are found again for after and duplicates", async (t) => {
+  const file = path.join(tempDir(t), "ids.trace");
+  const ids = [1e12, 5, 2 ** 53 - 1, 70_000, 0];
+  const line = (id: number, after?: number) =>
+    formatRecord({
+      id,
+      t: 1,
+      dest: "127.0.0.1:389",
+      durationMs: 1,
+      outcome: "connected",
+      ...(after !== undefined && { after, gapMs: 1 }),
+    });
+  writeFileSync(file, ids.map((id, i) => line(id, i > 0 ? ids[i - 1] : undefined)).join(""));
+  const records = await loadTrace(file);
+  sameValue(records, referenceRead(file));
+  assert.deepEqual(Array.from((await loadWorkload(file)).parent), [-1, 0, 1, 2, 3]);
+  for (const dup of ids) {
+    writeFileSync(file, ids.map((id) => line(id)).join("") + line(dup));
+    await assert.rejects(loadTrace(file), new RegExp(`:6: id ${dup} appears twice$`));
+  }
+  writeFileSync(file, line(1e12) + line(7, 1e12 + 1));
+  await assert.rejects(
+    loadTrace(file),
+    /:2: "after" 1000000000001 is not an earlier attempt's id$/,
+  );
+});

@@ -4,9 +4,9 @@
  * is deterministic whatever the heap's shape. Four children per node halve
  * the depth of a binary heap, and a node's children share a cache line.
  *
- * The free functions are what the engine's hot loop calls on its own arrays
- * (plain functions of typed arrays inline well and allocate nothing);
- * `EventHeap` wraps them for everything else.
+ * The free functions work on the caller's own arrays: the engine's fast loop
+ * calls heapPush for its rarer pushes and writes the hot push and pop out in
+ * place (see engine.ts); `EventHeap` wraps them for everything else.
  */
 
 /** Inserts (time, item) into a heap of `size` entries; the arrays must have room for one more. */

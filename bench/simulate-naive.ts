@@ -4,7 +4,11 @@
  * kept in order by sorting after every push. Same semantics as the core for
  * the queue policy (process scope, no follow-ups), so the waits must match.
  */
-import type { Workload } from "../src/simulate/workload.js";
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { invalidTrace } from "../src/errors.js";
+import { parseRecord, type TraceRecord } from "../src/record/trace.js";
+import { type Workload, workloadFromRecords } from "../src/simulate/workload.js";
 
 interface NaiveAttempt {
   t: number;
@@ -60,4 +64,32 @@ export function simulateNaive(
     }
   }
   return { waits: attempts.map((a) => a.start - a.arrival), events };
+}
+
+/**
+ * The straightforward trace reader the benchmark compares against (the
+ * project's own before the byte scanner): readline over a UTF-8 stream,
+ * JSON.parse and parseRecord per line, a record object per attempt, then
+ * columns from the records.
+ */
+export async function loadWorkloadNaive(path: string): Promise<Workload> {
+  const records: TraceRecord[] = [];
+  const seen = new Set<number>();
+  let lineNo = 0;
+  const lines = createInterface({
+    input: createReadStream(path, { encoding: "utf8" }),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  for await (const line of lines) {
+    lineNo++;
+    if (line.trim() === "") continue;
+    const r = parseRecord(line, path, lineNo);
+    if (seen.has(r.id)) throw invalidTrace(path, lineNo, `id ${r.id} appears twice`);
+    if (r.after !== undefined && !seen.has(r.after)) {
+      throw invalidTrace(path, lineNo, `"after" ${r.after} is not an earlier attempt's id`);
+    }
+    seen.add(r.id);
+    records.push(r);
+  }
+  return workloadFromRecords(records);
 }

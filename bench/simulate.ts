@@ -1,8 +1,10 @@
 /**
  * synlimit simulate, measured: the typed-array core against a straightforward
  * simulator (bench/simulate-naive.ts) on the same generated workloads, each
- * round in fresh processes, order rotated; then a 1 M-attempt trace end to
- * end through the CLI. `node dist/bench/simulate.js [--rounds N] [--n N]`
+ * measurement a fresh process, the order alternating between rounds; the
+ * trace reader against the straightforward one the same way; then a
+ * 1 M-attempt trace end to end through the CLI.
+ * `node dist/bench/simulate.js [--rounds N] [--sizes 1000000,4000000]`
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,65 +20,96 @@ import { median } from "./stats.js";
 const { values } = parseArgs({
   options: {
     rounds: { type: "string", default: "5" },
-    n: { type: "string", default: "1000000" },
+    sizes: { type: "string", default: "1000000,4000000" },
   },
   strict: true,
 });
 const rounds = Number(values.rounds);
-const n = Number(values.n);
+const sizes = values.sizes.split(",").map(Number);
 const child = fileURLToPath(new URL("./simulate-child.js", import.meta.url));
+const readChild = fileURLToPath(new URL("./simulate-read-child.js", import.meta.url));
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 const log = (line: string) => process.stderr.write(`${line}\n`);
-
-function measure(impl: string, k: number, seed: number) {
-  const out = execFileSync(
-    process.execPath,
-    [child, "--impl", impl, "--n", String(n), "--k", String(k), "--seed", String(seed)],
-    {
-      encoding: "utf8",
-    },
-  );
-  return JSON.parse(out) as { events: number; ms: number; meanWaitMs: number };
-}
-
-const lines: string[] = [];
-lines.push(
-  `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}, load average ${os
+const load = () =>
+  os
     .loadavg()
     .map((x) => x.toFixed(2))
-    .join(" ")}`,
-  "",
-);
-lines.push(
-  "| k | core M events/s (median) | naive M events/s (median) | core/naive per round: median (min–max) | lowest core round |",
-  "| --- | --- | --- | --- | --- |",
-);
-for (const k of [1, 4]) {
-  const core: number[] = [];
-  const naive: number[] = [];
-  const ratios: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? ["core", "naive"] : ["naive", "core"];
-    const got: Record<string, { events: number; ms: number; meanWaitMs: number }> = {};
-    for (const impl of order) got[impl] = measure(impl, k, r + 1);
-    const c = got.core as { events: number; ms: number; meanWaitMs: number };
-    const v = got.naive as { events: number; ms: number; meanWaitMs: number };
-    if (Math.abs(c.meanWaitMs - v.meanWaitMs) > 1e-6 * Math.max(1, c.meanWaitMs)) {
-      throw new Error(`core and naive disagree: mean wait ${c.meanWaitMs} vs ${v.meanWaitMs}`);
-    }
-    core.push(c.events / c.ms / 1000);
-    naive.push(v.events / v.ms / 1000);
-    ratios.push((core[r] as number) / (naive[r] as number));
-    log(
-      `k=${k} round ${r + 1}: core ${(core[r] as number).toFixed(2)}, naive ${(naive[r] as number).toFixed(2)} M events/s`,
-    );
-  }
-  lines.push(
-    `| ${k} | ${median(core).toFixed(2)} | ${median(naive).toFixed(2)} | ${median(ratios).toFixed(1)}× (${Math.min(...ratios).toFixed(1)}–${Math.max(...ratios).toFixed(1)}) | ${Math.min(...core).toFixed(2)} |`,
-  );
+    .join(" ");
+const f2 = (x: number) => x.toFixed(2);
+const spread = (xs: number[], digits = 1, unit = "×") =>
+  `${median(xs).toFixed(digits)}${unit} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+
+interface Sim {
+  events: number;
+  ms: number;
+  cpuMs: number;
+  meanWaitMs: number;
 }
 
-// End to end: a 1 M-attempt trace file through `synlimit simulate --json`.
+function run<T>(script: string, args: string[]): T {
+  return JSON.parse(
+    execFileSync(process.execPath, [script, ...args], { encoding: "utf8", maxBuffer: 1 << 20 }),
+  ) as T;
+}
+
+/** Runs `measure(impl, round)` for both implementations each round, alternating which goes first. */
+function paired<T>(impls: [string, string], measure: (impl: string, round: number) => T) {
+  const out: Array<Record<string, T>> = [];
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? impls : ([impls[1], impls[0]] as const);
+    const got: Record<string, T> = {};
+    for (const impl of order) got[impl] = measure(impl, r);
+    out.push(got);
+  }
+  return out;
+}
+
+const loadAtStart = load();
+const lines: string[] = [];
+lines.push(
+  `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, Node ${process.version}; load average at start ${loadAtStart}`,
+  "",
+  "| arrivals | k | core M events/s, wall: median (lowest) | core M events/s per CPU-second: median | naive M events/s, wall: median | core/naive per round, wall: median (min–max) |",
+  "| --- | --- | --- | --- | --- | --- |",
+);
+for (const n of sizes) {
+  for (const k of [1, 4]) {
+    const results = paired(["core", "naive"], (impl, r) =>
+      run<Sim>(child, [
+        "--impl",
+        impl,
+        "--n",
+        String(n),
+        "--k",
+        String(k),
+        "--seed",
+        String(r + 1),
+      ]),
+    );
+    const core: number[] = [];
+    const coreCpu: number[] = [];
+    const naive: number[] = [];
+    const ratios: number[] = [];
+    results.forEach((got, r) => {
+      const c = got.core as Sim;
+      const v = got.naive as Sim;
+      if (Math.abs(c.meanWaitMs - v.meanWaitMs) > 1e-6 * Math.max(1, c.meanWaitMs)) {
+        throw new Error(`core and naive disagree: mean wait ${c.meanWaitMs} vs ${v.meanWaitMs}`);
+      }
+      core.push(c.events / c.ms / 1000);
+      coreCpu.push(c.events / c.cpuMs / 1000);
+      naive.push(v.events / v.ms / 1000);
+      ratios.push((core[r] as number) / (naive[r] as number));
+      log(
+        `n=${n} k=${k} round ${r + 1}: core ${f2(core[r] as number)} (cpu ${f2(coreCpu[r] as number)}), naive ${f2(naive[r] as number)} M events/s`,
+      );
+    });
+    lines.push(
+      `| ${n.toExponential(0).replace("e+", "·10^")} | ${k} | ${f2(median(core))} (${f2(Math.min(...core))}) | ${f2(median(coreCpu))} | ${f2(median(naive))} | ${spread(ratios)} |`,
+    );
+  }
+}
+
 const dir = mkdtempSync(path.join(os.tmpdir(), "synlimit-bench-sim-"));
 try {
   const file = path.join(dir, "1m.trace");
@@ -101,22 +134,73 @@ try {
       }),
     );
   }
-  writeFileSync(file, chunks.join(""));
+  const text = chunks.join("");
+  writeFileSync(file, text);
+  const mb = (Buffer.byteLength(text) / 1e6).toFixed(0);
+
+  // Reading alone: the byte scanner against readline + JSON.parse, same file.
+  interface Read {
+    attempts: number;
+    ms: number;
+    cpuMs: number;
+    checksum: number;
+  }
+  const reads = paired(["fast", "naive"], (impl) =>
+    run<Read>(readChild, ["--impl", impl, "--file", file]),
+  );
+  const fastS: number[] = [];
+  const naiveS: number[] = [];
+  const fastCpu: number[] = [];
+  const naiveCpu: number[] = [];
+  const readRatios: number[] = [];
+  reads.forEach((got, r) => {
+    const a = got.fast as Read;
+    const b = got.naive as Read;
+    if (a.attempts !== b.attempts || a.checksum !== b.checksum) {
+      throw new Error(`readers disagree: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+    }
+    fastS.push(a.ms / 1000);
+    naiveS.push(b.ms / 1000);
+    fastCpu.push(a.cpuMs / 1000);
+    naiveCpu.push(b.cpuMs / 1000);
+    readRatios.push(b.ms / a.ms);
+    log(`read round ${r + 1}: fast ${f2(a.ms / 1000)} s, naive ${f2(b.ms / 1000)} s`);
+  });
+
+  // End to end: the CLI, Node start-up included; the child reports its CPU time as it exits.
+  const cpuAtExit = `data:text/javascript,process.on("exit",()=>{const u=process.cpuUsage();process.stderr.write("cpuMs "+(u.user+u.system)/1000+"\\n")})`;
   const walls: number[] = [];
+  const cpus: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const t0 = performance.now();
     const res = spawnSync(
       process.execPath,
-      [cli, "simulate", file, "--profile", "incident", "--timing", "none", "--json"],
+      [
+        "--import",
+        cpuAtExit,
+        cli,
+        "simulate",
+        file,
+        "--profile",
+        "incident",
+        "--timing",
+        "none",
+        "--json",
+      ],
       { encoding: "utf8", maxBuffer: 1 << 26 },
     );
     if (res.status !== 0) throw new Error(res.stderr);
     walls.push((performance.now() - t0) / 1000);
-    log(`end to end round ${r + 1}: ${(walls[r] as number).toFixed(2)} s`);
+    cpus.push(Number(/cpuMs ([\d.]+)/.exec(res.stderr)?.[1]) / 1000);
+    log(`end to end round ${r + 1}: ${f2(walls[r] as number)} s (cpu ${f2(cpus[r] as number)} s)`);
   }
   lines.push(
     "",
-    `1 M-attempt trace (${(Buffer.byteLength(chunks.join("")) / 1e6).toFixed(0)} MB) through \`synlimit simulate --json\`, wall clock per run including Node start-up: median ${median(walls).toFixed(2)} s (${Math.min(...walls).toFixed(2)}–${Math.max(...walls).toFixed(2)} s over ${rounds} runs).`,
+    `Reading the 1 M-attempt trace (${mb} MB) into columns, wall clock: byte scanner ${spread(fastS, 2, " s")}, readline + JSON.parse ${spread(naiveS, 2, " s")}; naive/scanner per round ${spread(readRatios)}. CPU time: scanner ${spread(fastCpu, 2, " s")}, readline + JSON.parse ${spread(naiveCpu, 2, " s")}.`,
+    "",
+    `The same trace through \`synlimit simulate --json --profile incident --timing none\`, per run including Node start-up (${rounds} runs): wall clock ${spread(walls, 2, " s")}, CPU time ${spread(cpus, 2, " s")}.`,
+    "",
+    `Load average at end ${load()}.`,
   );
 } finally {
   rmSync(dir, { recursive: true, force: true });

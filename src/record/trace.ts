@@ -95,7 +95,7 @@ export function parseRecord(text: string, where: string, lineNo: number): TraceR
 
 const hostPort = /^(?:\[[0-9A-Fa-f:.%\w]+\]|[^\s:[\]]+):(\d{1,5})$/;
 
-function isHostPort(dest: string): boolean {
+export function isHostPort(dest: string): boolean {
   const port = hostPort.exec(dest)?.[1];
   return port !== undefined && Number(port) >= 1 && Number(port) <= 65535;
 }

@@ -1,4 +1,4 @@
-import { EventHeap } from "./heap.js";
+import { EventHeap, heapPush } from "./heap.js";
 import { OUTCOME_CANCELLED, OUTCOME_TIMEOUT, type Workload } from "./workload.js";
 
 export interface SimConfig {
@@ -43,6 +43,12 @@ export interface SimRun {
   readonly queueLogValues: Int32Array;
   readonly queueLogLength: number;
 }
+
+/** Slots of the fast path's `acc`. */
+const NOW = 0;
+const IN_FLIGHT_AREA = 1;
+const QUEUE_AREA = 2;
+const SATURATED_MS = 3;
 
 const ARRIVE = 0;
 const END = 1;
@@ -344,6 +350,14 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
  * (closures would keep it in heap-allocated contexts, several times slower);
  * the rate policy, rarer and timer-driven, takes `simulateGeneral`. Tests
  * check that both give identical runs.
+ *
+ * The loop touches no object property and calls only the heap's two free
+ * functions: a path first taken late in a run (a growth, a method with no
+ * type feedback yet) would throw the optimised loop back to the interpreter
+ * for the time of a recompilation, which costs a cold run a large share of
+ * its time on a busy machine. So every array is sized up front for the worst
+ * case (an attempt has at most two pending events and makes at most two queue
+ * changes); untouched pages of a large typed array cost no memory.
  */
 export function simulate(w: Workload, config: SimConfig): SimRun {
   if (config.policy === "rate") return simulateGeneral(w, config);
@@ -351,7 +365,8 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
   const k = config.maxInFlight;
   const reject = config.policy === "reject";
   const byDest = config.scope === "destination";
-  const failAtMs = config.failAtMs;
+  const hasDeadline = config.failAtMs !== null;
+  const failAtMs = config.failAtMs ?? 0;
   const keys = byDest ? Math.max(1, w.destNames.length) : 1;
   const tArr = w.t;
   const durationMs = w.durationMs;
@@ -359,106 +374,122 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
   const patienceMs = w.patienceMs;
   const destArr = w.dest;
   const gapMs = w.gapMs;
-  const arrival = new Float64Array(n).fill(Number.NaN);
-  const start = new Float64Array(n).fill(Number.NaN);
-  const end = new Float64Array(n).fill(Number.NaN);
+  const { roots, identity, order, firstChild, sibling } = rootsOf(w);
+  const hasChildren = firstChild.length > 0;
+  // Every attempt arrives and ends, so those two need no initial value;
+  // `start` is set to NaN where an attempt never starts.
+  const arrival = new Float64Array(n);
+  const start = new Float64Array(n);
+  const end = new Float64Array(n);
   const fate = new Uint8Array(n).fill(FATE_QUEUED);
-  const next = new Int32Array(n).fill(-1);
+  const next = new Int32Array(n);
   const inFlight = new Int32Array(keys);
   const qHead = new Int32Array(keys).fill(-1);
   const qTail = new Int32Array(keys).fill(-1);
   const qLive = new Int32Array(keys);
-  const heap = new EventHeap(1024);
-
-  const firstChild = new Int32Array(n).fill(-1);
-  const sibling = new Int32Array(n).fill(-1);
-  let roots = 0;
-  for (let i = n - 1; i >= 0; i--) {
-    const p = w.parent[i] as number;
-    if (p >= 0) {
-      sibling[i] = firstChild[p] as number;
-      firstChild[p] = i;
-    } else roots++;
-  }
-  const order = new Int32Array(roots);
-  let sorted = true;
-  for (let i = 0, j = 0; i < n; i++) {
-    if ((w.parent[i] as number) >= 0) continue;
-    if (j > 0 && (tArr[i] as number) < (tArr[order[j - 1] as number] as number)) sorted = false;
-    order[j++] = i;
-  }
-  if (!sorted) order.sort((a, b) => (tArr[a] as number) - (tArr[b] as number) || a - b);
+  const hTimes = new Float64Array(2 * n + 2);
+  const hItems = new Int32Array(2 * n + 2);
+  const logTimes = new Float64Array(2 * n + 2);
+  const logValues = new Int32Array(2 * n + 2);
 
   let events = 0;
-  let now = Number.NEGATIVE_INFINITY;
-  let firstArrival = Number.NaN;
+  // The doubles carried from one event to the next live in a typed array:
+  // as plain locals of a loop optimised on entry (OSR), V8 keeps them boxed
+  // and allocates a number per update, several per event.
+  const acc = new Float64Array(4);
+  acc[NOW] = Number.NEGATIVE_INFINITY;
+  // The first event is the first root's arrival: the heap starts empty.
+  const firstArrival = roots > 0 ? (tArr[identity ? 0 : (order[0] as number)] as number) : 0;
   let totalInFlight = 0;
   let totalQueued = 0;
-  let inFlightArea = 0;
-  let queueArea = 0;
-  let saturatedMs = 0;
   let maxInFlightSeen = 0;
   let maxQueued = 0;
-  let log = { times: new Float64Array(1024), values: new Int32Array(1024), length: 0 };
-  let logTimes = log.times;
-  let logValues = log.values;
   let logLength = 0;
+  let hSize = 0;
   let ri = 0;
 
   for (;;) {
-    const heapTime = heap.peekTime();
-    const root = ri < roots ? (order[ri] as number) : -1;
-    const rootTime = root >= 0 ? (tArr[root] as number) : Number.POSITIVE_INFINITY;
-    if (root < 0 && heapTime === Number.POSITIVE_INFINITY) break;
-    events++;
+    const root = ri < roots ? (identity ? ri : (order[ri] as number)) : -1;
     let a: number;
     let kind: number;
     let t: number;
-    if (heapTime <= rootTime) {
-      const item = heap.peekItem();
-      heap.pop();
+    if (hSize > 0 && (root < 0 || (hTimes[0] as number) <= (tArr[root] as number))) {
+      t = hTimes[0] as number;
+      const item = hItems[0] as number;
+      // heapPop, by hand: see the END push below.
+      const last = --hSize;
+      if (last > 0) {
+        const lt = hTimes[last] as number;
+        const li = hItems[last] as number;
+        let h = 0;
+        for (;;) {
+          const first = 4 * h + 1;
+          if (first >= last) break;
+          let child = first;
+          let ct = hTimes[first] as number;
+          let ci = hItems[first] as number;
+          const stop = first + 3 < last ? first + 3 : last - 1;
+          for (let c = first + 1; c <= stop; c++) {
+            const tc = hTimes[c] as number;
+            if (tc < ct || (tc === ct && (hItems[c] as number) < ci)) {
+              child = c;
+              ct = tc;
+              ci = hItems[c] as number;
+            }
+          }
+          if (lt < ct || (lt === ct && li <= ci)) break;
+          hTimes[h] = ct;
+          hItems[h] = ci;
+          h = child;
+        }
+        hTimes[h] = lt;
+        hItems[h] = li;
+      }
       a = item >> 2;
       kind = item & 3;
-      t = heapTime;
-    } else {
+    } else if (root >= 0) {
       a = root;
       kind = ARRIVE;
-      t = rootTime;
+      t = tArr[root] as number;
       ri++;
+    } else break;
+    events++;
+    // Advance the clock: integrate slots and queue over [previous event, t).
+    const before = acc[NOW] as number;
+    if (t > before && before !== Number.NEGATIVE_INFINITY) {
+      const dt = t - before;
+      acc[IN_FLIGHT_AREA] = (acc[IN_FLIGHT_AREA] as number) + totalInFlight * dt;
+      acc[QUEUE_AREA] = (acc[QUEUE_AREA] as number) + totalQueued * dt;
+      if (!byDest && totalInFlight >= k) acc[SATURATED_MS] = (acc[SATURATED_MS] as number) + dt;
     }
-    // Advance the clock: integrate slots and queue over [now, t).
-    if (t > now && now !== Number.NEGATIVE_INFINITY) {
-      const dt = t - now;
-      inFlightArea += totalInFlight * dt;
-      queueArea += totalQueued * dt;
-      if (!byDest && totalInFlight >= k) saturatedMs += dt;
-    }
-    now = t;
+    acc[NOW] = t;
+    const now = t;
     const key = byDest ? (destArr[a] as number) : 0;
     let follow = false;
     let drain = false;
     let queueChanged = false;
+    // The attempt to start now: an arrival that found a slot, or queue heads after an end.
+    let b = -1;
 
     if (kind === ARRIVE) {
       arrival[a] = now;
-      if (Number.isNaN(firstArrival)) firstArrival = now;
-      if ((inFlight[key] as number) < k && (qLive[key] as number) === 0) {
-        // Starts at once (the begin step below).
-        fate[a] = FATE_STARTED;
-      } else if (reject) {
+      if ((inFlight[key] as number) < k && (qLive[key] as number) === 0) b = a;
+      else if (reject) {
         fate[a] = FATE_REJECTED;
+        start[a] = Number.NaN;
         end[a] = now;
         follow = true;
       } else {
         const tail = qTail[key] as number;
         if (tail < 0) qHead[key] = a;
         else next[tail] = a;
+        next[a] = -1;
         qTail[key] = a;
         qLive[key] = (qLive[key] as number) + 1;
         totalQueued++;
         queueChanged = true;
         if ((outcomeArr[a] as number) === OUTCOME_CANCELLED) {
-          heap.push(now + (patienceMs[a] as number), (a << 2) | GIVE_UP);
+          heapPush(hTimes, hItems, hSize++, now + (patienceMs[a] as number), (a << 2) | GIVE_UP);
         }
       }
     } else if (kind === END) {
@@ -470,6 +501,7 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
     } else if (fate[a] === FATE_QUEUED) {
       // GIVE_UP while still queued: the node stays linked and is skipped later.
       fate[a] = FATE_GAVE_UP;
+      start[a] = Number.NaN;
       end[a] = now;
       qLive[key] = (qLive[key] as number) - 1;
       totalQueued--;
@@ -477,23 +509,20 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
       follow = true;
     }
 
-    if (follow) {
+    if (follow && hasChildren) {
       for (let c = firstChild[a] as number; c >= 0; c = sibling[c] as number) {
-        heap.push(now + (gapMs[c] as number), (c << 2) | ARRIVE);
+        heapPush(hTimes, hItems, hSize++, now + (gapMs[c] as number), (c << 2) | ARRIVE);
       }
     }
-    // Attempts to start now: the arrival that found a slot, or queue heads after an end.
-    let b =
-      kind === ARRIVE && fate[a] === FATE_STARTED && Number.isNaN(start[a] as number) ? a : -1;
     for (;;) {
       if (b < 0 && drain && (inFlight[key] as number) < k) {
         // Dequeue the first attempt still waiting.
         for (;;) {
           const h = qHead[key] as number;
           if (h < 0) break;
-          qHead[key] = next[h] as number;
-          if (qHead[key] === -1) qTail[key] = -1;
-          next[h] = -1;
+          const after = next[h] as number;
+          qHead[key] = after;
+          if (after < 0) qTail[key] = -1;
           if (fate[h] === FATE_QUEUED) {
             qLive[key] = (qLive[key] as number) - 1;
             totalQueued--;
@@ -512,20 +541,29 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
       let until: number;
       if (outcome === OUTCOME_CANCELLED) {
         until = Math.max(now, (arrival[b] as number) + (patienceMs[b] as number));
-      } else if (outcome === OUTCOME_TIMEOUT && failAtMs !== null) until = now + failAtMs;
+      } else if (outcome === OUTCOME_TIMEOUT && hasDeadline) until = now + failAtMs;
       else until = now + (durationMs[b] as number);
-      heap.push(until, (b << 2) | END);
+      // heapPush, by hand: V8's inlining budget does not reach every call
+      // site, and a double passed to a call that is not inlined is boxed, an
+      // allocation per event. The rarer pushes (give-ups, follow-ups) call it.
+      const item = (b << 2) | END;
+      let h = hSize++;
+      while (h > 0) {
+        const parent = (h - 1) >> 2;
+        const pt = hTimes[parent] as number;
+        if (pt < until || (pt === until && (hItems[parent] as number) <= item)) break;
+        hTimes[h] = pt;
+        hItems[h] = hItems[parent] as number;
+        h = parent;
+      }
+      hTimes[h] = until;
+      hItems[h] = item;
       b = -1;
     }
     if (queueChanged) {
       if (totalQueued > maxQueued) maxQueued = totalQueued;
       if (logLength > 0 && logTimes[logLength - 1] === now) logValues[logLength - 1] = totalQueued;
       else {
-        if (logLength === logTimes.length) {
-          log = grow(logTimes, logValues);
-          logTimes = log.times;
-          logValues = log.values;
-        }
         logTimes[logLength] = now;
         logValues[logLength++] = totalQueued;
       }
@@ -539,11 +577,11 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
     end,
     fate,
     events,
-    firstArrivalMs: Number.isNaN(firstArrival) ? 0 : firstArrival,
-    lastEndMs: now === Number.NEGATIVE_INFINITY ? 0 : now,
-    inFlightArea,
-    queueArea,
-    saturatedMs,
+    firstArrivalMs: firstArrival,
+    lastEndMs: roots > 0 ? (acc[NOW] as number) : 0,
+    inFlightArea: acc[IN_FLIGHT_AREA] as number,
+    queueArea: acc[QUEUE_AREA] as number,
+    saturatedMs: acc[SATURATED_MS] as number,
     maxInFlightSeen,
     maxQueued,
     queueLogTimes: logTimes,
@@ -552,10 +590,46 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
   };
 }
 
-function grow(times: Float64Array, values: Int32Array) {
-  const t2 = new Float64Array(times.length * 2);
-  t2.set(times);
-  const v2 = new Int32Array(values.length * 2);
-  v2.set(values);
-  return { times: t2, values: v2, length: times.length };
+/**
+ * Requests that follow no earlier attempt (roots), in time order; in the
+ * common case (no follow-ups, lines in time order) they are 0..n-1 and need
+ * neither an index nor child lists. A function of its own: its loop is
+ * optimised on its own, and the simulation loop's first optimisation does
+ * not start from here with no type feedback for the rest of `simulate`.
+ */
+function rootsOf(w: Workload) {
+  const n = w.n;
+  const parentArr = w.parent;
+  const tArr = w.t;
+  let roots = 0;
+  let hasChildren = false;
+  let sorted = true;
+  // The previous root by index, not its time: a double carried across
+  // iterations of a loop optimised on entry is boxed (see `acc` above).
+  let lastRoot = -1;
+  for (let i = 0; i < n; i++) {
+    if ((parentArr[i] as number) >= 0) {
+      hasChildren = true;
+      continue;
+    }
+    roots++;
+    if (lastRoot >= 0 && (tArr[i] as number) < (tArr[lastRoot] as number)) sorted = false;
+    lastRoot = i;
+  }
+  const identity = sorted && !hasChildren;
+  const order = new Int32Array(identity ? 0 : roots);
+  const firstChild = new Int32Array(hasChildren ? n : 0).fill(-1);
+  const sibling = new Int32Array(hasChildren ? n : 0).fill(-1);
+  if (!identity) {
+    for (let i = n - 1; i >= 0; i--) {
+      const p = parentArr[i] as number;
+      if (p >= 0) {
+        sibling[i] = firstChild[p] as number;
+        firstChild[p] = i;
+      }
+    }
+    for (let i = 0, j = 0; i < n; i++) if ((parentArr[i] as number) < 0) order[j++] = i;
+    if (!sorted) order.sort((a, b) => (tArr[a] as number) - (tArr[b] as number) || a - b);
+  }
+  return { roots, identity, order, firstChild, sibling };
 }

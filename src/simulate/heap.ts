@@ -1,9 +1,68 @@
 /**
- * A binary min-heap of (time, item) pairs on typed arrays: no object per
- * entry, so pushing and popping events allocates nothing (the arrays double
- * when full, which a run does a handful of times). Equal times pop in item
- * order, so a run is deterministic.
+ * A 4-ary min-heap of (time, item) pairs on typed arrays. Equal times pop in
+ * item order, so the pop sequence is fully determined by the pairs and a run
+ * is deterministic whatever the heap's shape. Four children per node halve
+ * the depth of a binary heap, and a node's children share a cache line.
+ *
+ * The free functions work on the caller's own arrays: the engine's fast loop
+ * calls heapPush for its rarer pushes and writes the hot push and pop out in
+ * place (see engine.ts); `EventHeap` wraps them for everything else.
  */
+
+/** Inserts (time, item) into a heap of `size` entries; the arrays must have room for one more. */
+export function heapPush(
+  times: Float64Array,
+  items: Int32Array,
+  size: number,
+  time: number,
+  item: number,
+): void {
+  let i = size;
+  while (i > 0) {
+    const parent = (i - 1) >> 2;
+    const pt = times[parent] as number;
+    if (pt < time || (pt === time && (items[parent] as number) <= item)) break;
+    times[i] = pt;
+    items[i] = items[parent] as number;
+    i = parent;
+  }
+  times[i] = time;
+  items[i] = item;
+}
+
+/** Removes the root of a heap of `size` entries (read it first); `size - 1` remain. */
+export function heapPop(times: Float64Array, items: Int32Array, size: number): void {
+  const n = size - 1;
+  if (n <= 0) return;
+  const time = times[n] as number;
+  const item = items[n] as number;
+  let i = 0;
+  for (;;) {
+    const first = 4 * i + 1;
+    if (first >= n) break;
+    // The least of up to four children.
+    let child = first;
+    let ct = times[first] as number;
+    let ci = items[first] as number;
+    const last = first + 3 < n ? first + 3 : n - 1;
+    for (let c = first + 1; c <= last; c++) {
+      const t = times[c] as number;
+      if (t < ct || (t === ct && (items[c] as number) < ci)) {
+        child = c;
+        ct = t;
+        ci = items[c] as number;
+      }
+    }
+    if (time < ct || (time === ct && item <= ci)) break;
+    times[i] = ct;
+    items[i] = ci;
+    i = child;
+  }
+  times[i] = time;
+  items[i] = item;
+}
+
+/** The heap as an object, growing as needed (the arrays double when full). */
 export class EventHeap {
   #times: Float64Array;
   #items: Int32Array;
@@ -29,48 +88,13 @@ export class EventHeap {
 
   push(time: number, item: number): void {
     if (this.#size === this.#times.length) this.#grow();
-    const times = this.#times;
-    const items = this.#items;
-    let i = this.#size++;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const pt = times[parent] as number;
-      if (pt < time || (pt === time && (items[parent] as number) <= item)) break;
-      times[i] = pt;
-      items[i] = items[parent] as number;
-      i = parent;
-    }
-    times[i] = time;
-    items[i] = item;
+    heapPush(this.#times, this.#items, this.#size++, time, item);
   }
 
   /** Removes the earliest entry; read it with peekTime/peekItem first. */
   pop(): void {
-    const n = --this.#size;
-    if (n <= 0) return;
-    const times = this.#times;
-    const items = this.#items;
-    const time = times[n] as number;
-    const item = items[n] as number;
-    let i = 0;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= n) break;
-      const right = child + 1;
-      if (right < n) {
-        const ct = times[child] as number;
-        const rt = times[right] as number;
-        if (rt < ct || (rt === ct && (items[right] as number) < (items[child] as number)))
-          child = right;
-      }
-      const ct = times[child] as number;
-      if (time < ct || (time === ct && item <= (items[child] as number))) break;
-      times[i] = ct;
-      items[i] = items[child] as number;
-      i = child;
-    }
-    times[i] = time;
-    items[i] = item;
+    if (this.#size === 0) return;
+    heapPop(this.#times, this.#items, this.#size--);
   }
 
   #grow(): void {

@@ -1,5 +1,6 @@
 import { outcomes } from "../record/trace.js";
 import { FATE_GAVE_UP, FATE_REJECTED, type SimRun } from "./engine.js";
+import { selectKth } from "./select.js";
 
 export interface WaitStats {
   count: number;
@@ -49,16 +50,40 @@ export function percentile(sorted: Float64Array, p: number): number {
   return sorted[rank - 1] as number;
 }
 
+/** Nearest rank of p among n values, 0-based. */
+function rankOf(n: number, p: number): number {
+  return Math.min(n, Math.max(1, Math.ceil(p * n))) - 1;
+}
+
 function waitStats(waits: Float64Array): WaitStats {
+  const n = waits.length;
   let sum = 0;
-  for (const x of waits) sum += x;
-  waits.sort();
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    const x = waits[i] as number;
+    sum += x;
+    if (x > max) max = x;
+  }
+  let p50Ms = 0;
+  let p99Ms = 0;
+  if (n > 0 && Number.isNaN(sum)) {
+    // Not expected (every attempt starts, gives up or is rejected); sorting puts NaN last.
+    waits.sort();
+    p50Ms = percentile(waits, 0.5);
+    p99Ms = percentile(waits, 0.99);
+    max = waits[n - 1] as number;
+  } else if (n > 0) {
+    // Selecting the higher rank first leaves the lower one's candidates to its left.
+    const r99 = rankOf(n, 0.99);
+    p99Ms = selectKth(waits, r99);
+    p50Ms = selectKth(waits, rankOf(n, 0.5), 0, r99);
+  }
   return {
-    count: waits.length,
-    meanMs: waits.length ? sum / waits.length : 0,
-    p50Ms: percentile(waits, 0.5),
-    p99Ms: percentile(waits, 0.99),
-    maxMs: waits.length ? (waits[waits.length - 1] as number) : 0,
+    count: n,
+    meanMs: n ? sum / n : 0,
+    p50Ms,
+    p99Ms,
+    maxMs: n ? max : 0,
   };
 }
 
@@ -79,25 +104,28 @@ export function summarize(run: SimRun, timelineBuckets = 60): SimSummary {
   const all = new Float64Array(n);
   const roleCount = new Int32Array(w.roleNames.length);
   const roleFailures = new Int32Array(w.roleNames.length);
-  const counts = new Map<string, number>([
-    ...outcomes.map((o) => [o, 0] as [string, number]),
-    ["rejected", 0],
-    ["gaveUp", 0],
-  ]);
+  // Final outcomes by code: the recorded outcomes' indices, then rejected and gave up.
+  const finalNames = [...outcomes, "rejected", "gaveUp"];
+  const rejectedCode = outcomes.length;
+  const gaveUpCode = outcomes.length + 1;
+  const connectedCode = outcomes.indexOf("connected");
+  const counts = new Int32Array(finalNames.length);
+  const outcome = w.outcome;
+  const fateArr = run.fate;
   let failures = 0;
   for (let i = 0; i < n; i++) {
     all[i] = waitOf(run, i);
     const r = w.role[i] as number;
     roleCount[r] = (roleCount[r] as number) + 1;
-    const fate = run.fate[i];
-    const final =
+    const fate = fateArr[i];
+    const code =
       fate === FATE_REJECTED
-        ? "rejected"
+        ? rejectedCode
         : fate === FATE_GAVE_UP
-          ? "gaveUp"
-          : (outcomes[w.outcome[i] as number] as string);
-    counts.set(final, (counts.get(final) ?? 0) + 1);
-    if (final !== "connected") {
+          ? gaveUpCode
+          : (outcome[i] as number);
+    counts[code] = (counts[code] as number) + 1;
+    if (code !== connectedCode) {
       failures++;
       roleFailures[r] = (roleFailures[r] as number) + 1;
     }
@@ -135,7 +163,7 @@ export function summarize(run: SimRun, timelineBuckets = 60): SimSummary {
       maxLength: run.maxQueued,
       timeline: queueTimeline(run, timelineBuckets),
     },
-    outcomes: Object.fromEntries(counts),
+    outcomes: Object.fromEntries(finalNames.map((name, code) => [name, counts[code] as number])),
     failures,
     events: run.events,
   };

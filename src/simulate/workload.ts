@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+import { scanTrace } from "../record/read.js";
 import type { RoleMap } from "../record/roles.js";
 import { type Outcome, outcomes, type TraceRecord } from "../record/trace.js";
 import { Prng } from "./prng.js";
@@ -89,6 +91,84 @@ export function workloadFromRecords(records: readonly TraceRecord[], roles?: Rol
     }
   });
   return { ...w, roleNames: roleNames.names, destNames: destNames.names };
+}
+
+/**
+ * Columns straight from a trace file: what `workloadFromRecords(await
+ * loadTrace(path), roles)` gives (tests check it), without a record object
+ * per line. Columns grow by doubling from a guess based on the file size.
+ */
+export async function loadWorkload(path: string, roles?: RoleMap): Promise<Workload> {
+  let w = allocate(
+    Math.max(1024, Math.ceil((statSync(path, { throwIfNoEntry: false })?.size ?? 0) / 64)),
+  );
+  const roleNames = new Interner();
+  const hostNames = new Interner();
+  // Per name of the trace (dest, role): its index in the columns' names, -1 until first used.
+  const roleOfTraceRole: number[] = [];
+  const roleOfDest: number[] = [];
+  const hostOfDest: number[] = [];
+  const cur = await scanTrace(path, (c) => {
+    const i = c.index;
+    if (i === w.n) w = grow(w);
+    w.t[i] = c.t;
+    w.durationMs[i] = c.durationMs;
+    w.outcome[i] = c.outcome;
+    w.patienceMs[i] =
+      c.outcome === OUTCOME_CANCELLED
+        ? (Number.isNaN(c.waitMs) ? 0 : c.waitMs) + c.durationMs
+        : Number.POSITIVE_INFINITY;
+    let role: number;
+    if (c.role >= 0) {
+      role = roleOfTraceRole[c.role] ?? -1;
+      if (role < 0) role = roleOfTraceRole[c.role] = roleNames.of(c.roleNames[c.role] as string);
+    } else {
+      role = roleOfDest[c.dest] ?? -1;
+      if (role < 0) {
+        const dest = c.destNames[c.dest] as string;
+        role = roleOfDest[c.dest] = roleNames.of(roles?.roleOfDest(dest) ?? NO_ROLE);
+      }
+    }
+    w.role[i] = role;
+    w.dest[i] = c.dest;
+    let host = hostOfDest[c.dest] ?? -1;
+    if (host < 0) {
+      const dest = c.destNames[c.dest] as string;
+      host = hostOfDest[c.dest] = hostNames.of(dest.slice(0, dest.lastIndexOf(":")));
+    }
+    w.host[i] = host;
+    w.parent[i] = c.afterIndex;
+    w.gapMs[i] = c.afterIndex >= 0 ? c.gapMs : 0;
+  });
+  const n = cur.index + 1;
+  return {
+    n,
+    t: w.t.subarray(0, n),
+    durationMs: w.durationMs.subarray(0, n),
+    outcome: w.outcome.subarray(0, n),
+    patienceMs: w.patienceMs.subarray(0, n),
+    role: w.role.subarray(0, n),
+    roleNames: roleNames.names,
+    dest: w.dest.subarray(0, n),
+    destNames: [...cur.destNames],
+    host: w.host.subarray(0, n),
+    parent: w.parent.subarray(0, n),
+    gapMs: w.gapMs.subarray(0, n),
+  };
+}
+
+function grow(w: ReturnType<typeof allocate>): ReturnType<typeof allocate> {
+  const g = allocate(2 * w.n);
+  g.t.set(w.t);
+  g.durationMs.set(w.durationMs);
+  g.outcome.set(w.outcome);
+  g.patienceMs.set(w.patienceMs);
+  g.role.set(w.role);
+  g.dest.set(w.dest);
+  g.host.set(w.host);
+  g.parent.set(w.parent);
+  g.gapMs.set(w.gapMs);
+  return g;
 }
 
 export interface PoissonMix {

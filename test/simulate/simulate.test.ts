@@ -290,3 +290,25 @@ test("the fast path and the general engine give identical runs (queue, reject; b
     }
   }
 });
+
+test("selection gives the nearest-rank percentiles a full sort gives, duplicates and all", async () => {
+  const { selectKth } = await import("../../src/simulate/select.js");
+  const { percentile } = await import("../../src/simulate/summary.js");
+  const { Prng } = await import("../../src/simulate/prng.js");
+  for (let seed = 1; seed <= 30; seed++) {
+    const rng = new Prng(seed);
+    // Sizes around the sampling threshold (600); values from a few distinct ones to all distinct.
+    const n = 1 + (rng.nextUint32() % 5000);
+    const distinct = 1 + (rng.nextUint32() % (seed % 3 === 0 ? 3 : 100_000));
+    const values = Float64Array.from({ length: n }, () => (rng.nextUint32() % distinct) / 7);
+    const sorted = Float64Array.from(values).sort();
+    for (const p of [0.5, 0.99]) {
+      const k = Math.min(n, Math.max(1, Math.ceil(p * n))) - 1;
+      assert.equal(
+        selectKth(Float64Array.from(values), k),
+        percentile(sorted, p),
+        `seed ${seed} p ${p}`,
+      );
+    }
+  }
+});

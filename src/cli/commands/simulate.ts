@@ -2,7 +2,6 @@ import { availableParallelism } from "node:os";
 import type { Command } from "commander";
 import { profileNames } from "../../emulate/profiles.js";
 import { usageError } from "../../errors.js";
-import { loadTrace } from "../../record/read.js";
 import { RoleMap } from "../../record/roles.js";
 import { simulate } from "../../simulate/engine.js";
 import {
@@ -21,7 +20,7 @@ import {
 import { renderSummary, renderSweep, toJson } from "../../simulate/render.js";
 import { summarize } from "../../simulate/summary.js";
 import { runSweep } from "../../simulate/sweep.js";
-import { workloadFromRecords } from "../../simulate/workload.js";
+import { loadWorkload } from "../../simulate/workload.js";
 import { loadOptional } from "../optional.js";
 import { checkReportDir } from "../paths.js";
 
@@ -96,9 +95,8 @@ Examples:
           : positiveInt("--workers", flags.workers);
       checkReportDir(flags.report);
       resolveLimiter(settings);
-      const records = await loadTrace(tracePath);
-      if (records.length === 0) throw usageError(`${tracePath} has no attempts`);
-      const workload = workloadFromRecords(records, roles);
+      const workload = await loadWorkload(tracePath, roles);
+      if (workload.n === 0) throw usageError(`${tracePath} has no attempts`);
 
       if (axes.length > 0) {
         const points = sweepPoints(axes).map((p) => ({

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import net from "node:net";
+import { test } from "node:test";
+import { type SenderStopped, type SynArrival, SynWatch } from "../../src/index.js";
+import { Tarpit } from "../../src/targets/tarpit.js";
+
+const notRoot = process.getuid?.() !== 0 && "capturing with tcpdump needs root (CI runs as root)";
+
+test("SynWatch (library): a tarpit's dropped SYNs arrive as events; close() ends open senders and tcpdump", {
+  skip: notRoot,
+}, async (t) => {
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  const watch = await SynWatch.start({ host: tarpit.host, port: tarpit.port });
+  t.after(() => watch.close());
+  const syns: SynArrival[] = [];
+  const stops: SenderStopped[] = [];
+  watch.on("stopped", (e) => stops.push(e));
+  const second = new Promise<void>((resolve) =>
+    watch.on("syn", (e) => {
+      syns.push(e);
+      if (e.n === 2) resolve();
+    }),
+  );
+  const socket = net.connect(tarpit.port, "127.0.0.1");
+  socket.on("error", () => {});
+  t.after(() => socket.destroy());
+  await second;
+  assert.deepEqual(
+    syns.map((e) => e.n),
+    [1, 2],
+  );
+  assert.equal(syns[0]?.to, tarpit.address);
+  assert.ok((syns[1]?.offsetMs ?? 0) > 500, "the resend came after the initial RTO, not at once");
+
+  await watch.close();
+  assert.equal(stops.length, 1);
+  assert.equal(stops[0]?.reason, "watch-stopped");
+  assert.deepEqual(
+    stops[0]?.offsetsMs,
+    syns.map((e) => e.offsetMs),
+  );
+  await watch.close(); // idempotent
+});
+
+test("SynWatch.start rejects with one line when the capture tool is missing", async () => {
+  await assert.rejects(
+    SynWatch.start({ host: "127.0.0.1", port: 9, tcpdump: "/nonexistent/tcpdump" }),
+    (e: Error & { code?: string }) =>
+      e.code === "SYNLIMIT_CHILD_FAILED" &&
+      /tcpdump: \/nonexistent\/tcpdump not found/.test(e.message) &&
+      !e.message.includes("\n"),
+  );
+});
+
+test("SynWatch.start refuses a host that is not an IP address", async () => {
+  await assert.rejects(SynWatch.start({ host: "localhost", port: 9 }), /host/);
+});

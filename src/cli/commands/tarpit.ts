@@ -143,7 +143,7 @@ function stoppedLine(e: SenderStopped): string {
   const schedule = `schedule ${formatSchedule(e.offsetsMs)} s`;
   const what =
     e.reason === "silent"
-      ? `stopped after ${syns}: ${schedule}${e.gaveUpByMs === null ? "" : `, gave up by +${formatSchedule([e.gaveUpByMs])} s`}`
+      ? `stopped after ${syns}: ${schedule}${e.gaveUpByMs === null ? "" : `, gave up by +${formatSchedule([e.gaveUpByMs])} s (its next SYN was due then)`}`
       : e.reason === "new-attempt"
         ? `new attempt on the same ports after ${syns}: ${schedule}`
         : `still retransmitting when the tarpit stopped, ${syns}: ${schedule} so far`;
@@ -153,5 +153,8 @@ function stoppedLine(e: SenderStopped): string {
 function jsonLine(event: "syn" | "stopped", e: SynArrival | SenderStopped): string {
   const extra =
     "offsetsMs" in e ? { syns: e.offsetsMs.length, schedule: formatSchedule(e.offsetsMs) } : {};
-  return `${JSON.stringify({ event, ...e, ...extra })}\n`;
+  // Microseconds are all a capture's timestamps hold; the float noise below them is not data.
+  const us = (_key: string, v: unknown) =>
+    typeof v === "number" ? Math.round(v * 1000) / 1000 : v;
+  return `${JSON.stringify({ event, ...e, ...extra }, us)}\n`;
 }

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import net from "node:net";
 import { test } from "node:test";
 import { type SenderStopped, type SynArrival, SynWatch } from "../../src/index.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
+import { tcpdumpsOn } from "./tcpdump-processes.js";
 
 const notRoot = process.getuid?.() !== 0 && "capturing with tcpdump needs root (CI runs as root)";
 
@@ -33,7 +35,9 @@ test("SynWatch (library): a tarpit's dropped SYNs arrive as events; close() ends
   assert.equal(syns[0]?.to, tarpit.address);
   assert.ok((syns[1]?.offsetMs ?? 0) > 500, "the resend came after the initial RTO, not at once");
 
+  assert.equal(tcpdumpsOn(tarpit.port).length, 1);
   await watch.close();
+  assert.deepEqual(tcpdumpsOn(tarpit.port), [], "close() stopped tcpdump");
   assert.equal(stops.length, 1);
   assert.equal(stops[0]?.reason, "watch-stopped");
   assert.deepEqual(
@@ -41,6 +45,52 @@ test("SynWatch (library): a tarpit's dropped SYNs arrive as events; close() ends
     syns.map((e) => e.offsetMs),
   );
   await watch.close(); // idempotent
+});
+
+test("SynWatch: a new connect from the same port (a new sequence number) ends the old sender's summary", {
+  skip: notRoot,
+}, async (t) => {
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  const watch = await SynWatch.start({ host: tarpit.host, port: tarpit.port });
+  t.after(() => watch.close());
+  const free = net.createServer().listen(0, "127.0.0.1");
+  await once(free, "listening");
+  const localPort = (free.address() as net.AddressInfo).port;
+  free.close();
+  const syns: SynArrival[] = [];
+  const stops: SenderStopped[] = [];
+  watch.on("stopped", (e) => stops.push(e));
+  const firstSyn = (count: number) =>
+    new Promise<void>((resolve) => {
+      const on = (e: SynArrival) => {
+        syns.push(e);
+        if (syns.filter((s) => s.n === 1).length === count) {
+          watch.off("syn", on);
+          resolve();
+        }
+      };
+      watch.on("syn", on);
+    });
+  const connect = () => {
+    const socket = net.connect({ host: "127.0.0.1", port: tarpit.port, localPort });
+    socket.on("error", () => {});
+    t.after(() => socket.destroy());
+    return socket;
+  };
+  const seenFirst = firstSyn(1);
+  const a = connect();
+  await seenFirst;
+  a.destroy(); // SYN_SENT closes without a packet and without TIME_WAIT: the port is free at once
+  await once(a, "close");
+  const seenSecond = firstSyn(2);
+  connect();
+  await seenSecond;
+  assert.equal(stops.length, 1);
+  assert.equal(stops[0]?.reason, "new-attempt");
+  assert.equal(stops[0]?.from, `127.0.0.1:${localPort}`);
+  assert.equal(syns.at(-1)?.from, `127.0.0.1:${localPort}`);
+  assert.equal(syns.at(-1)?.n, 1, "the new attempt counts its SYNs from 1");
 });
 
 test("SynWatch.start rejects with one line when the capture tool is missing", async () => {

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import { test } from "node:test";
 import { linuxSynSchedule } from "../../src/os/linux-syn-schedule.js";
 import { cleanEnv, cliPath, finished, firstLine, runCli, startCli } from "../helpers/run-cli.js";
+import { tcpdumpsOn } from "./tcpdump-processes.js";
 
 // `synlimit tarpit --show-syns` through the CLI, with real clients on
 // loopback: the SYNs the kernel drops at the full accept queue still show,
@@ -32,21 +33,6 @@ function assertNear(actualMs: number, expectedMs: number, what: string): void {
     Math.abs(actualMs - expectedMs) <= slackMs,
     `${what}: ${Math.round(actualMs)} ms, expected about ${expectedMs} ms`,
   );
-}
-
-/** tcpdump processes watching `port` (to prove none outlives the tarpit). */
-function tcpdumpsOn(port: number): number[] {
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .filter((pid) => {
-      try {
-        const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-        return argv[0]?.endsWith("tcpdump") && argv.some((a) => a.includes(`dst port ${port}`));
-      } catch {
-        return false; // exited meanwhile
-      }
-    })
-    .map(Number);
 }
 
 /** Lines as the CLI prints them, each handed to `on` once complete. */

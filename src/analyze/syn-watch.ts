@@ -81,7 +81,14 @@ export class SynWatch extends EventEmitter<SynWatchEvents> {
     this.#child = child;
     this.interface = iface;
     this.#clock = clock;
+    // tcpdump is in its own process group, so nothing else stops it if this
+    // process ends without close() (an uncaught error, process.exit()).
+    process.once("exit", this.#killOnExit);
   }
+
+  readonly #killOnExit = () => {
+    this.#child.kill("SIGTERM");
+  };
 
   /** Resolves once tcpdump is capturing; rejects with one line saying what is missing. */
   static async start(options: SynWatchOptions): Promise<SynWatch> {
@@ -171,6 +178,7 @@ export class SynWatch extends EventEmitter<SynWatchEvents> {
   /** Stops tcpdump; senders still retransmitting get a `watch-stopped` summary. Idempotent. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      process.off("exit", this.#killOnExit);
       for (const h of [...this.#senders.keys()]) this.#stop(h, "watch-stopped");
       const child = this.#child;
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {

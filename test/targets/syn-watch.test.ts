@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
 import { test } from "node:test";
@@ -91,6 +92,25 @@ test("SynWatch: a new connect from the same port (a new sequence number) ends th
   assert.equal(stops[0]?.from, `127.0.0.1:${localPort}`);
   assert.equal(syns.at(-1)?.from, `127.0.0.1:${localPort}`);
   assert.equal(syns.at(-1)?.n, 1, "the new attempt counts its SYNs from 1");
+});
+
+test("SynWatch: a process that exits without close() takes its tcpdump with it", {
+  skip: notRoot,
+}, async () => {
+  const port = 9; // only watched, never listened on or dialled
+  const program = `
+    import { SynWatch } from ${JSON.stringify(new URL("../../src/index.js", import.meta.url).href)};
+    await SynWatch.start({ host: "127.0.0.1", port: ${port} });
+    process.exit(0);`;
+  const child = spawn(process.execPath, ["--input-type=module", "-e", program], {
+    stdio: "inherit",
+  });
+  const [code] = await once(child, "exit");
+  assert.equal(code, 0);
+  // SIGTERM was sent synchronously at exit; tcpdump needs a moment to act on it.
+  for (let i = 0; i < 100 && tcpdumpsOn(port).length > 0; i++)
+    await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(tcpdumpsOn(port), []);
 });
 
 test("SynWatch.start rejects with one line when the capture tool is missing", async () => {

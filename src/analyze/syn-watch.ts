@@ -13,7 +13,7 @@ export interface SynWatchOptions {
   /** The address SYNs are sent to (the tarpit's); 0.0.0.0 or :: watches every address. */
   host: string;
   port: number;
-  /** Capture interface; default `lo` for a loopback host, else `any`. */
+  /** Capture interface; default `lo` (`lo0` off Linux) for a loopback host, else `any`. */
   interface?: string;
   /** Default `tcpdump` from PATH. */
   tcpdump?: string;
@@ -96,7 +96,9 @@ export class SynWatch extends EventEmitter<SynWatchEvents> {
     if (net.isIP(host) === 0) throw invalidOption("host", "an IP address", host);
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       throw invalidOption("port", "an integer from 1 to 65535", port);
-    const iface = options.interface ?? (isLoopbackHost(host) ? "lo" : "any");
+    // The BSDs and macOS call the loopback interface lo0.
+    const loopback = process.platform === "linux" ? "lo" : "lo0";
+    const iface = options.interface ?? (isLoopbackHost(host) ? loopback : "any");
     const tool = options.tcpdump ?? "tcpdump";
     // -U: each packet is written as it comes, not when a buffer fills.
     // Its own process group: a terminal's Ctrl-C reaches only us, and we stop

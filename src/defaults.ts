@@ -136,4 +136,9 @@ export const defaults = {
   labLoginIntervalMs: 2_500,
   labDbIntervalMs: 2_000,
   labApiIntervalMs: 2_000,
+  // SYN watch (src/analyze/syn-watch.ts, `tarpit --show-syns`).
+  /** After a first SYN, the longest initial RTO in use (old Windows' 3 s; Linux and current Windows: 1 s). */
+  synWatchFirstRtoMs: 3_000,
+  /** Slack on a sender's silence before it counts as given up: timer drift (Linux ~25 ms a second) and capture delay. */
+  synWatchMarginMs: 1_000,
 } as const;

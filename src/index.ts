@@ -1,3 +1,10 @@
+export {
+  type SenderStopped,
+  type SynArrival,
+  SynWatch,
+  type SynWatchEvents,
+  type SynWatchOptions,
+} from "./analyze/syn-watch.js";
 export { type Clock, systemClock, type Timer } from "./clock.js";
 export { defaults } from "./defaults.js";
 export * from "./emulate/index.js";

@@ -30,21 +30,25 @@ export class HandshakeBuilder {
   /** Recent packet identities, oldest first, for duplicate removal. */
   readonly #recent = new Map<string, number>();
 
-  add(timeMs: number, s: Segment): void {
+  /**
+   * Returns the handshake a client SYN went to (a live reader follows its
+   * retransmissions as they come); null for anything else.
+   */
+  add(timeMs: number, s: Segment): Handshake | null {
     this.segments++;
     if (this.#isDuplicate(timeMs, s)) {
       this.duplicates++;
-      return;
+      return null;
     }
     const forward = `${s.src}|${s.srcPort}|${s.dst}|${s.dstPort}`;
     if ((s.flags & SYN) !== 0 && (s.flags & ACK) === 0) {
       const open = this.#open.get(forward);
       if (open && open.isn === s.seq) {
         open.synAtMs.push(timeMs);
-        return;
+        return open;
       }
       if (open) this.#close(forward, open);
-      this.#open.set(forward, {
+      const h: Handshake = {
         src: s.src,
         srcPort: s.srcPort,
         dst: s.dst,
@@ -53,8 +57,9 @@ export class HandshakeBuilder {
         synAtMs: [timeMs],
         answer: null,
         answeredAtMs: null,
-      });
-      return;
+      };
+      this.#open.set(forward, h);
+      return h;
     }
     if ((s.flags & RST) !== 0) {
       const own = this.#open.get(forward);
@@ -62,12 +67,12 @@ export class HandshakeBuilder {
         own.answer = "client-rst";
         own.answeredAtMs = timeMs;
         this.#close(forward, own);
-        return;
+        return null;
       }
     }
     const reverse = `${s.dst}|${s.dstPort}|${s.src}|${s.srcPort}`;
     const open = this.#open.get(reverse);
-    if (!open) return;
+    if (!open) return null;
     const acksSyn = (s.flags & ACK) !== 0 && s.ack === (open.isn + 1) >>> 0;
     if ((s.flags & RST) !== 0 && (acksSyn || (s.flags & ACK) === 0)) {
       open.answer = "rst";
@@ -78,6 +83,16 @@ export class HandshakeBuilder {
       open.answeredAtMs = timeMs;
       this.#close(reverse, open);
     }
+    return null;
+  }
+
+  /**
+   * Stops following a handshake a live reader is done with (its sender went
+   * silent), so a long watch holds only the senders still retransmitting.
+   */
+  forget(h: Handshake): void {
+    const key = `${h.src}|${h.srcPort}|${h.dst}|${h.dstPort}`;
+    if (this.#open.get(key) === h) this.#open.delete(key);
   }
 
   /** Every handshake, unanswered ones included, by first SYN. */

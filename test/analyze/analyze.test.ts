@@ -47,7 +47,9 @@ before(async () => {
   // Three namespaces side by side: the same ports, no interference.
   const [k1, k4, unlimited] = await Promise.all([
     capture("k1", "1", 5, 10),
-    capture("k4", "4", 8, 20),
+    // 12 dead attempts: three turns of 4, so a loaded machine still leaves
+    // enough hand-offs for a verdict (8 gave p = 2.9e-3 once at load 10).
+    capture("k4", "4", 12, 20),
     capture("unlimited", "unlimited", 8, 20),
   ]);
   Object.assign(captures, { k1, k4, unlimited });
@@ -97,7 +99,7 @@ test("tcpdump capture through synlimit gate with k = 4: limit 4 exactly", { skip
   const json = JSON.parse(r.stdout);
   assert.equal(json.verdict, "limit");
   assert.equal(json.k, 4);
-  assert.equal(json.attempts, 28);
+  assert.equal(json.attempts, 32);
 });
 
 test("the same workload through the gate without a limit: no-limit", { skip }, async () => {

@@ -346,9 +346,10 @@ export class ReconnectingLink extends EventEmitter {
       this.#inFlightBytes = 0;
       this.#forgotten = 0;
       if (this.#state === "closed") return;
-      if (deadPeer in socket) this.#putBack(unconfirmed, forgotten);
+      const verdict = (socket as DeadSocket)[deadPeer];
+      if (verdict) this.#putBack(unconfirmed, forgotten);
       this.#disconnects++;
-      this.emit("disconnected", lastError);
+      this.emit("disconnected", verdict ?? lastError);
       this.#connect();
     });
     this.#watchAcks(socket);
@@ -399,8 +400,16 @@ export class ReconnectingLink extends EventEmitter {
 
   /** The link's own verdict: records the kernel had not seen acknowledged go back in the queue. */
   #declareDead(socket: net.Socket, error: Error): void {
-    (socket as net.Socket & { [deadPeer]?: true })[deadPeer] = true;
-    socket.destroy(error);
+    (socket as DeadSocket)[deadPeer] = error;
+    // A reset, not a FIN: a plain close leaves the kernel an orphan socket
+    // that keeps retransmitting to the dead host for minutes and may deliver
+    // the records later, after the link has put them back (twice) or counted
+    // them dropped (wrongly). TLS sockets cannot be reset from JS: closed.
+    try {
+      socket.resetAndDestroy();
+    } catch {
+      socket.destroy(error);
+    }
   }
 
   #putBack(records: Array<Buffer | string>, forgotten: number): void {
@@ -545,6 +554,7 @@ export class ReconnectingLink extends EventEmitter {
 
 /** Marks a connection the link itself found dead. */
 const deadPeer = Symbol("synlimit.deadPeer");
+type DeadSocket = net.Socket & { [deadPeer]?: Error };
 
 function byteLength(record: Buffer | string): number {
   return typeof record === "string" ? Buffer.byteLength(record) : record.length;

@@ -23,10 +23,11 @@ export interface SilentPeerResult {
   /** Distinct records the collector received over every connection. */
   receivedDistinct: number;
   missing: number[];
+  missingCount: number;
   stats: ReturnType<ReconnectingLink["stats"]>;
 }
 
-const mode = process.argv[2] as "ack" | "echo";
+const mode = process.argv[2] as "ack" | "ack-small-queue" | "echo";
 const waitLimitMs = Number(process.argv[3]);
 const outer = process.env.SYNLIMIT_TEST_OUTER_NETNS;
 if (!outer || readlinkSync("/proc/self/ns/net") === outer) {
@@ -56,6 +57,8 @@ const link = new ReconnectingLink({
   ...(echo ? { udpEchoPort: echo.udpPort } : {}),
   // Shorter waits than production (0.2 × the defaults): the same logic, sooner.
   guard: { timeScale: 0.2 },
+  // Fewer records than the silence produces: some cannot be put back.
+  ...(mode === "ack-small-queue" ? { queueLimit: 10 } : {}),
 });
 await once(link, "connected");
 
@@ -63,7 +66,7 @@ let sent = 0;
 // "ack": a little every 50 ms, as an agent's spans: the send buffer never fills.
 // "echo": an idle link, nothing in flight: only the echo can tell.
 const writer =
-  mode === "ack"
+  mode !== "echo"
     ? setInterval(() => {
         link.send(`${sent++}\n`);
       }, 50)
@@ -124,6 +127,7 @@ const result: SilentPeerResult = {
   sent,
   receivedDistinct: received.size,
   missing: missing.slice(0, 20),
+  missingCount: missing.length,
   stats,
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -30,7 +30,7 @@ function namespaceUnavailable(): string | null {
   return null;
 }
 
-async function inNamespace(mode: "ack" | "echo"): Promise<SilentPeerResult> {
+async function inNamespace(mode: "ack" | "ack-small-queue" | "echo"): Promise<SilentPeerResult> {
   const name = `synlimit-silent-${process.pid}-${mode}`;
   execFileSync("ip", ["netns", "add", name], { stdio: "pipe" });
   try {
@@ -82,4 +82,18 @@ test("with an echo responder, an idle link finds its collector's host gone by mi
   assert.match(r.errorMessage ?? "", /liveness probes/);
   assert.equal(r.reconnected, true, "no reconnect once the collector answered again");
   assert.equal(r.stats.connects, 2);
+});
+
+test("records that cannot be put back (past the queue's bounds) are counted as dropped, never lost silently", {
+  skip,
+}, async () => {
+  const r = await inNamespace("ack-small-queue");
+  assert.notEqual(r.detectedMs, null, `the silent collector went unnoticed for ${waitLimitMs} ms`);
+  assert.equal(r.reconnected, true, "no reconnect once the collector answered again");
+  assert.ok(r.stats.requeued > 0 && r.stats.requeued <= 10, `requeued ${r.stats.requeued}`);
+  assert.ok(r.missingCount > 0, "the silence should have outgrown a queue of 10");
+  assert.ok(
+    r.missingCount <= r.stats.dropped,
+    `${r.missingCount} records never arrived, ${r.stats.dropped} counted as dropped`,
+  );
 });

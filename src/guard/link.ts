@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type net from "node:net";
+import net from "node:net";
 import type tls from "node:tls";
 import { backgroundClock, type Clock, type Timer } from "../clock.js";
 import { defaults } from "../defaults.js";
@@ -132,6 +132,8 @@ export class ReconnectingLink extends EventEmitter {
   #inFlightBytes = 0;
   /** In-flight records forgotten past the queue's bounds before they were shown acknowledged. */
   #forgotten = 0;
+  /** Records ever removed from the front of #inFlight on this connection: snapshots count from it. */
+  #inFlightShifted = 0;
   #requeued = 0;
   #wroteAt: number | null = null;
   #draining = false;
@@ -345,6 +347,7 @@ export class ReconnectingLink extends EventEmitter {
       this.#inFlight = [];
       this.#inFlightBytes = 0;
       this.#forgotten = 0;
+      this.#inFlightShifted = 0;
       if (this.#state === "closed") return;
       const verdict = (socket as DeadSocket)[deadPeer];
       if (verdict) this.#putBack(unconfirmed, forgotten);
@@ -404,9 +407,13 @@ export class ReconnectingLink extends EventEmitter {
     // A reset, not a FIN: a plain close leaves the kernel an orphan socket
     // that keeps retransmitting to the dead host for minutes and may deliver
     // the records later, after the link has put them back (twice) or counted
-    // them dropped (wrongly). TLS sockets cannot be reset from JS: closed.
+    // them dropped (wrongly). A TLS socket cannot be reset itself; the TCP
+    // socket under it (the guard's, given to tls.connect) can, and the TLS
+    // socket closes with it.
+    const parent = (socket as { _parent?: unknown })._parent;
+    const tcp = parent instanceof net.Socket ? parent : socket;
     try {
-      socket.resetAndDestroy();
+      tcp.resetAndDestroy();
     } catch {
       socket.destroy(error);
     }
@@ -436,6 +443,7 @@ export class ReconnectingLink extends EventEmitter {
       (this.#inFlightBytes > this.queueLimitBytes && this.#inFlight.length > 1)
     ) {
       this.#inFlightBytes -= byteLength(this.#inFlight.shift() as Buffer | string);
+      this.#inFlightShifted++;
       this.#forgotten++;
     }
   }
@@ -453,7 +461,7 @@ export class ReconnectingLink extends EventEmitter {
     const timeoutMs = this.#writeTimeoutMs * this.guard.timeScale;
     let stallSince: number | null = null;
     let pending = false; // the last read found bytes not acknowledged
-    let snapshot = { records: 0, userBytes: 0 };
+    let snapshot = { end: 0, userBytes: 0 };
     this.#unwatch = watchSendQueue({
       key,
       // A quarter of the timeout, and never busier than 10 reads a second.
@@ -464,7 +472,10 @@ export class ReconnectingLink extends EventEmitter {
           socket.writableLength > 0 ||
           (this.#wroteAt !== null && this.#clock.now() - this.#wroteAt < timeoutMs);
         // What was written when the table is read: later writes stay tracked.
-        snapshot = { records: this.#inFlight.length, userBytes: socket.writableLength };
+        snapshot = {
+          end: this.#inFlightShifted + this.#inFlight.length,
+          userBytes: socket.writableLength,
+        };
         return active;
       },
       sample: (sample) => {
@@ -489,12 +500,14 @@ export class ReconnectingLink extends EventEmitter {
   }
 
   /** Forgets tracked records the sample shows acknowledged (older than the unacknowledged tail). */
-  #confirm(sample: SendQueueSample, snapshot: { records: number; userBytes: number }): void {
+  #confirm(sample: SendQueueSample, snapshot: { end: number; userBytes: number }): void {
     // Unacknowledged: the kernel's tx_queue plus what was still in Node's
     // buffer; counted in record bytes from the newest record of the
     // snapshot back (TLS adds bytes on the wire: this keeps more, never fewer).
     const unconfirmedBytes = sample.unackedBytes + snapshot.userBytes;
-    let keepFrom = Math.min(snapshot.records, this.#inFlight.length);
+    // The snapshot's newest record, where it is now (the bounds may have shifted the list since).
+    let keepFrom = snapshot.end - this.#inFlightShifted;
+    if (keepFrom <= 0) return; // all of the snapshot already forgotten: nothing to confirm against
     let bytes = 0;
     while (keepFrom > 0 && bytes < unconfirmedBytes) {
       keepFrom--;
@@ -505,6 +518,7 @@ export class ReconnectingLink extends EventEmitter {
       this.#inFlightBytes -= byteLength(this.#inFlight[i] as Buffer | string);
     }
     this.#inFlight.splice(0, keepFrom);
+    this.#inFlightShifted += keepFrom;
   }
 
   /** With a preflight (UDP echo): the connected peer's host answers, or the link reconnects. */

@@ -2,9 +2,11 @@ import { execFileSync } from "node:child_process";
 import { once } from "node:events";
 import { readlinkSync } from "node:fs";
 import net from "node:net";
+import tls from "node:tls";
 import { performance } from "node:perf_hooks";
 import { ReconnectingLink } from "../../src/guard/link.js";
 import { EchoServer } from "../../src/targets/echo.js";
+import { freshCert } from "./fixtures.js";
 
 /**
  * Runs inside the network namespace silent-peer.test.ts creates: a collector
@@ -24,10 +26,12 @@ export interface SilentPeerResult {
   receivedDistinct: number;
   missing: number[];
   missingCount: number;
+  /** Records received more than once (put back, yet delivered by the old connection too). */
+  duplicates: number;
   stats: ReturnType<ReconnectingLink["stats"]>;
 }
 
-const mode = process.argv[2] as "ack" | "ack-small-queue" | "echo";
+const mode = process.argv[2] as "ack" | "ack-small-queue" | "ack-tls" | "echo";
 const waitLimitMs = Number(process.argv[3]);
 const outer = process.env.SYNLIMIT_TEST_OUTER_NETNS;
 if (!outer || readlinkSync("/proc/self/ns/net") === outer) {
@@ -35,17 +39,21 @@ if (!outer || readlinkSync("/proc/self/ns/net") === outer) {
 }
 
 const received = new Set<number>();
+let receivedLines = 0;
 const sockets = new Set<net.Socket>();
-const server = net.createServer((socket) => {
+const cert = mode === "ack-tls" ? freshCert() : null;
+const onConnection = (socket: net.Socket) => {
   sockets.add(socket);
   socket.on("error", () => {});
   let partial = "";
   socket.setEncoding("utf8").on("data", (chunk: string) => {
     const lines = (partial + chunk).split("\n");
     partial = lines.pop() ?? "";
+    receivedLines += lines.length;
     for (const line of lines) received.add(Number(line));
   });
-});
+};
+const server = cert ? tls.createServer(cert, onConnection) : net.createServer(onConnection);
 server.listen(0, "127.0.0.1");
 await once(server, "listening");
 const port = (server.address() as net.AddressInfo).port;
@@ -58,7 +66,8 @@ const link = new ReconnectingLink({
   // Shorter waits than production (0.2 × the defaults): the same logic, sooner.
   guard: { timeScale: 0.2 },
   // Fewer records than the silence produces: some cannot be put back.
-  ...(mode === "ack-small-queue" ? { queueLimit: 10 } : {}),
+  ...(mode === "ack-small-queue" || mode === "ack-tls" ? { queueLimit: 10 } : {}),
+  ...(cert ? { tls: { ca: cert.cert } } : {}),
 });
 await once(link, "connected");
 
@@ -128,6 +137,7 @@ const result: SilentPeerResult = {
   receivedDistinct: received.size,
   missing: missing.slice(0, 20),
   missingCount: missing.length,
+  duplicates: receivedLines - received.size,
   stats,
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -30,7 +30,9 @@ function namespaceUnavailable(): string | null {
   return null;
 }
 
-async function inNamespace(mode: "ack" | "ack-small-queue" | "echo"): Promise<SilentPeerResult> {
+async function inNamespace(
+  mode: "ack" | "ack-small-queue" | "ack-tls" | "echo",
+): Promise<SilentPeerResult> {
   const name = `synlimit-silent-${process.pid}-${mode}`;
   execFileSync("ip", ["netns", "add", name], { stdio: "pipe" });
   try {
@@ -71,6 +73,23 @@ test("a link writing little finds its silent collector from unacknowledged bytes
   assert.ok(r.stats.requeued > 0, "nothing was put back");
   assert.equal(r.stats.dropped, 0);
   assert.deepEqual(r.missing, [], `records lost with the dead connection (${r.sent} sent)`);
+  assert.ok(r.duplicates <= r.stats.requeued, `${r.duplicates} records arrived twice`);
+});
+
+test("over TLS too: the dead connection is reset through its TCP socket, and what is not put back is counted", {
+  skip,
+}, async () => {
+  const r = await inNamespace("ack-tls"); // queueLimit 10, as below
+  assert.notEqual(r.detectedMs, null, `the silent collector went unnoticed for ${waitLimitMs} ms`);
+  assert.equal(r.errorCode, "SYNLIMIT_LINK_STALLED");
+  assert.equal(r.reconnected, true, "no reconnect once the collector answered again");
+  assert.ok(r.stats.requeued > 0 && r.stats.requeued <= 10, `requeued ${r.stats.requeued}`);
+  // A closed (not reset) connection's orphan would deliver these once the collector answers again.
+  assert.ok(r.missingCount > 0, "the old connection delivered what the link had given up");
+  assert.ok(
+    r.missingCount <= r.stats.dropped,
+    `${r.missingCount} records never arrived, ${r.stats.dropped} counted as dropped`,
+  );
 });
 
 test("with an echo responder, an idle link finds its collector's host gone by missed echoes", {

@@ -88,6 +88,11 @@ interface CaseSample {
   /** Largest guard deadline (ms, whole run) and lateness past a deadline (ms, outage). */
   maxDeadlineMs: number;
   maxLateMs: number;
+  /** ReconnectingLink: real ms from the switch-off to the link's first `disconnected` (null: never). */
+  linkDetectedMs?: number | null;
+  /** ReconnectingLink: records put back after the dead connection, and records dropped. */
+  linkRequeued?: number;
+  linkDropped?: number;
 }
 
 // ---- child: one client, under the incident emulation -----------------------
@@ -142,6 +147,7 @@ async function runChild(config: ChildConfig): Promise<void> {
   const base = config.name.replace(" + echo", "");
   let stop: () => Promise<void> = async () => {};
   let healthy: Promise<unknown> = Promise.resolve();
+  let linkReport: () => Partial<CaseSample> = () => ({});
   if (base === "naive http.Agent" || base === "GuardedAgent") {
     // The same exporter-like client; only its agent differs.
     const agent =
@@ -199,6 +205,18 @@ async function runChild(config: ChildConfig): Promise<void> {
       guard: { budget: "bench-field" },
     });
     healthy = once(link, "connected");
+    let detectedMs: number | null = null;
+    link.on("disconnected", () => {
+      if (outage && detectedMs === null) detectedMs = performance.now() - outageStarted;
+    });
+    linkReport = () => {
+      const stats = link.stats();
+      return {
+        linkDetectedMs: detectedMs,
+        linkRequeued: stats.requeued,
+        linkDropped: stats.dropped,
+      };
+    };
     const timer = setInterval(() => link.send("span\n"), sendEveryMs);
     stop = async () => {
       clearInterval(timer);
@@ -236,6 +254,7 @@ async function runChild(config: ChildConfig): Promise<void> {
   agentSlotMs = holds.reduce((sum, h) => sum + h.end - h.start, 0);
   running = false;
   await loop;
+  const linkSample = linkReport();
   await stop();
   const sample: CaseSample = {
     name: config.name,
@@ -247,6 +266,7 @@ async function runChild(config: ChildConfig): Promise<void> {
     holds,
     maxDeadlineMs,
     maxLateMs,
+    ...linkSample,
   };
   process.stdout.write(`${JSON.stringify(sample)}\n`);
   process.exit(0);
@@ -434,6 +454,9 @@ interface RoundResult {
   maxDeadlineMs: number;
   maxLateMs: number;
   baseP99Ms: number;
+  linkDetectedMs?: number | null;
+  linkRequeued?: number;
+  linkDropped?: number;
 }
 
 interface CaseRow {
@@ -526,6 +549,13 @@ async function runRounds(
           maxDeadlineMs: s.maxDeadlineMs,
           maxLateMs: s.maxLateMs,
           baseP99Ms,
+          ...(s.linkDetectedMs !== undefined
+            ? {
+                linkDetectedMs: s.linkDetectedMs,
+                linkRequeued: s.linkRequeued ?? 0,
+                linkDropped: s.linkDropped ?? 0,
+              }
+            : {}),
         });
       }
     }
@@ -569,8 +599,32 @@ function markdown(rows: CaseRow[], rounds: number, outage: OutageKind): string {
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...perRound,
     "",
+    ...linkRows(rows),
     ...guarantees(rows, baseline),
   ].join("\n");
+}
+
+/** When each ReconnectingLink found its connection dead, and what became of the records in it. */
+function linkRows(rows: CaseRow[]): string[] {
+  const links = rows.filter((r) => r.name.startsWith("ReconnectingLink"));
+  if (links.length === 0) return [];
+  const ms = (x: number | null | undefined) =>
+    x === null || x === undefined
+      ? "never"
+      : `${x.toFixed(0)} (${(x / timeScale / 1000).toFixed(1)} s model)`;
+  return [
+    "ReconnectingLink: real ms from the switch-off to the link's `disconnected` (its own verdict on the silent connection; the model time at the bench's scale), records put back in the queue from the dead connection, records dropped:",
+    "",
+    "| case | round | dead connection found after ms | records put back | records dropped |",
+    "| --- | --- | --- | --- | --- |",
+    ...links.flatMap((r) =>
+      r.rounds.map(
+        (x, j) =>
+          `| ${r.name} | ${j + 1} | ${ms(x.linkDetectedMs)} | ${x.linkRequeued ?? 0} | ${x.linkDropped ?? 0} |`,
+      ),
+    ),
+    "",
+  ];
 }
 
 /** Whether each guarantee of docs/guard.md held, round by round. */

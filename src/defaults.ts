@@ -120,6 +120,14 @@ export const defaults = {
   linkWriteTimeoutMs: 10_000,
   /** ReconnectingLink: TCP keep-alive idle time, so an idle dead connection is found too. */
   linkKeepAliveMs: 10_000,
+  /**
+   * ReconnectingLink with a preflight (UDP echo): the connected peer's host
+   * is probed this often, and this many probes in a row without an answer
+   * mean it is gone: found within 3 × (1 s + the 500 ms echo timeout) = 4.5 s
+   * (scaled), at about one datagram a second.
+   */
+  linkEchoIntervalMs: 1_000,
+  linkEchoMisses: 3,
   // Lab (src/lab/): field durations; the lab multiplies them by its time scale.
   /**
    * The naive agent's reconnect loops. One: the field's logins took "about

@@ -276,6 +276,26 @@ export function linkStalled(endpoint: Endpoint, afterMs: number): SynlimitError 
   );
 }
 
+/** The connected peer's host stopped answering the link's liveness probes (UDP echo). */
+export function linkPeerSilent(endpoint: Endpoint, misses: number): SynlimitError {
+  return new SynlimitError(
+    "SYNLIMIT_LINK_STALLED",
+    `${formatEndpoint(endpoint)}: ${misses} liveness probes in a row went unanswered; reconnecting`,
+  );
+}
+
+/** Written bytes the kernel keeps retransmitting: the peer acknowledges nothing. */
+export function linkUnacknowledged(
+  endpoint: Endpoint,
+  afterMs: number,
+  bytes: number,
+): SynlimitError {
+  return new SynlimitError(
+    "SYNLIMIT_LINK_STALLED",
+    `${formatEndpoint(endpoint)} acknowledged none of ${bytes} sent bytes for ${Math.round(afterMs)} ms; reconnecting`,
+  );
+}
+
 /** A trace line that is not a `record` attempt: file and line number say where. */
 export function invalidTrace(where: string, line: number, problem: string): SynlimitError {
   return new SynlimitError("SYNLIMIT_INVALID_TRACE", `${where}:${line}: ${problem}`);

@@ -312,6 +312,25 @@ export class Guard {
     return this.#peers.size;
   }
 
+  /**
+   * One liveness probe of a destination with this guard's preflight (UDP
+   * echo or custom check), as before a connect; null when the guard has no
+   * preflight. Used by ReconnectingLink to watch a connected peer's host.
+   */
+  probe(
+    endpoint: { host: string; port: number },
+    signal?: AbortSignal,
+  ): Promise<PreflightOutcome> | null {
+    if (!this.canProbe) return null;
+    return this.#preflight(endpoint, signal);
+  }
+
+  /** Whether the guard has a preflight (UDP echo or custom check) to probe with. */
+  get canProbe(): boolean {
+    const { udpEchoPort, check } = this.#options.preflight;
+    return udpEchoPort !== undefined || check !== undefined;
+  }
+
   /** The breaker state of a destination ("closed" for one never seen). */
   state(host: string, port: number): BreakerState {
     return this.#peers.get(formatEndpoint({ host, port }))?.breaker.state ?? "closed";

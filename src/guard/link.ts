@@ -1,9 +1,15 @@
 import { EventEmitter } from "node:events";
-import type net from "node:net";
+import net from "node:net";
 import type tls from "node:tls";
 import { backgroundClock, type Clock, type Timer } from "../clock.js";
 import { defaults } from "../defaults.js";
-import { invalidOption, linkStalled, type SynlimitError } from "../errors.js";
+import {
+  invalidOption,
+  linkPeerSilent,
+  linkStalled,
+  linkUnacknowledged,
+  type SynlimitError,
+} from "../errors.js";
 import { guardChannels, publish } from "./channels.js";
 import {
   Guard,
@@ -13,6 +19,12 @@ import {
   preflightOptionKeys,
 } from "./guard.js";
 import { rejectUnknownKeys } from "./options.js";
+import {
+  type SendQueueSample,
+  sendQueueWatchAvailable,
+  tcpTableKey,
+  watchSendQueue,
+} from "./send-queue.js";
 
 const linkOptionKeys = [
   "host",
@@ -45,7 +57,12 @@ export interface ReconnectingLinkOptions {
   queueLimit?: number;
   /** Bytes kept while disconnected; past it the oldest are dropped, and counted (default 4 MiB). */
   queueLimitBytes?: number;
-  /** Written bytes that do not drain this long mean a dead peer: reconnect (default 10 s; scaled by the guard's time scale). */
+  /**
+   * A dead peer is taken as dead after this long without progress: written
+   * bytes that do not drain, or (Linux) sent bytes the kernel keeps
+   * retransmitting without an acknowledgement; then reconnect (default 10 s;
+   * scaled by the guard's time scale).
+   */
   writeTimeoutMs?: number;
   /** TCP keep-alive idle time on the connection (default 10 s); 0 turns it off. Kernel time: not scaled. */
   keepAliveMs?: number;
@@ -68,17 +85,25 @@ export interface LinkStats {
   failures: number;
   /** Established connections that ended (peer closed, reset, or found dead). */
   disconnects: number;
+  /**
+   * Records written to a connection the link then found dead, put back in
+   * the queue because the kernel had not seen them acknowledged (they may
+   * reach the collector twice).
+   */
+  requeued: number;
 }
 
 /**
  * A long-lived link to a collector, as an APM agent keeps. `send()` never
  * blocks and never throws: records wait in a queue bounded by records and by
  * bytes (drop-oldest) while the link reconnects through the guard. A
- * connection whose written bytes do not drain within `writeTimeoutMs`
- * (no ACKs: the peer is gone) is destroyed and replaced; keep-alive finds an
- * idle one. Records already written to a connection that then dies may be
- * lost with it (TCP gives no receipt); queued records are lost only past the
- * queue's bounds.
+ * silently dead connection (the peer's host switched off: no FIN, no RST)
+ * is found and replaced: on Linux from the kernel's unacknowledged bytes
+ * however little the link writes, with a preflight from missed echoes, and
+ * everywhere from written bytes that do not drain; keep-alive finds an idle
+ * one. Records the kernel had not shown acknowledged go back in the queue
+ * when the link finds its connection dead (at-least-once); queued records
+ * are lost only past the queue's bounds, counted.
  *
  * Events: `connected`, `disconnected` (error?), `dropped` (count so far).
  */
@@ -100,6 +125,17 @@ export class ReconnectingLink extends EventEmitter {
   #socket: net.Socket | null = null;
   #timer: Timer | null = null;
   #writeTimer: Timer | null = null;
+  #echoTimer: Timer | null = null;
+  #unwatch: (() => void) | null = null;
+  /** Records written to the current connection the kernel has not yet shown acknowledged (Linux). */
+  #inFlight: Array<Buffer | string> = [];
+  #inFlightBytes = 0;
+  /** In-flight records forgotten past the queue's bounds before they were shown acknowledged. */
+  #forgotten = 0;
+  /** Records ever removed from the front of #inFlight on this connection: snapshots count from it. */
+  #inFlightShifted = 0;
+  #requeued = 0;
+  #wroteAt: number | null = null;
   #draining = false;
   #closing: Promise<void> | null = null;
   #dropped = 0;
@@ -207,6 +243,7 @@ export class ReconnectingLink extends EventEmitter {
       connects: this.#connects,
       failures: this.#failures,
       disconnects: this.#disconnects,
+      requeued: this.#requeued,
     };
   }
 
@@ -245,6 +282,7 @@ export class ReconnectingLink extends EventEmitter {
     positiveMs("timeoutMs", timeoutMs);
     this.#state = "closed";
     this.#timer?.cancel();
+    this.#stopWatching();
     this.#abort.abort();
     const socket = this.#socket;
     if (!socket || socket.destroyed) {
@@ -303,11 +341,22 @@ export class ReconnectingLink extends EventEmitter {
       this.#draining = false;
       this.#writeTimer?.cancel();
       this.#writeTimer = null;
+      this.#stopWatching();
+      const unconfirmed = this.#inFlight;
+      const forgotten = this.#forgotten;
+      this.#inFlight = [];
+      this.#inFlightBytes = 0;
+      this.#forgotten = 0;
+      this.#inFlightShifted = 0;
       if (this.#state === "closed") return;
+      const verdict = (socket as DeadSocket)[deadPeer];
+      if (verdict) this.#putBack(unconfirmed, forgotten);
       this.#disconnects++;
-      this.emit("disconnected", lastError);
+      this.emit("disconnected", verdict ?? lastError);
       this.#connect();
     });
+    this.#watchAcks(socket);
+    this.#watchHost(socket);
     this.#flush();
   }
 
@@ -331,13 +380,15 @@ export class ReconnectingLink extends EventEmitter {
       const record = this.#queue.shift() as Buffer | string;
       this.#queuedBytes -= byteLength(record);
       this.#written++;
+      this.#wroteAt = this.#clock.now();
+      if (this.#unwatch) this.#track(record);
       if (!socket.write(record)) {
         this.#draining = true;
         // No drain in time: nobody ACKs what was sent, the peer is gone.
         const writeTimeoutMs = this.#writeTimeoutMs * this.guard.timeScale;
         this.#writeTimer = this.#clock.setTimer(() => {
           this.#writeTimer = null;
-          socket.destroy(linkStalled(this, writeTimeoutMs));
+          this.#declareDead(socket, linkStalled(this, writeTimeoutMs));
         }, writeTimeoutMs);
         socket.once("drain", () => {
           this.#writeTimer?.cancel();
@@ -348,6 +399,158 @@ export class ReconnectingLink extends EventEmitter {
         return;
       }
     }
+  }
+
+  /** The link's own verdict: records the kernel had not seen acknowledged go back in the queue. */
+  #declareDead(socket: net.Socket, error: Error): void {
+    (socket as DeadSocket)[deadPeer] = error;
+    // A reset, not a FIN: a plain close leaves the kernel an orphan socket
+    // that keeps retransmitting to the dead host for minutes and may deliver
+    // the records later, after the link has put them back (twice) or counted
+    // them dropped (wrongly). A TLS socket cannot be reset itself; the TCP
+    // socket under it (the guard's, given to tls.connect) can, and the TLS
+    // socket closes with it.
+    const parent = (socket as { _parent?: unknown })._parent;
+    const tcp = parent instanceof net.Socket ? parent : socket;
+    try {
+      tcp.resetAndDestroy();
+    } catch {
+      socket.destroy(error);
+    }
+  }
+
+  #putBack(records: Array<Buffer | string>, forgotten: number): void {
+    if (forgotten > 0) this.#drop(forgotten);
+    if (records.length === 0) return;
+    this.#requeued += records.length;
+    this.#queue.unshift(...records);
+    for (const r of records) this.#queuedBytes += byteLength(r);
+    // The queue's bounds hold as for send(): the oldest go first, counted.
+    let dropped = 0;
+    while (this.#queue.length > this.queueLimit || this.#queuedBytes > this.queueLimitBytes) {
+      this.#queuedBytes -= byteLength(this.#queue.shift() as Buffer | string);
+      dropped++;
+    }
+    if (dropped > 0) this.#drop(dropped);
+  }
+
+  #track(record: Buffer | string): void {
+    this.#inFlight.push(record);
+    this.#inFlightBytes += byteLength(record);
+    // Bounded like the queue: the oldest are most likely acknowledged already.
+    while (
+      this.#inFlight.length > this.queueLimit ||
+      (this.#inFlightBytes > this.queueLimitBytes && this.#inFlight.length > 1)
+    ) {
+      this.#inFlightBytes -= byteLength(this.#inFlight.shift() as Buffer | string);
+      this.#inFlightShifted++;
+      this.#forgotten++;
+    }
+  }
+
+  /**
+   * Linux: the kernel's send queue of this connection, read from
+   * /proc/net/tcp while the link writes. Bytes it retransmits without any
+   * acknowledgement for writeTimeoutMs mean the peer is gone, whether or not
+   * the send buffer ever fills (a link that writes little never fills it).
+   */
+  #watchAcks(socket: net.Socket): void {
+    if (!sendQueueWatchAvailable()) return;
+    const key = tcpTableKey(socket);
+    if (!key) return;
+    const timeoutMs = this.#writeTimeoutMs * this.guard.timeScale;
+    let stallSince: number | null = null;
+    let pending = false; // the last read found bytes not acknowledged
+    let snapshot = { end: 0, userBytes: 0 };
+    this.#unwatch = watchSendQueue({
+      key,
+      // A quarter of the timeout, and never busier than 10 reads a second.
+      intervalMs: Math.max(timeoutMs / 4, 100),
+      prepare: () => {
+        const active =
+          pending ||
+          socket.writableLength > 0 ||
+          (this.#wroteAt !== null && this.#clock.now() - this.#wroteAt < timeoutMs);
+        // What was written when the table is read: later writes stay tracked.
+        snapshot = {
+          end: this.#inFlightShifted + this.#inFlight.length,
+          userBytes: socket.writableLength,
+        };
+        return active;
+      },
+      sample: (sample) => {
+        if (!sample || socket.destroyed || this.#socket !== socket) return;
+        this.#confirm(sample, snapshot);
+        pending = sample.unackedBytes > 0;
+        if (sample.unackedBytes === 0 || sample.retransmits === 0) {
+          stallSince = null;
+          return;
+        }
+        // A retransmission timeout fired and nothing was acknowledged since.
+        const now = this.#clock.now();
+        stallSince ??= now;
+        if (now - stallSince >= timeoutMs) {
+          this.#declareDead(
+            socket,
+            linkUnacknowledged(this, now - stallSince, sample.unackedBytes),
+          );
+        }
+      },
+    });
+  }
+
+  /** Forgets tracked records the sample shows acknowledged (older than the unacknowledged tail). */
+  #confirm(sample: SendQueueSample, snapshot: { end: number; userBytes: number }): void {
+    // Unacknowledged: the kernel's tx_queue plus what was still in Node's
+    // buffer; counted in record bytes from the newest record of the
+    // snapshot back (TLS adds bytes on the wire: this keeps more, never fewer).
+    const unconfirmedBytes = sample.unackedBytes + snapshot.userBytes;
+    // The snapshot's newest record, where it is now (the bounds may have shifted the list since).
+    let keepFrom = snapshot.end - this.#inFlightShifted;
+    if (keepFrom <= 0) return; // all of the snapshot already forgotten: nothing to confirm against
+    let bytes = 0;
+    while (keepFrom > 0 && bytes < unconfirmedBytes) {
+      keepFrom--;
+      bytes += byteLength(this.#inFlight[keepFrom] as Buffer | string);
+    }
+    if (bytes >= unconfirmedBytes) this.#forgotten = 0; // those forgotten were older still
+    for (let i = 0; i < keepFrom; i++) {
+      this.#inFlightBytes -= byteLength(this.#inFlight[i] as Buffer | string);
+    }
+    this.#inFlight.splice(0, keepFrom);
+    this.#inFlightShifted += keepFrom;
+  }
+
+  /** With a preflight (UDP echo): the connected peer's host answers, or the link reconnects. */
+  #watchHost(socket: net.Socket): void {
+    if (!this.guard.canProbe) return;
+    let misses = 0;
+    const probeNext = () => {
+      this.#echoTimer = this.#clock.setTimer(async () => {
+        this.#echoTimer = null;
+        const outcome = await this.guard
+          .probe({ host: this.host, port: this.port }, this.#abort.signal)
+          ?.catch(() => null);
+        if (socket.destroyed || this.#socket !== socket || this.#state !== "connected") return;
+        // "refused" is an answer from the host (its echo port is closed): the host is there.
+        if (outcome === "silent" || outcome === "error") misses++;
+        else misses = 0;
+        if (misses >= defaults.linkEchoMisses) {
+          this.#declareDead(socket, linkPeerSilent(this, misses));
+          return;
+        }
+        probeNext();
+      }, defaults.linkEchoIntervalMs * this.guard.timeScale);
+      this.#echoTimer.unref?.();
+    };
+    probeNext();
+  }
+
+  #stopWatching(): void {
+    this.#unwatch?.();
+    this.#unwatch = null;
+    this.#echoTimer?.cancel();
+    this.#echoTimer = null;
   }
 
   #set(state: LinkState, error?: Error): void {
@@ -362,6 +565,10 @@ export class ReconnectingLink extends EventEmitter {
     });
   }
 }
+
+/** Marks a connection the link itself found dead. */
+const deadPeer = Symbol("synlimit.deadPeer");
+type DeadSocket = net.Socket & { [deadPeer]?: Error };
 
 function byteLength(record: Buffer | string): number {
   return typeof record === "string" ? Buffer.byteLength(record) : record.length;

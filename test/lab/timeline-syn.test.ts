@@ -167,3 +167,22 @@ test("attempts without a schedule (no emulated timing recorded) draw no ticks", 
   assert.equal(lines(chart.svg, "sl-syn-tick").length + lines(chart.svg, "sl-giveup").length, 0);
   assert.equal(chart.schedule, null);
 });
+
+test("an attempt that ended before its schedule did says which SYNs were sent", async () => {
+  const { attemptTitle } = await import("../../src/lab/report/timeline.js");
+  const cancelled = attempt({
+    id: 9,
+    role: "agent",
+    startedAtMs: 0,
+    endedAtMs: lab(4_000),
+    outcome: "cancelled",
+    ...schedule,
+  });
+  const title = attemptTitle(cancelled, timeScale);
+  assert.match(title, /SYN sent at 0, 3 s, then ended \(SYN at 0, 3, 9 s; gives up at 21 s\)/);
+  const full = attemptTitle(
+    { ...cancelled, endedAtMs: lab(21_000), outcome: "timed-out" },
+    timeScale,
+  );
+  assert.match(full, /\nSYN at 0, 3, 9 s; gives up at 21 s\n/);
+});

@@ -72,7 +72,7 @@ export function attemptTitle(a: AttemptRecord, timeScale: number): string {
       : a.startedAtMs === null
         ? `${a.outcome} before it started`
         : a.outcome;
-  const schedule = scheduleText(a, timeScale);
+  const schedule = sentText(a, timeScale);
   return [
     `#${a.id} ${a.role} → ${a.host}:${a.port}`,
     `asked for a slot at ${f(a.queuedAtMs)}, waited ${f(waited)}`,
@@ -93,6 +93,22 @@ export function scheduleText(a: AttemptRecord, timeScale: number): string | null
 
 /** Slack for a timer that fired a little late: a give-up still counts as reached. */
 const lateMs = 0.5;
+
+/**
+ * Hover text: the schedule, and which of its SYNs were sent when the attempt
+ * ended first (a connect answered or cancelled at 1.7 s never sent the 3 s one).
+ */
+function sentText(a: AttemptRecord, timeScale: number): string | null {
+  const schedule = scheduleText(a, timeScale);
+  if (schedule === null || a.startedAtMs === null || !a.synAtMs || a.outcome === "pending") {
+    return schedule;
+  }
+  const pendingMs = a.endedAtMs - a.startedAtMs;
+  const sent = a.synAtMs.filter((offset) => offset <= pendingMs + lateMs);
+  if (sent.length === a.synAtMs.length) return schedule;
+  const s = (ms: number) => `${Math.round(ms / timeScale / 100) / 10}`;
+  return `SYN sent at ${sent.map(s).join(", ")} s, then ended (${schedule})`;
+}
 
 /**
  * The SYN times and give-up of every attempt that stayed in SYN_SENT past its

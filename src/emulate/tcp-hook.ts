@@ -1,5 +1,6 @@
 import net from "node:net";
 import { getSystemErrorMap } from "node:util";
+import { attemptsObserved } from "../gate/channels.js";
 import type { Attempt, AttemptGate, AttemptHandlers } from "../gate/gate.js";
 import type { Destination } from "../gate/types.js";
 
@@ -93,22 +94,103 @@ const kGated = Symbol("synlimit.gatedConnect");
 type Tagged<T> = T & { [kGated]?: GatedConnect };
 
 function gated(connect: ConnectFn, gateFor: GateSource): ConnectFn {
-  // Node passes (req, address, port); anything after is kept, but the common
-  // case allocates no rest array.
-  return function gatedConnect(this: TcpHandle, req, address, port, ...rest) {
+  // Node passes (req, address, port); anything after is kept, on a slower
+  // path: a rest parameter would allocate an array on every connect.
+  return function gatedConnect(
+    this: TcpHandle,
+    req: ConnectReq,
+    address: string,
+    port: number,
+  ): number {
+    // biome-ignore lint/complexity/noArguments: a rest parameter allocates on every connect
+    if (arguments.length > 3) return withRest(this, connect, gateFor, [...arguments]);
     const gate = gateFor();
-    if (!gate) return connect.call(this, req, address, port, ...rest);
-    return new GatedConnect(this, req, connect, address, port, rest.length ? rest : null).run(gate);
+    if (gate === null) return connect.call(this, req, address, port);
+    if (gate._decidesNothing && !attemptsObserved()) {
+      return passThrough(gate, this, req, connect, address, port);
+    }
+    return new GatedConnect(this, req, connect, address, port, null).run(gate);
   };
 }
 
+/** The rare connect with more than (req, address, port): always tracked. */
+function withRest(handle: TcpHandle, connect: ConnectFn, gateFor: GateSource, args: unknown[]) {
+  const [req, address, port, ...rest] = args as [ConnectReq, string, number, ...unknown[]];
+  const gate = gateFor();
+  if (!gate) return connect.call(handle, req, address, port, ...rest);
+  return new GatedConnect(handle, req, connect, address, port, rest).run(gate);
+}
+
 function teardown(original: Teardown): Teardown {
-  return function gatedTeardown(this: Tagged<TcpHandle>, ...args: unknown[]): unknown {
+  // close(cb) and reset(cb) take one argument; every TCP handle closes
+  // through here, so no rest array either.
+  return function gatedTeardown(this: Tagged<TcpHandle>, cb?: unknown): unknown {
     // A queued attempt leaves the line; a pending one frees its slot. The
     // kernel's own completion (ECANCELED) that may follow is then a no-op.
-    this[kGated]?.cancel();
-    return original.apply(this, args);
+    const gatedConnect = this[kGated];
+    if (gatedConnect !== undefined) gatedConnect.cancel();
+    return original.call(this, cb);
   };
+}
+
+// A connect let through untracked: its gate and Node's own completion,
+// kept on the connect request (no object of its own).
+const kPassGate = Symbol("synlimit.passGate");
+const kPassAfter = Symbol("synlimit.passAfter");
+type PassedReq = ConnectReq & {
+  [kPassGate]?: AttemptGate;
+  [kPassAfter]?: ConnectReq["oncomplete"];
+};
+const UV_ECANCELED = uvStatus("ECANCELED");
+
+/**
+ * A gate with nothing to decide (no limit, no deadline) and nobody listening
+ * needs no `Attempt`, deadline or `close()` bookkeeping: the connect goes
+ * straight to the OS and only its start and end are counted, so the gate's
+ * stats stay exact. libuv completes every connect it accepted exactly once
+ * (ECANCELED when the handle closes first); one that it refused at once is
+ * never completed, and ends here.
+ */
+function passThrough(
+  gate: AttemptGate,
+  handle: TcpHandle,
+  req: PassedReq,
+  connect: ConnectFn,
+  address: string,
+  port: number,
+): number {
+  gate._passStarted();
+  const status = connect.call(handle, req, address, port);
+  if (status !== 0) {
+    gate._passEnded("failed");
+    return status;
+  }
+  req[kPassGate] = gate;
+  req[kPassAfter] = req.oncomplete;
+  req.oncomplete = passedAfterConnect as ConnectReq["oncomplete"];
+  return 0;
+}
+
+/** Node calls a request's oncomplete with the request as `this`. */
+function passedAfterConnect(
+  this: PassedReq,
+  status: number,
+  handle: unknown,
+  req: unknown,
+  readable: unknown,
+  writable: unknown,
+): unknown {
+  (this[kPassGate] as AttemptGate)._passEnded(
+    status === 0 ? "connected" : status === UV_ECANCELED ? "cancelled" : "failed",
+  );
+  return (this[kPassAfter] as ConnectReq["oncomplete"]).call(
+    this,
+    status,
+    handle,
+    req,
+    readable,
+    writable,
+  );
 }
 
 /** Node calls a request's oncomplete with the request as `this`. */

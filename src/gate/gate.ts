@@ -272,6 +272,15 @@ export class AttemptGate {
   readonly giveUpAfterMs: number | null;
   /** Host → clock time it last accepted a connection (knownReachableMs only). */
   readonly #reachedAt = new Map<string, number>();
+  /**
+   * @internal true when the gate has nothing to decide about any attempt: no
+   * limit, no emulated deadline, no rate policy, no known-reachable window,
+   * one key. Its owner may then let a connect through without an `Attempt`
+   * (see `_passStarted`) while nobody listens on the attempt channels.
+   */
+  readonly _decidesNothing: boolean;
+  /** Attempts let through untracked that have not ended yet (all under the process key). */
+  #passedInFlight = 0;
 
   constructor(options: GateOptions = {}) {
     this.options = normalize(options);
@@ -285,6 +294,29 @@ export class AttemptGate {
       failAtMs === null
         ? null
         : new FifoDeadlines(clock, afterMs, (a: Attempt) => a._timeout(timing, afterMs));
+    const o = this.options;
+    this._decidesNothing =
+      o.maxInFlight === Number.POSITIVE_INFINITY &&
+      o.policy !== "rate" &&
+      failAtMs === null &&
+      o.knownReachableMs === null &&
+      o.keyOf === processKeyOf;
+  }
+
+  /**
+   * @internal an attempt goes ahead untracked (only when `_decidesNothing`):
+   * counted as started and in flight, as `request()` would, without an
+   * `Attempt`. Its owner calls `_passEnded` exactly once when it ends.
+   */
+  _passStarted(): void {
+    this.#passedInFlight++;
+    this.#totals.pending++;
+  }
+
+  /** @internal an untracked attempt ended. */
+  _passEnded(state: "connected" | "failed" | "cancelled"): void {
+    this.#passedInFlight--;
+    this.#totals[state]++;
   }
 
   /**
@@ -327,13 +359,23 @@ export class AttemptGate {
   stats(): GateStats {
     let inFlight = 0;
     let queued = 0;
+    let passed = this.#passedInFlight;
     const byKey: Array<{ key: string; inFlight: number; queued: number }> = [];
     for (const s of this.#keys.values()) {
-      inFlight += s.inFlight;
-      queued += s.queue.length;
-      if (s.inFlight > 0 || s.queue.length > 0) {
-        byKey.push({ key: s.key, inFlight: s.inFlight, queued: s.queue.length });
+      let keyInFlight = s.inFlight;
+      if (s.key === PROCESS_KEY) {
+        keyInFlight += passed;
+        passed = 0;
       }
+      inFlight += keyInFlight;
+      queued += s.queue.length;
+      if (keyInFlight > 0 || s.queue.length > 0) {
+        byKey.push({ key: s.key, inFlight: keyInFlight, queued: s.queue.length });
+      }
+    }
+    if (passed > 0) {
+      inFlight += passed;
+      byKey.push({ key: PROCESS_KEY, inFlight: passed, queued: 0 });
     }
     return { inFlight, queued, byKey, totals: { ...this.#totals } };
   }
@@ -572,6 +614,10 @@ export class AttemptGate {
 /** The longest scaled deadline (about 285,000 years): any longer is the same in practice. */
 export const MAX_DEADLINE_MS = Number.MAX_SAFE_INTEGER;
 
+/** The one key of a `process`-scoped gate. */
+const PROCESS_KEY = "process";
+const processKeyOf = (): string => PROCESS_KEY;
+
 /** Idle per-key states kept before a sweep (destination scope can see many keys). */
 const IDLE_KEYS_KEPT = 1024;
 /** Known-reachable hosts remembered at most (oldest forgotten first). */
@@ -622,7 +668,7 @@ function normalize(options: GateOptions): NormalizedOptions {
       : checkDurationMs(options.knownReachableMs, "knownReachableMs", optionFail);
   const scope = options.scope ?? "process";
   let keyOf: (d: Destination) => string;
-  if (scope === "process") keyOf = () => "process";
+  if (scope === "process") keyOf = processKeyOf;
   else if (scope === "destination") keyOf = (d) => formatEndpoint(d);
   else if (typeof scope === "function") {
     keyOf = (d) => {

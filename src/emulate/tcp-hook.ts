@@ -1,8 +1,15 @@
-import net from "node:net";
-import { getSystemErrorMap } from "node:util";
 import { attemptsObserved } from "../gate/channels.js";
 import type { Attempt, AttemptGate, AttemptHandlers } from "../gate/gate.js";
 import type { Destination } from "../gate/types.js";
+import {
+  type ConnectFn,
+  type ConnectReq,
+  isHappyEyeballs,
+  ownerOf,
+  type TcpHandle,
+  uvStatus,
+} from "./tcp-internals.js";
+import { connectUntracked } from "./untracked.js";
 
 /**
  * The seam: Node's TCP handle, where `connect(2)` — and so the SYN — happens.
@@ -12,26 +19,6 @@ import type { Destination } from "../gate/types.js";
  * queued socket is, to Node, simply a socket whose connect has not completed:
  * writes buffer, timers run, `destroy()` closes the handle.
  */
-interface ConnectReq {
-  oncomplete: (status: number, ...rest: unknown[]) => unknown;
-}
-
-type ConnectFn = (
-  this: TcpHandle,
-  req: ConnectReq,
-  address: string,
-  port: number,
-  ...rest: unknown[]
-) => number;
-
-interface TcpHandle {
-  connect: ConnectFn;
-  connect6: ConnectFn;
-  close(...args: unknown[]): unknown;
-  reset?(...args: unknown[]): unknown;
-  [key: symbol]: unknown;
-}
-
 interface TcpBinding {
   TCP: { prototype: TcpHandle };
 }
@@ -39,12 +26,6 @@ interface TcpBinding {
 const tcpPrototype = (process as unknown as { binding(name: string): TcpBinding }).binding(
   "tcp_wrap",
 ).TCP.prototype;
-
-const uvStatus = (() => {
-  const byName = new Map<string, number>();
-  for (const [status, [name]] of getSystemErrorMap()) byName.set(name, status);
-  return (name: string): number => byName.get(name) ?? -1;
-})();
 
 /** Supplies the gate that decides each attempt, or null to let it through. */
 export type GateSource = () => AttemptGate | null;
@@ -106,8 +87,8 @@ function gated(connect: ConnectFn, gateFor: GateSource): ConnectFn {
     if (arguments.length > 3) return withRest(this, connect, gateFor, [...arguments]);
     const gate = gateFor();
     if (gate === null) return connect.call(this, req, address, port);
-    if (gate._decidesNothing && !attemptsObserved()) {
-      return passThrough(gate, this, req, connect, address, port);
+    if (gate._passMode !== null && !attemptsObserved()) {
+      return connectUntracked(gate, this, req, connect, address, port);
     }
     return new GatedConnect(this, req, connect, address, port, null).run(gate);
   };
@@ -131,66 +112,6 @@ function teardown(original: Teardown): Teardown {
     if (gatedConnect !== undefined) gatedConnect.cancel();
     return original.call(this, cb);
   };
-}
-
-// A connect let through untracked: its gate and Node's own completion,
-// kept on the connect request (no object of its own).
-const kPassGate = Symbol("synlimit.passGate");
-const kPassAfter = Symbol("synlimit.passAfter");
-type PassedReq = ConnectReq & {
-  [kPassGate]?: AttemptGate;
-  [kPassAfter]?: ConnectReq["oncomplete"];
-};
-const UV_ECANCELED = uvStatus("ECANCELED");
-
-/**
- * A gate with nothing to decide (no limit, no deadline) and nobody listening
- * needs no `Attempt`, deadline or `close()` bookkeeping: the connect goes
- * straight to the OS and only its start and end are counted, so the gate's
- * stats stay exact. libuv completes every connect it accepted exactly once
- * (ECANCELED when the handle closes first); one that it refused at once is
- * never completed, and ends here.
- */
-function passThrough(
-  gate: AttemptGate,
-  handle: TcpHandle,
-  req: PassedReq,
-  connect: ConnectFn,
-  address: string,
-  port: number,
-): number {
-  gate._passStarted();
-  const status = connect.call(handle, req, address, port);
-  if (status !== 0) {
-    gate._passEnded("failed");
-    return status;
-  }
-  req[kPassGate] = gate;
-  req[kPassAfter] = req.oncomplete;
-  req.oncomplete = passedAfterConnect as ConnectReq["oncomplete"];
-  return 0;
-}
-
-/** Node calls a request's oncomplete with the request as `this`. */
-function passedAfterConnect(
-  this: PassedReq,
-  status: number,
-  handle: unknown,
-  req: unknown,
-  readable: unknown,
-  writable: unknown,
-): unknown {
-  (this[kPassGate] as AttemptGate)._passEnded(
-    status === 0 ? "connected" : status === UV_ECANCELED ? "cancelled" : "failed",
-  );
-  return (this[kPassAfter] as ConnectReq["oncomplete"]).call(
-    this,
-    status,
-    handle,
-    req,
-    readable,
-    writable,
-  );
 }
 
 /** Node calls a request's oncomplete with the request as `this`. */
@@ -288,7 +209,7 @@ class GatedConnect implements AttemptHandlers, Destination {
    */
   #fail(status: number, error: Error, deferred: boolean): void {
     const owner = ownerOf(this.handle);
-    const single = !this.#afterConnect.name.includes("Multiple");
+    const single = !isHappyEyeballs(this.#afterConnect);
     const end =
       owner && single
         ? () => {
@@ -299,16 +220,4 @@ class GatedConnect implements AttemptHandlers, Destination {
     if (deferred) process.nextTick(end);
     else end();
   }
-}
-
-let ownerSymbol: symbol | undefined;
-
-/** Node links each handle to its socket under an internal symbol. */
-function ownerOf(handle: TcpHandle): net.Socket | null {
-  ownerSymbol ??= Object.getOwnPropertySymbols(handle).find(
-    (s) => s.description === "owner_symbol",
-  );
-  if (!ownerSymbol) return null;
-  const owner = handle[ownerSymbol];
-  return owner instanceof net.Socket ? owner : null;
 }

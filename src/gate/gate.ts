@@ -176,12 +176,7 @@ export class Attempt {
 
   /** @internal the emulated OS deadline passed. */
   _timeout(timing: Timing, afterMs: number): void {
-    const kind = isWindowsTiming(timing)
-      ? "windows"
-      : timing.kind === "linux" || timing.kind === "schedule"
-        ? timing.kind
-        : "fixed";
-    const error = emulatedTimeout(this.destination, kind, afterMs);
+    const error = emulatedTimeout(this.destination, timeoutKind(timing), afterMs);
     // The owner ends the socket before the slot passes on, as the OS
     // closes the failed attempt before the next queued SYN goes out.
     this.#end("timed-out", "timeout", error, () => this.#handlers.onTimeout(this, error));
@@ -273,12 +268,13 @@ export class AttemptGate {
   /** Host → clock time it last accepted a connection (knownReachableMs only). */
   readonly #reachedAt = new Map<string, number>();
   /**
-   * @internal true when the gate has nothing to decide about any attempt: no
-   * limit, no emulated deadline, no rate policy, no known-reachable window,
-   * one key. Its owner may then let a connect through without an `Attempt`
-   * (see `_passStarted`) while nobody listens on the attempt channels.
+   * @internal what the gate can decide about an attempt when there is no
+   * limit, no rate policy, no known-reachable window and one key: nothing
+   * (`pass`), or only when it gives up (`deadline`); null otherwise. Its owner
+   * may then let a connect through without an `Attempt` (see `_passStarted`)
+   * while nobody listens on the attempt channels.
    */
-  readonly _decidesNothing: boolean;
+  readonly _passMode: "pass" | "deadline" | null;
   /** Attempts let through untracked that have not ended yet (all under the process key). */
   #passedInFlight = 0;
 
@@ -295,18 +291,18 @@ export class AttemptGate {
         ? null
         : new FifoDeadlines(clock, afterMs, (a: Attempt) => a._timeout(timing, afterMs));
     const o = this.options;
-    this._decidesNothing =
+    const unlimited =
       o.maxInFlight === Number.POSITIVE_INFINITY &&
       o.policy !== "rate" &&
-      failAtMs === null &&
       o.knownReachableMs === null &&
       o.keyOf === processKeyOf;
+    this._passMode = !unlimited ? null : failAtMs === null ? "pass" : "deadline";
   }
 
   /**
-   * @internal an attempt goes ahead untracked (only when `_decidesNothing`):
+   * @internal an attempt goes ahead untracked (only with a `_passMode`):
    * counted as started and in flight, as `request()` would, without an
-   * `Attempt`. Its owner calls `_passEnded` exactly once when it ends.
+   * `Attempt`. Its owner ends it exactly once: `_passEnded` or `_passTimedOut`.
    */
   _passStarted(): void {
     this.#passedInFlight++;
@@ -317,6 +313,17 @@ export class AttemptGate {
   _passEnded(state: "connected" | "failed" | "cancelled"): void {
     this.#passedInFlight--;
     this.#totals[state]++;
+  }
+
+  /**
+   * @internal an untracked attempt reached the emulated deadline (`deadline`
+   * mode): counted as timed out; returns the error its owner ends it with.
+   */
+  _passTimedOut(destination: Destination): EmulatedOsError {
+    this.#passedInFlight--;
+    this.#totals["timed-out"]++;
+    const { timing } = this.options;
+    return emulatedTimeout(destination, timeoutKind(timing), this.giveUpAfterMs ?? 0);
   }
 
   /**
@@ -613,6 +620,12 @@ export class AttemptGate {
 
 /** The longest scaled deadline (about 285,000 years): any longer is the same in practice. */
 export const MAX_DEADLINE_MS = Number.MAX_SAFE_INTEGER;
+
+/** How an emulated timeout's message names its timing. */
+function timeoutKind(timing: Timing): "windows" | "linux" | "schedule" | "fixed" {
+  if (isWindowsTiming(timing)) return "windows";
+  return timing.kind === "linux" || timing.kind === "schedule" ? timing.kind : "fixed";
+}
 
 /** The one key of a `process`-scoped gate. */
 const PROCESS_KEY = "process";

@@ -4,14 +4,15 @@ import { once } from "node:events";
 import net from "node:net";
 import { type TestContext, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { install, uninstall } from "../../src/emulate/install.js";
+import { type EmulationOptions, install, uninstall } from "../../src/emulate/install.js";
+import { WINDOWS_TIMEOUT_TEXT } from "../../src/errors.js";
 import type { AttemptGate } from "../../src/gate/gate.js";
 import { LiveListener } from "../../src/targets/live.js";
 import { Tarpit } from "../../src/targets/tarpit.js";
 import { EventRecorder } from "../helpers/events.js";
 
-// A gate with no limit and no emulated deadline (the `windows` profile with
-// `timing: "none"`) has nothing to decide: while nobody listens on the
+// A gate with no limit has nothing to decide (`timing: "none"`) or only when
+// an attempt gives up (the `windows` profile): while nobody listens on the
 // attempt channels the hook lets its connects through without an Attempt.
 // Everything a user can see of the gate must stay as it is when tracked.
 
@@ -44,8 +45,11 @@ function snapshot(gate: AttemptGate) {
   return { inFlight, queued, byKey, totals };
 }
 
-/** connected, refused, pending then destroyed: the gate's stats after each step. */
-async function scenario(t: TestContext, observed: boolean) {
+/** Windows' timing fifty times faster: a pending attempt gives up after 420 ms. */
+const windows = { profile: "windows", timeScale: 0.02 } as const;
+
+/** connected, refused, pending then destroyed (then timed out): the gate's stats after each step. */
+async function scenario(t: TestContext, observed: boolean, options: EmulationOptions = unlimited) {
   const live = await LiveListener.listen();
   t.after(() => live.close());
   const gone = await LiveListener.listen();
@@ -55,7 +59,7 @@ async function scenario(t: TestContext, observed: boolean) {
   t.after(() => tarpit.close());
   const recorder = observed ? new EventRecorder() : null;
   t.after(() => recorder?.stop());
-  const { gate } = install(unlimited);
+  const { gate } = install(options);
   t.after(uninstall);
   const steps: Array<ReturnType<typeof snapshot>> = [];
 
@@ -78,6 +82,15 @@ async function scenario(t: TestContext, observed: boolean) {
   pending.destroy();
   await closed(pending);
   steps.push(snapshot(gate));
+
+  if (gate.giveUpAfterMs !== null) {
+    const dead = net.connect(tarpit.port, "127.0.0.1");
+    const [timeout] = (await once(dead, "error").catch((e) => [e])) as [Error & { code: string }];
+    assert.equal(timeout.code, "ETIMEDOUT");
+    assert.ok(timeout.message.startsWith(WINDOWS_TIMEOUT_TEXT), timeout.message);
+    await closed(dead);
+    steps.push(snapshot(gate));
+  }
   return { steps, bookkeeping };
 }
 
@@ -103,6 +116,86 @@ test("a gate with nothing to decide lets connects through untracked, with the st
       rejected: 0,
     },
   });
+});
+
+test("a timing with no limit: untracked, the attempts end and count as when tracked, the tarpit one timed out", {
+  timeout: 30_000,
+}, async (t) => {
+  const untracked = await scenario(t, false, windows);
+  const tracking = await scenario(t, true, windows);
+  assert.equal(untracked.bookkeeping, false, "unobserved: no per-connect bookkeeping");
+  assert.equal(tracking.bookkeeping, true, "observed: every attempt tracked");
+  assert.deepEqual(untracked.steps, tracking.steps);
+  assert.deepEqual(untracked.steps[5]?.totals, {
+    queued: 0,
+    pending: 4,
+    connected: 1,
+    failed: 1,
+    "timed-out": 1,
+    cancelled: 1,
+    rejected: 0,
+  });
+  assert.equal(untracked.steps[5]?.inFlight, 0);
+});
+
+test("many connects behind one that stays pending: each counted once, the pending one gives up on time", {
+  timeout: 60_000,
+}, async (t) => {
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  const live = await LiveListener.listen();
+  t.after(() => live.close());
+  const { gate } = install({ profile: "windows", timeScale: 0.1 });
+  t.after(uninstall);
+  const startedAt = performance.now();
+  const dead = net.connect(tarpit.port, "127.0.0.1");
+  const deadDone = once(dead, "error").catch((e) => [e]) as Promise<[Error & { code: string }]>;
+  // More than the line keeps behind its head before compacting.
+  const n = 1500;
+  for (let i = 0; i < n; i++) {
+    const s = net.connect(live.port, "127.0.0.1");
+    await once(s, "connect");
+    s.destroy();
+  }
+  const [error] = await deadDone;
+  const elapsedMs = performance.now() - startedAt;
+  assert.equal(error.code, "ETIMEDOUT");
+  assert.ok(elapsedMs >= 2100 - 5, `gave up after ${elapsedMs.toFixed(0)} ms, not before 2100 ms`);
+  await closed(dead);
+  const { inFlight, totals } = gate.stats();
+  assert.equal(inFlight, 0);
+  assert.deepEqual(
+    [totals.pending, totals.connected, totals["timed-out"], totals.failed, totals.cancelled],
+    [n + 1, n, 1, 0, 0],
+  );
+});
+
+test("a connect started while the timer waits for an earlier one still gives up on time", {
+  timeout: 30_000,
+}, async (t) => {
+  const tarpit = await Tarpit.listen();
+  t.after(() => tarpit.close());
+  const live = await LiveListener.listen();
+  t.after(() => live.close());
+  const { gate } = install(windows);
+  t.after(uninstall);
+  // The first connect arms the one timer for its own deadline …
+  const first = track(t, net.connect(tarpit.port, "127.0.0.1"));
+  await turn();
+  for (let i = 0; i < 50; i++) {
+    const s = net.connect(live.port, "127.0.0.1");
+    await once(s, "connect");
+    s.destroy();
+  }
+  first.destroy();
+  // … and finds, when it fires, this one pending but not yet due.
+  const startedAt = performance.now();
+  const second = net.connect(tarpit.port, "127.0.0.1");
+  const [error] = (await once(second, "error").catch((e) => [e])) as [Error & { code: string }];
+  const elapsedMs = performance.now() - startedAt;
+  assert.equal(error.code, "ETIMEDOUT");
+  assert.ok(elapsedMs >= 420 - 5, `gave up after ${elapsedMs.toFixed(0)} ms, not before 420 ms`);
+  assert.equal(gate.stats().totals["timed-out"], 1);
 });
 
 test("a subscriber that arrives later sees every later attempt", async (t) => {
@@ -155,10 +248,12 @@ test("a limit installed over an untracked gate applies to the next connect at on
   assert.equal(second.gate.stats().totals.cancelled, 1);
 });
 
-test("a timing with no limit is never let through: the tarpit attempt still gives up at the scaled 21 s", async (t) => {
+test("a timing with no limit, untracked: the tarpit attempt gives up at the scaled 21 s", {
+  timeout: 30_000,
+}, async (t) => {
   const tarpit = await Tarpit.listen();
   t.after(() => tarpit.close());
-  // No subscriber: nothing but the emulated deadline makes the gate track it.
+  // No subscriber: the deadline is the untracked one.
   const { gate } = install({ profile: "windows", timeScale: 0.02 });
   t.after(uninstall);
   const startedAt = performance.now();

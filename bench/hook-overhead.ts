@@ -147,6 +147,25 @@ export async function runHookOverhead(o: {
       }
     }
   }
+  if (o.before) {
+    // This build against the one before, paired in the same rounds.
+    lines.push(
+      "",
+      "| connects | run | CPU/connect, this build / before | connects/s, this build / before |",
+      "| --- | --- | ---: | ---: |",
+    );
+    for (const [k, kind] of kinds.entries()) {
+      for (const v of [1, 2]) {
+        const now = samples[k]?.[v] ?? [];
+        const was = samples[k]?.[v + 2] ?? [];
+        const cpu = now.map((s, i) => s.cpuMicros / (was[i] as Sample).cpuMicros);
+        const rate = now.map((s, i) => s.perSecond / (was[i] as Sample).perSecond);
+        const x = (xs: number[]) =>
+          `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)} – ${Math.max(...xs).toFixed(2)})`;
+        lines.push(`| ${kind.name} | ${variants[v]?.name} | ${x(cpu)} | ${x(rate)} |`);
+      }
+    }
+  }
   lines.push("", ...goals.flatMap((g) => [g, ""]), hookAnalysis);
   return { markdown: lines.join("\n") };
 }

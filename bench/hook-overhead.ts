@@ -1,15 +1,18 @@
 // The in-process hook's cost, measured as a user would: the same client
 // program run as separate processes, plain (`node client.js`) and hooked
-// (`node --import synlimit/register client.js`, profile `windows`: no limit,
-// so nothing waits), alternating within every round with the order flipped
-// each round; sequential connects (one at a time) and parallel ones (32 in
-// flight); the ratios are paired per round.
+// (`node --import synlimit/register client.js`) with no limit — Windows'
+// timing (profile `windows`) and no timing at all — the order rotated every
+// round; sequential connects (one at a time) and parallel ones (32 in
+// flight); the ratios are paired per round. `--before DIR` adds the same two
+// hooked runs with another build's register.js (DIR is that build's dist/),
+// to compare a change in the same rounds.
 //
-//   node dist/bench/hook-overhead.js [--rounds 12] [--seq 2000] [--par 4000]
+//   node dist/bench/hook-overhead.js [--rounds 12] [--seq 2000] [--par 4000] [--before DIR]
 import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import os from "node:os";
-import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { stop } from "./proxy-common.js";
 import { median } from "./stats.js";
@@ -23,14 +26,42 @@ interface Sample {
   hooked: boolean;
 }
 
-function runClient(hooked: boolean, args: string[]): Promise<Sample> {
+/** How a run is started: plain, or hooked by `register` with these SYNLIMIT_* variables. */
+interface Variant {
+  readonly name: string;
+  readonly env: Readonly<Record<string, string>> | null;
+  readonly register: string;
+}
+
+function variantsOf(before: string | null): Variant[] {
+  const hooked = (label: string, reg: string): Variant[] => [
+    // No limit, Windows timing: every attempt gets a 21 s give-up deadline.
+    { name: `${label}, \`windows\``, env: { SYNLIMIT_PROFILE: "windows" }, register: reg },
+    // No limit and no emulated deadline: the hook has nothing to decide.
+    {
+      name: `${label}, unlimited`,
+      env: { SYNLIMIT_PROFILE: "windows", SYNLIMIT_TIMING: "none" },
+      register: reg,
+    },
+  ];
+  return [
+    { name: "plain", env: null, register },
+    ...hooked("hooked", register),
+    ...(before
+      ? hooked("before", pathToFileURL(path.resolve(before, "src/emulate/register.js")).href)
+      : []),
+  ];
+}
+
+function runClient(variant: Variant, args: string[]): Promise<Sample> {
   const env = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith("SYNLIMIT_")) delete env[k];
-  if (hooked) env.SYNLIMIT_PROFILE = "windows";
+  Object.assign(env, variant.env);
+  const hooked = variant.env !== null;
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [...(hooked ? ["--import", register] : []), client, ...args],
+      [...(hooked ? ["--import", variant.register] : []), client, ...args],
       { env, encoding: "utf8", timeout: 120_000 },
       (error, stdout) => {
         if (error) return reject(error);
@@ -43,7 +74,13 @@ function runClient(hooked: boolean, args: string[]): Promise<Sample> {
   });
 }
 
-export async function runHookOverhead(o: { rounds: number; seq: number; par: number }) {
+export async function runHookOverhead(o: {
+  rounds: number;
+  seq: number;
+  par: number;
+  before?: string | null;
+}) {
+  const variants = variantsOf(o.before ?? null);
   const loadAtStart = os.loadavg()[0] ?? 0;
   const target = spawn(
     process.execPath,
@@ -59,58 +96,88 @@ export async function runHookOverhead(o: { rounds: number; seq: number; par: num
     { name: "sequential", args: [port, "seq", String(o.seq)] },
     { name: "parallel (32 in flight)", args: [port, "par", String(o.par), "32"] },
   ];
-  const results = kinds.map(() => ({ plain: [] as Sample[], hooked: [] as Sample[] }));
+  // samples[kind][variant][round]
+  const samples = kinds.map(() => variants.map(() => [] as Sample[]));
   try {
     for (let r = 0; r < o.rounds; r++) {
+      // Rotated every round and reversed every other: each variant runs
+      // first, middle and last equally often, before and after each other.
+      const order = variants.map((_, i) => (i + r) % variants.length);
+      if (Math.floor(r / variants.length) % 2 === 1) order.reverse();
       for (const [k, kind] of kinds.entries()) {
-        const order = r % 2 === 0 ? [false, true] : [true, false];
-        for (const hooked of order) {
-          const sample = await runClient(hooked, kind.args);
-          results[k]?.[hooked ? "hooked" : "plain"].push(sample);
+        for (const v of order) {
+          const sample = await runClient(variants[v] as Variant, kind.args);
+          samples[k]?.[v]?.push(sample);
         }
       }
     }
   } finally {
     await stop(target);
   }
+  const loadAtEnd = os.loadavg()[0] ?? 0;
   const lines = [
-    `Command: \`npm run build && node dist/bench/hook-overhead.js --rounds ${o.rounds} --seq ${o.seq} --par ${o.par}\`. Load average when it started: ${loadAtStart.toFixed(1)}.`,
+    `Command: \`npm run build && node dist/bench/hook-overhead.js --rounds ${o.rounds} --seq ${o.seq} --par ${o.par}${o.before ? " --before <dist of the build before>" : ""}\`. Load average (1 min) at the start: ${loadAtStart.toFixed(1)}, at the end: ${loadAtEnd.toFixed(1)}.`,
     "",
-    `Separate processes: the same client program (\`bench/hook-client.ts\`: \`net.connect\` to a loopback target process, destroy at \`'connect'\`) run plain and with \`--import synlimit/register\` (\`SYNLIMIT_PROFILE=windows\`: no limit, Windows timing, so nothing waits), alternating within each of ${o.rounds} rounds, order flipped every round; ${o.seq} sequential connects and ${o.par} with 32 in flight per run, after 1,000 unrecorded ones. Overhead is from the paired per-round ratios: median (lowest–highest).`,
+    `Separate processes: the same client program (\`bench/hook-client.ts\`: \`net.connect\` to a loopback target process, destroy at \`'connect'\`) run plain, with \`--import synlimit/register\` under \`SYNLIMIT_PROFILE=windows\` (no limit, Windows timing: every attempt has a 21 s give-up deadline, none waits), and with \`SYNLIMIT_PROFILE=windows SYNLIMIT_TIMING=none\` (no limit, no emulated deadline)${o.before ? "; the `before` runs are the same with the build before this change" : ""}; ${o.rounds} rounds, the order of the ${variants.length} runs rotated every round; ${o.seq} sequential connects and ${o.par} with 32 in flight per run, after 1,000 unrecorded ones. Overhead is from the per-round ratios against the plain run of the same round: median (lowest–highest).`,
     "",
-    "| connects | plain /s | hooked /s | rate overhead | plain CPU/connect | hooked CPU/connect | CPU overhead |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| connects | run | connects/s | rate overhead | CPU/connect | CPU overhead |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
   ];
   const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+  const spread = (xs: number[]) =>
+    `${pct(median(xs))} (${pct(Math.min(...xs))} – ${pct(Math.max(...xs))})`;
+  const goals: string[] = [];
   for (const [k, kind] of kinds.entries()) {
-    const { plain, hooked } = results[k] ?? { plain: [], hooked: [] };
-    // Rate overhead: extra time per connect = plain/hooked − 1; CPU: hooked/plain − 1.
-    const rate = plain.map((p, i) => p.perSecond / (hooked[i] as Sample).perSecond - 1);
-    const cpu = plain.map((p, i) => (hooked[i] as Sample).cpuMicros / p.cpuMicros - 1);
-    lines.push(
-      `| ${kind.name} | ${median(plain.map((s) => s.perSecond)).toFixed(0)} | ${median(hooked.map((s) => s.perSecond)).toFixed(0)} | ${pct(median(rate))} (${pct(Math.min(...rate))} – ${pct(Math.max(...rate))}) | ${median(plain.map((s) => s.cpuMicros)).toFixed(1)} µs | ${median(hooked.map((s) => s.cpuMicros)).toFixed(1)} µs | ${pct(median(cpu))} (${pct(Math.min(...cpu))} – ${pct(Math.max(...cpu))}) |`,
-    );
+    const plain = samples[k]?.[0] ?? [];
+    for (const [v, variant] of variants.entries()) {
+      const runs = samples[k]?.[v] ?? [];
+      // Rate overhead: extra time per connect = plain/hooked − 1; CPU: hooked/plain − 1.
+      const rateOver = plain.map((p, i) => p.perSecond / (runs[i] as Sample).perSecond - 1);
+      const cpuOver = plain.map((p, i) => (runs[i] as Sample).cpuMicros / p.cpuMicros - 1);
+      const hooked = v > 0;
+      lines.push(
+        `| ${kind.name} | ${variant.name} | ${median(runs.map((s) => s.perSecond)).toFixed(0)} | ${hooked ? spread(rateOver) : "–"} | ${median(runs.map((s) => s.cpuMicros)).toFixed(1)} µs | ${hooked ? spread(cpuOver) : "–"} |`,
+      );
+      if (hooked) {
+        const r = median(rateOver);
+        const c = median(cpuOver);
+        goals.push(
+          `Goal, ${kind.name}, ${variant.name}: ≤ 5 % slower and ≤ 5 % more CPU per connect — rate ${r <= 0.05 ? "met" : "**not met**"} (${pct(r)}), CPU ${c <= 0.05 ? "met" : "**not met**"} (${pct(c)}).`,
+        );
+      }
+    }
   }
-  for (const [k, kind] of kinds.entries()) {
-    const { plain, hooked } = results[k] ?? { plain: [], hooked: [] };
-    const rate = median(plain.map((p, i) => p.perSecond / (hooked[i] as Sample).perSecond - 1));
-    const cpu = median(plain.map((p, i) => (hooked[i] as Sample).cpuMicros / p.cpuMicros - 1));
+  if (o.before) {
+    // This build against the one before, paired in the same rounds.
     lines.push(
       "",
-      `Goal, ${kind.name}: ≤ 5 % slower and ≤ 5 % more CPU per connect — ${rate <= 0.05 && cpu <= 0.05 ? "met" : "**not met**"} (${pct(rate)} rate, ${pct(cpu)} CPU).`,
+      "| connects | run | CPU/connect, this build / before | connects/s, this build / before |",
+      "| --- | --- | ---: | ---: |",
     );
+    for (const [k, kind] of kinds.entries()) {
+      for (const v of [1, 2]) {
+        const now = samples[k]?.[v] ?? [];
+        const was = samples[k]?.[v + 2] ?? [];
+        const cpu = now.map((s, i) => s.cpuMicros / (was[i] as Sample).cpuMicros);
+        const rate = now.map((s, i) => s.perSecond / (was[i] as Sample).perSecond);
+        const x = (xs: number[]) =>
+          `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)} – ${Math.max(...xs).toFixed(2)})`;
+        lines.push(`| ${kind.name} | ${variants[v]?.name} | ${x(cpu)} | ${x(rate)} |`);
+      }
+    }
   }
-  lines.push("", hookAnalysis);
+  lines.push("", ...goals.flatMap((g) => [g, ""]), hookAnalysis);
   return { markdown: lines.join("\n") };
 }
 
 /** What a profile of the hooked client shows, in words that hold from run to run. */
-export const hookAnalysis = `What it costs (\`node --cpu-prof --import synlimit/register\` on the client): the hook's own JavaScript is about a tenth of the client's CPU per connect — the attempt and its bookkeeping in the gate (request, start, settle, the deadline), the per-connect \`GatedConnect\` and wrapped \`oncomplete\`, and the \`close()\` wrapper every TCP handle passes through; the \`connect(2)\` call itself shows up inside the hook's \`onStart\`. A connect costs 100–130 µs of CPU in all, so that tenth is the overhead measured. The \`windows\` profile also gives every attempt a deadline; with one connect after another the deadline timer used to be armed and cancelled per attempt, and is now parked (\`unref\`) while nothing is pending. What is left is the price of tracking every attempt (a slot, a deadline, a state machine).`;
+export const hookAnalysis = `What it costs (\`node --cpu-prof --import synlimit/register\` on the client, 30,000 sequential connects): with no limit and nobody subscribed to the attempt channels the hook keeps no \`Attempt\`: the connect goes straight to \`connect(2)\`, only its start and end are counted on the gate, and under a timing the connect request joins a line in start order with one timer for its head (one give-up time for all, so due order is start order; a connect that completes is only marked). Of the client's busy samples the frame that calls \`connect(2)\` — \`internalConnect\` plain, the hook's \`connectUntracked\` hooked — holds about 30 % either way; the hook's own JavaScript is what that frame gains hooked (a few points, within the profile's run-to-run spread) plus the \`close()\` wrapper every TCP handle passes through (about 1.5 %, most of it the native close it calls). A subscriber (a recorder, a test), a limit, the rate policy or a known-reachable window puts every attempt back on the tracked path: an \`Attempt\`, a slot and a deadline each.`;
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
     options: {
       rounds: { type: "string", default: "12" },
+      before: { type: "string" },
       seq: { type: "string", default: "2000" },
       par: { type: "string", default: "4000" },
     },
@@ -119,6 +186,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     rounds: Number(values.rounds),
     seq: Number(values.seq),
     par: Number(values.par),
+    before: values.before ?? null,
   });
   process.stdout.write(`${markdown}\n`);
 }

@@ -1,7 +1,15 @@
-import net from "node:net";
-import { getSystemErrorMap } from "node:util";
+import { attemptsObserved } from "../gate/channels.js";
 import type { Attempt, AttemptGate, AttemptHandlers } from "../gate/gate.js";
 import type { Destination } from "../gate/types.js";
+import {
+  type ConnectFn,
+  type ConnectReq,
+  isHappyEyeballs,
+  ownerOf,
+  type TcpHandle,
+  uvStatus,
+} from "./tcp-internals.js";
+import { connectUntracked } from "./untracked.js";
 
 /**
  * The seam: Node's TCP handle, where `connect(2)` — and so the SYN — happens.
@@ -11,26 +19,6 @@ import type { Destination } from "../gate/types.js";
  * queued socket is, to Node, simply a socket whose connect has not completed:
  * writes buffer, timers run, `destroy()` closes the handle.
  */
-interface ConnectReq {
-  oncomplete: (status: number, ...rest: unknown[]) => unknown;
-}
-
-type ConnectFn = (
-  this: TcpHandle,
-  req: ConnectReq,
-  address: string,
-  port: number,
-  ...rest: unknown[]
-) => number;
-
-interface TcpHandle {
-  connect: ConnectFn;
-  connect6: ConnectFn;
-  close(...args: unknown[]): unknown;
-  reset?(...args: unknown[]): unknown;
-  [key: symbol]: unknown;
-}
-
 interface TcpBinding {
   TCP: { prototype: TcpHandle };
 }
@@ -38,12 +26,6 @@ interface TcpBinding {
 const tcpPrototype = (process as unknown as { binding(name: string): TcpBinding }).binding(
   "tcp_wrap",
 ).TCP.prototype;
-
-const uvStatus = (() => {
-  const byName = new Map<string, number>();
-  for (const [status, [name]] of getSystemErrorMap()) byName.set(name, status);
-  return (name: string): number => byName.get(name) ?? -1;
-})();
 
 /** Supplies the gate that decides each attempt, or null to let it through. */
 export type GateSource = () => AttemptGate | null;
@@ -93,21 +75,42 @@ const kGated = Symbol("synlimit.gatedConnect");
 type Tagged<T> = T & { [kGated]?: GatedConnect };
 
 function gated(connect: ConnectFn, gateFor: GateSource): ConnectFn {
-  // Node passes (req, address, port); anything after is kept, but the common
-  // case allocates no rest array.
-  return function gatedConnect(this: TcpHandle, req, address, port, ...rest) {
+  // Node passes (req, address, port); anything after is kept, on a slower
+  // path: a rest parameter would allocate an array on every connect.
+  return function gatedConnect(
+    this: TcpHandle,
+    req: ConnectReq,
+    address: string,
+    port: number,
+  ): number {
+    // biome-ignore lint/complexity/noArguments: a rest parameter allocates on every connect
+    if (arguments.length > 3) return withRest(this, connect, gateFor, [...arguments]);
     const gate = gateFor();
-    if (!gate) return connect.call(this, req, address, port, ...rest);
-    return new GatedConnect(this, req, connect, address, port, rest.length ? rest : null).run(gate);
+    if (gate === null) return connect.call(this, req, address, port);
+    if (gate._passMode !== null && !attemptsObserved()) {
+      return connectUntracked(gate, this, req, connect, address, port);
+    }
+    return new GatedConnect(this, req, connect, address, port, null).run(gate);
   };
 }
 
+/** The rare connect with more than (req, address, port): always tracked. */
+function withRest(handle: TcpHandle, connect: ConnectFn, gateFor: GateSource, args: unknown[]) {
+  const [req, address, port, ...rest] = args as [ConnectReq, string, number, ...unknown[]];
+  const gate = gateFor();
+  if (!gate) return connect.call(handle, req, address, port, ...rest);
+  return new GatedConnect(handle, req, connect, address, port, rest).run(gate);
+}
+
 function teardown(original: Teardown): Teardown {
-  return function gatedTeardown(this: Tagged<TcpHandle>, ...args: unknown[]): unknown {
+  // close(cb) and reset(cb) take one argument; every TCP handle closes
+  // through here, so no rest array either.
+  return function gatedTeardown(this: Tagged<TcpHandle>, cb?: unknown): unknown {
     // A queued attempt leaves the line; a pending one frees its slot. The
     // kernel's own completion (ECANCELED) that may follow is then a no-op.
-    this[kGated]?.cancel();
-    return original.apply(this, args);
+    const gatedConnect = this[kGated];
+    if (gatedConnect !== undefined) gatedConnect.cancel();
+    return original.call(this, cb);
   };
 }
 
@@ -206,7 +209,7 @@ class GatedConnect implements AttemptHandlers, Destination {
    */
   #fail(status: number, error: Error, deferred: boolean): void {
     const owner = ownerOf(this.handle);
-    const single = !this.#afterConnect.name.includes("Multiple");
+    const single = !isHappyEyeballs(this.#afterConnect);
     const end =
       owner && single
         ? () => {
@@ -217,16 +220,4 @@ class GatedConnect implements AttemptHandlers, Destination {
     if (deferred) process.nextTick(end);
     else end();
   }
-}
-
-let ownerSymbol: symbol | undefined;
-
-/** Node links each handle to its socket under an internal symbol. */
-function ownerOf(handle: TcpHandle): net.Socket | null {
-  ownerSymbol ??= Object.getOwnPropertySymbols(handle).find(
-    (s) => s.description === "owner_symbol",
-  );
-  if (!ownerSymbol) return null;
-  const owner = handle[ownerSymbol];
-  return owner instanceof net.Socket ? owner : null;
 }

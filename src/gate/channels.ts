@@ -29,6 +29,17 @@ export const attemptChannels: Record<AttemptChannel, diagnostics.Channel> = {
   rejected: diagnostics.channel(channelNames.rejected),
 };
 
+const attemptChannelList = Object.values(attemptChannels);
+
+/**
+ * Whether anyone listens on an attempt channel: then every attempt must be
+ * tracked, even by a gate with nothing to decide, so that it can be told.
+ */
+export function attemptsObserved(): boolean {
+  for (const channel of attemptChannelList) if (channel.hasSubscribers) return true;
+  return false;
+}
+
 export const limitReachedChannel = diagnostics.channel(channelNames.limitReached);
 
 export type { AttemptEvent, LimitReachedEvent };

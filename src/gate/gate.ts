@@ -176,12 +176,7 @@ export class Attempt {
 
   /** @internal the emulated OS deadline passed. */
   _timeout(timing: Timing, afterMs: number): void {
-    const kind = isWindowsTiming(timing)
-      ? "windows"
-      : timing.kind === "linux" || timing.kind === "schedule"
-        ? timing.kind
-        : "fixed";
-    const error = emulatedTimeout(this.destination, kind, afterMs);
+    const error = emulatedTimeout(this.destination, timeoutKind(timing), afterMs);
     // The owner ends the socket before the slot passes on, as the OS
     // closes the failed attempt before the next queued SYN goes out.
     this.#end("timed-out", "timeout", error, () => this.#handlers.onTimeout(this, error));
@@ -268,6 +263,16 @@ export class AttemptGate {
   readonly giveUpAfterMs: number | null;
   /** Host → clock time it last accepted a connection (knownReachableMs only). */
   readonly #reachedAt = new Map<string, number>();
+  /**
+   * @internal what the gate can decide about an attempt when there is no
+   * limit, no rate policy, no known-reachable window and one key: nothing
+   * (`pass`), or only when it gives up (`deadline`); null otherwise. Its owner
+   * may then let a connect through without an `Attempt` (see `_passStarted`)
+   * while nobody listens on the attempt channels.
+   */
+  readonly _passMode: "pass" | "deadline" | null;
+  /** Attempts let through untracked that have not ended yet (all under the process key). */
+  #passedInFlight = 0;
 
   constructor(options: GateOptions = {}) {
     this.options = normalize(options);
@@ -281,6 +286,40 @@ export class AttemptGate {
       failAtMs === null
         ? null
         : new FifoDeadlines(clock, afterMs, (a: Attempt) => a._timeout(timing, afterMs));
+    const o = this.options;
+    const unlimited =
+      o.maxInFlight === Number.POSITIVE_INFINITY &&
+      o.policy !== "rate" &&
+      o.knownReachableMs === null &&
+      o.keyOf === processKeyOf;
+    this._passMode = !unlimited ? null : failAtMs === null ? "pass" : "deadline";
+  }
+
+  /**
+   * @internal an attempt goes ahead untracked (only with a `_passMode`):
+   * counted as started and in flight, as `request()` would, without an
+   * `Attempt`. Its owner ends it exactly once: `_passEnded` or `_passTimedOut`.
+   */
+  _passStarted(): void {
+    this.#passedInFlight++;
+    this.#totals.pending++;
+  }
+
+  /** @internal an untracked attempt ended. */
+  _passEnded(state: "connected" | "failed" | "cancelled"): void {
+    this.#passedInFlight--;
+    this.#totals[state]++;
+  }
+
+  /**
+   * @internal an untracked attempt reached the emulated deadline (`deadline`
+   * mode): counted as timed out; returns the error its owner ends it with.
+   */
+  _passTimedOut(destination: Destination): EmulatedOsError {
+    this.#passedInFlight--;
+    this.#totals["timed-out"]++;
+    const { timing } = this.options;
+    return emulatedTimeout(destination, timeoutKind(timing), this.giveUpAfterMs ?? 0);
   }
 
   /**
@@ -323,13 +362,23 @@ export class AttemptGate {
   stats(): GateStats {
     let inFlight = 0;
     let queued = 0;
+    let passed = this.#passedInFlight;
     const byKey: Array<{ key: string; inFlight: number; queued: number }> = [];
     for (const s of this.#keys.values()) {
-      inFlight += s.inFlight;
-      queued += s.queue.length;
-      if (s.inFlight > 0 || s.queue.length > 0) {
-        byKey.push({ key: s.key, inFlight: s.inFlight, queued: s.queue.length });
+      let keyInFlight = s.inFlight;
+      if (s.key === PROCESS_KEY) {
+        keyInFlight += passed;
+        passed = 0;
       }
+      inFlight += keyInFlight;
+      queued += s.queue.length;
+      if (keyInFlight > 0 || s.queue.length > 0) {
+        byKey.push({ key: s.key, inFlight: keyInFlight, queued: s.queue.length });
+      }
+    }
+    if (passed > 0) {
+      inFlight += passed;
+      byKey.push({ key: PROCESS_KEY, inFlight: passed, queued: 0 });
     }
     return { inFlight, queued, byKey, totals: { ...this.#totals } };
   }
@@ -581,6 +630,16 @@ export class AttemptGate {
 /** The longest scaled deadline (about 285,000 years): any longer is the same in practice. */
 export const MAX_DEADLINE_MS = Number.MAX_SAFE_INTEGER;
 
+/** How an emulated timeout's message names its timing. */
+function timeoutKind(timing: Timing): "windows" | "linux" | "schedule" | "fixed" {
+  if (isWindowsTiming(timing)) return "windows";
+  return timing.kind === "linux" || timing.kind === "schedule" ? timing.kind : "fixed";
+}
+
+/** The one key of a `process`-scoped gate. */
+const PROCESS_KEY = "process";
+const processKeyOf = (): string => PROCESS_KEY;
+
 /** Idle per-key states kept before a sweep (destination scope can see many keys). */
 const IDLE_KEYS_KEPT = 1024;
 /** Known-reachable hosts remembered at most (oldest forgotten first). */
@@ -631,7 +690,7 @@ function normalize(options: GateOptions): NormalizedOptions {
       : checkDurationMs(options.knownReachableMs, "knownReachableMs", optionFail);
   const scope = options.scope ?? "process";
   let keyOf: (d: Destination) => string;
-  if (scope === "process") keyOf = () => "process";
+  if (scope === "process") keyOf = processKeyOf;
   else if (scope === "destination") keyOf = (d) => formatEndpoint(d);
   else if (typeof scope === "function") {
     keyOf = (d) => {

@@ -30,6 +30,20 @@ test("profiles: every built-in SYN schedule is listed with its times and its sou
   assert.ok((incident?.schedule.source.length ?? 0) > 0);
 });
 
+test("profiles: the windows and linux schedules say where each number comes from", async () => {
+  const { schedules } = JSON.parse((await runCli(["profiles", "--json"])).stdout) as {
+    schedules: Array<{ name: string; source: string }>;
+  };
+  const source = (name: string) => schedules.find((s) => s.name === name)?.source ?? "";
+  // The 21 s is measured, not doubling (31 s), and unverified here.
+  assert.match(source("windows"), /Microsoft's documented Get-NetTCPSetting defaults/);
+  assert.match(source("windows"), /not from doubling \(15 \+ 16 = 31 s\)/);
+  assert.match(source("windows"), /has verified none of this on a Windows host/);
+  // The newer kernels' linear resends, and which schedule the profile uses.
+  assert.match(source("linux"), /tcp_syn_linear_timeouts/);
+  assert.match(source("linux"), /give-up 131 s\. This profile keeps the classic 127 s/);
+});
+
 test("profiles --json has the SYN schedules section of the human output, each with its source", async () => {
   const r = await runCli(["profiles", "--json"]);
   assert.equal(r.code, 0, r.stderr);

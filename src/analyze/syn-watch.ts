@@ -34,8 +34,9 @@ export interface SynArrival {
 
 /**
  * A sender that stopped retransmitting: `silent` (no SYN for twice its last
- * gap and a margin: it gave up), `new-attempt` (a SYN with a new sequence
- * number on the same ports) or `watch-stopped` (still going when the watch ended).
+ * gap plus a margin, or for the longest initial RTO plus the margin after a
+ * single SYN: it gave up), `new-attempt` (a SYN with a new sequence number on
+ * the same ports) or `watch-stopped` (still going when the watch ended).
  */
 export interface SenderStopped {
   from: string;
@@ -43,8 +44,18 @@ export interface SenderStopped {
   reason: "silent" | "new-attempt" | "watch-stopped";
   offsetsMs: number[];
   /**
-   * When its next SYN would have been due, ms after the first: a TCP stack
-   * gives up then, an application deadline earlier. Null after one SYN.
+   * When its next SYN would have been due, ms after the first, estimated from
+   * the SYN gaps (the last gap again when the last two were equal, else
+   * doubled). Null after one SYN.
+   */
+  nextSynDueMs: number | null;
+  /**
+   * `silent` only: about when it gave up, ms after the first SYN — the
+   * estimated next SYN time, where a TCP stack gives up. An estimate, not a
+   * bound: the stack's last timer drifts (Linux gave up 0.5 s after this in
+   * one run), and an application deadline ends the attempt earlier. Null
+   * after one SYN, and for `new-attempt` and `watch-stopped`, where nothing
+   * gave up.
    */
   gaveUpByMs: number | null;
 }
@@ -167,13 +178,15 @@ export class SynWatch extends EventEmitter<SynWatchEvents> {
     sender.silentTimer.cancel();
     this.#senders.delete(h);
     this.#builder.forget(h);
-    const schedule = inferSchedule([h]);
+    const nextSynDueMs = inferSchedule([h]).giveUpMs;
     this.emit("stopped", {
       from: formatEndpoint({ host: h.src, port: h.srcPort }),
       to: formatEndpoint({ host: h.dst, port: h.dstPort }),
       reason,
       offsetsMs: h.synAtMs.map((t) => t - (h.synAtMs[0] as number)),
-      gaveUpByMs: schedule.giveUpMs,
+      nextSynDueMs,
+      // A sender still retransmitting, or starting over, has not given up.
+      gaveUpByMs: reason === "silent" ? nextSynDueMs : null,
     });
   }
 
@@ -197,7 +210,8 @@ export class SynWatch extends EventEmitter<SynWatchEvents> {
  * How long a sender may stay silent before it counts as done: TCP at most
  * doubles its wait after every SYN, so no SYN for twice the last gap (plus a
  * margin for timer drift and capture delay) means it gave up. After a single
- * SYN the gap is the initial RTO, up to old Windows' 3 s.
+ * SYN the gap is the initial RTO, up to old Windows' 3 s. Counted from when
+ * the SYN is read from the capture, so `docs/windows.md` states these sums.
  */
 function silenceMs(synAtMs: readonly number[]): number {
   const n = synAtMs.length;

@@ -62,8 +62,8 @@ export const timings: Readonly<Record<TimingName, TimingProfile>> = {
     "windows",
     defaults.windowsSynAtMs,
     defaults.windowsFailAtMs,
-    "Windows 10/11 and Server 2019/2022 defaults: initial RTO 1 s, 4 SYN retransmissions (SYN at 0, 1, 3, 7, 15 s), gives up at 21 s",
-    "Microsoft's Get-NetTCPSetting defaults (InitialRto 1000 ms, MaxSynRetransmissions 4) as summarised in docs/windows.md; public measurements of CI runners blackholing a connect report ~21 s. Not verified on a Windows host by synlimit",
+    "Windows 10/11 and Server 2019/2022 defaults: initial RTO 1 s, 4 SYN retransmissions (SYN at 0, 1, 3, 7, 15 s), gives up at 21 s (the measured give-up, not doubling's 31 s)",
+    "SYN times: Microsoft's documented Get-NetTCPSetting defaults (InitialRto 1000 ms, MaxSynRetransmissions 4), the RTO doubling after each SYN. Give-up at 21 s: not from Microsoft and not from doubling (15 + 16 = 31 s), but the give-up measured on CI runners connecting to a blackholed address, as reported publicly; synlimit cites no such report and has verified none of this on a Windows host (docs/windows.md)",
   ),
   "windows-2008": builtIn(
     "windows-2008",
@@ -77,7 +77,7 @@ export const timings: Readonly<Record<TimingName, TimingProfile>> = {
     defaults.linuxSynAtMs,
     defaults.linuxFailAtMs,
     "Linux with net.ipv4.tcp_syn_retries = 6: RTO 1 s doubling (SYN at 0, 1, 3, 7, 15, 31, 63 s), gives up at 127 s",
-    "Linux kernel documentation, ip-sysctl: tcp_syn_retries (default 6, about 127 s with the 1 s initial RTO of RFC 6298)",
+    "Linux kernel documentation, ip-sysctl: tcp_syn_retries (default 6, about 127 s with the 1 s initial RTO of RFC 6298), the classic doubling schedule. Kernels with net.ipv4.tcp_syn_linear_timeouts (default 4) first resend 1 s apart and allow those resends on top; with the defaults 6 and 4: SYN at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s, give-up 131 s. This profile keeps the classic 127 s so that it does not depend on the kernel it runs on; synlimit probe reports the host's own schedule, and --timing syn:…;giveup:… takes it (docs/windows.md)",
   ),
 };
 

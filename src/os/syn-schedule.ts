@@ -22,9 +22,11 @@ export type HostSynSchedule =
       readonly synAtMs: readonly number[];
       readonly giveUpMs: number;
       /**
-       * measured: a give-up time reported for this setting; model: the
-       * kernel's documented doubling from a 1 s RTO; estimated: doubling,
-       * not observed for this setting.
+       * measured: a give-up time measured on Windows for this setting, as
+       * reported publicly, not verified by synlimit (docs/windows.md); model:
+       * the Linux kernel's schedule from its sysctls (doubling from a 1 s RTO,
+       * after any tcp_syn_linear_timeouts resends 1 s apart); estimated:
+       * doubling, not observed for this setting.
        */
       readonly basis: "measured" | "model" | "estimated";
       readonly notes: readonly string[];

@@ -53,11 +53,11 @@ for (const [args, message] of usageErrors) {
 test("profiles --json lists every profile with its source", async () => {
   const r = await runCli(["profiles", "--json"]);
   assert.equal(r.code, 0);
-  const list = JSON.parse(r.stdout) as Array<{
-    name: string;
-    source: string;
-    options: { maxInFlight: number | null };
-  }>;
+  const list = (
+    JSON.parse(r.stdout) as {
+      profiles: Array<{ name: string; source: string; options: { maxInFlight: number | null } }>;
+    }
+  ).profiles;
   assert.deepEqual(
     list.map((p) => p.name),
     profileNames,

@@ -18,15 +18,51 @@ test("profiles: every built-in SYN schedule is listed with its times and its sou
     const block = new RegExp(`\\n${name}\\n  ${times}; syn:[^\\n]+\\n  [^\\n]+\\n  source: \\S`);
     assert.match(schedules, block, name);
   }
-  const json = JSON.parse((await runCli(["profiles", "--json"])).stdout) as Array<{
-    name: string;
-    schedule: { name: string; synAtMs: number[]; giveUpMs: number; source: string };
-  }>;
-  const incident = json.find((p) => p.name === "incident");
+  type Schedule = { name: string; synAtMs: number[]; giveUpMs: number | null; source: string };
+  const json = JSON.parse((await runCli(["profiles", "--json"])).stdout) as {
+    profiles: Array<{ name: string; schedule: Schedule }>;
+    schedules: Schedule[];
+  };
+  const incident = json.profiles.find((p) => p.name === "incident");
   assert.equal(incident?.schedule.name, "windows-2008");
   assert.deepEqual(incident?.schedule.synAtMs, [0, 3000, 9000]);
   assert.equal(incident?.schedule.giveUpMs, 21_000);
   assert.ok((incident?.schedule.source.length ?? 0) > 0);
+});
+
+test("profiles: the windows and linux schedules say where each number comes from", async () => {
+  const { schedules } = JSON.parse((await runCli(["profiles", "--json"])).stdout) as {
+    schedules: Array<{ name: string; source: string }>;
+  };
+  const source = (name: string) => schedules.find((s) => s.name === name)?.source ?? "";
+  // The 21 s is measured, not doubling (31 s), and unverified here.
+  assert.match(source("windows"), /Microsoft's documented Get-NetTCPSetting defaults/);
+  assert.match(source("windows"), /not from doubling \(15 \+ 16 = 31 s\)/);
+  assert.match(source("windows"), /has verified none of this on a Windows host/);
+  // The newer kernels' linear resends, and which schedule the profile uses.
+  assert.match(source("linux"), /tcp_syn_linear_timeouts/);
+  assert.match(source("linux"), /give-up 131 s\. This profile keeps the classic 127 s/);
+});
+
+test("profiles --json has the SYN schedules section of the human output, each with its source", async () => {
+  const r = await runCli(["profiles", "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  const { schedules } = JSON.parse(r.stdout) as {
+    schedules?: Array<{ name: string; synAtMs: number[]; giveUpMs: number | null; source: string }>;
+  };
+  assert.ok(Array.isArray(schedules), "a schedules key");
+  assert.deepEqual(
+    schedules.map((s) => [s.name, s.synAtMs, s.giveUpMs]),
+    [
+      ["none", [0], null],
+      ["windows", [0, 1000, 3000, 7000, 15000], 21_000],
+      ["windows-2008", [0, 3000, 9000], 21_000],
+      ["linux", [0, 1000, 3000, 7000, 15000, 31000, 63000], 127_000],
+    ],
+  );
+  // The same sources the human output prints.
+  const human = (await runCli(["profiles"])).stdout;
+  for (const s of schedules) assert.ok(human.includes(`source: ${s.source}\n`), s.name);
 });
 
 test("gate --timing takes a SYN schedule; a bad one is a one-line usage error", async (t) => {

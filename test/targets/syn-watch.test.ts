@@ -45,6 +45,9 @@ test("SynWatch (library): a tarpit's dropped SYNs arrive as events; close() ends
     stops[0]?.offsetsMs,
     syns.map((e) => e.offsetMs),
   );
+  // Still retransmitting: nothing gave up, only a next SYN was due.
+  assert.equal(stops[0]?.gaveUpByMs, null);
+  assert.ok((stops[0]?.nextSynDueMs ?? 0) > (syns[1]?.offsetMs ?? Number.POSITIVE_INFINITY));
   await watch.close(); // idempotent
 });
 

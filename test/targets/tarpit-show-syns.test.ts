@@ -97,6 +97,8 @@ test("--show-syns prints curl's SYNs, dropped by the full queue, at the kernel's
     ),
     stopped,
   );
+  // An estimate from the SYN gaps, not a bound: a stack's last timer can fire later.
+  assert.match(stopped, /, gave up at about \+\d+(\.\d)? s \(estimated from the SYN gaps\) \(#1 /);
 
   const done = finished(child);
   child.kill("SIGTERM");
@@ -111,9 +113,13 @@ test("--show-syns --json: one object a line; a Node client's SYNs, then its send
   const child = startCli(["tarpit", "--show-syns", "--json"]);
   t.after(() => child.kill("SIGKILL"));
   const info = JSON.parse(await firstLine(child)) as {
+    event: string;
     port: number;
+    verified: boolean;
     showSyns: { interface: string };
   };
+  assert.equal(info.event, "listening");
+  assert.equal(info.verified, true);
   assert.equal(info.showSyns.interface, "lo");
 
   const socket = net.connect(info.port, "127.0.0.1");
@@ -128,6 +134,8 @@ test("--show-syns --json: one object a line; a Node client's SYNs, then its send
     reason?: string;
     offsetsMs?: number[];
     schedule?: string;
+    gaveUpByMs?: number | null;
+    nextSynDueMs?: number | null;
   };
   const events: Event[] = [];
   const stopped = new Promise<Event>((resolve) =>
@@ -155,10 +163,29 @@ test("--show-syns --json: one object a line; a Node client's SYNs, then its send
     syns.map((e) => e.offsetMs),
   );
   assert.match(summary.schedule ?? "", /^0\/1(\.\d)?\/\d+(\.\d)?$/);
+  assert.equal(typeof summary.gaveUpByMs, "number", "silent: it gave up");
+  assert.equal(summary.gaveUpByMs, summary.nextSynDueMs);
 
+  // A second sender still retransmitting at Ctrl-C: it has not given up.
+  const second = net.connect(info.port, "127.0.0.1");
+  second.on("error", () => {});
+  t.after(() => second.destroy());
+  const resent = new Promise<void>((resolve) =>
+    onLines(child, (line) => {
+      const e = JSON.parse(line) as Event;
+      if (e.event === "syn" && e.from !== summary.from && e.n === 2) resolve();
+    }),
+  );
+  await resent;
   const done = finished(child);
   child.kill("SIGTERM");
   assert.equal((await done).code, 0);
+  const last = JSON.parse(child.stdoutText().trimEnd().split("\n").at(-1) as string) as Event;
+  assert.equal(last.event, "stopped");
+  assert.equal(last.reason, "watch-stopped");
+  assert.notEqual(last.from, summary.from);
+  assert.equal(last.gaveUpByMs, null, "watch-stopped: no give-up happened");
+  assert.ok((last.nextSynDueMs ?? 0) > (last.offsetsMs?.[1] ?? Number.POSITIVE_INFINITY));
   assert.deepEqual(tcpdumpsOn(info.port), []);
 });
 

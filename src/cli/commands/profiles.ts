@@ -9,7 +9,9 @@ export function registerProfiles(program: Command): void {
     .option("--json", "print machine-readable JSON")
     .action((options: { json?: boolean }) => {
       if (options.json) {
-        const out = profileNames.map((name) => ({
+        // An object, not the bare list of profiles: the SYN schedules the
+        // human output lists belong in it too, under their own key.
+        const list = profileNames.map((name) => ({
           name,
           ...profiles[name],
           options: {
@@ -18,6 +20,11 @@ export function registerProfiles(program: Command): void {
           },
           schedule: scheduleJson(resolveTiming(profiles[name].options.timing)),
         }));
+        const schedules = timingNames.map((name) => ({
+          ...scheduleJson(timings[name]),
+          description: timings[name].description,
+        }));
+        const out = { profiles: list, schedules };
         process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
         return;
       }

@@ -98,6 +98,7 @@ Examples:
           }
         }
         const info = {
+          event: "listening",
           host: tarpit.host,
           port: tarpit.port,
           verified: tarpit.verified,
@@ -143,7 +144,7 @@ function stoppedLine(e: SenderStopped): string {
   const schedule = `schedule ${formatSchedule(e.offsetsMs)} s`;
   const what =
     e.reason === "silent"
-      ? `stopped after ${syns}: ${schedule}${e.gaveUpByMs === null ? "" : `, gave up by +${formatSchedule([e.gaveUpByMs])} s (its next SYN was due then)`}`
+      ? `stopped after ${syns}: ${schedule}${e.gaveUpByMs === null ? "" : `, gave up at about +${formatSchedule([e.gaveUpByMs])} s (estimated from the SYN gaps)`}`
       : e.reason === "new-attempt"
         ? `new attempt on the same ports after ${syns}: ${schedule}`
         : `still retransmitting when the tarpit stopped, ${syns}: ${schedule} so far`;

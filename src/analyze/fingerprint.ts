@@ -125,7 +125,7 @@ export function endAttempts(
 /**
  * When the next SYN would have been due, which is when TCP gives up: the
  * wait doubles after every SYN (Windows 0/3/9 → 21 s; Linux 1, 2, 4 … s),
- * except that Linux ≥ 6.5 first retries at a constant 1 s
+ * except that a Linux kernel with tcp_syn_linear_timeouts first retries at a constant 1 s
  * (tcp_syn_linear_timeouts): equal last intervals mean the next is equal too.
  */
 export function nextAfter(synAtMs: readonly number[]): number {

@@ -5,11 +5,11 @@ export const LINUX_RTO_MAX_MS = 120_000;
 
 /**
  * When Linux resends an unanswered SYN and when it gives up. The first
- * `tcp_syn_linear_timeouts` resends (kernels ≥ 6.5, default 4) keep the
+ * `tcp_syn_linear_timeouts` resends (newer kernels that have the sysctl; default 4) keep the
  * initial RTO, later ones double it, capped at the maximum RTO. Those linear
  * resends come on top of `tcp_syn_retries`: the kernel allows
  * retries + linear resends (net/ipv4/tcp_timer.c, tcp_write_timeout), so a
- * 6.5+ host with the defaults 6 and 4 resends at 1, 2, 3, 4, 5, 7, 11, 19,
+ * host with that sysctl with the defaults 6 and 4 resends at 1, 2, 3, 4, 5, 7, 11, 19,
  * 35 and 67 s and gives up at 131 s (seen with tcpdump against the tarpit).
  */
 export function linuxSynSchedule(

@@ -97,7 +97,8 @@ export function registerAnalyze(program: Command): void {
 Exit codes: 0 no-limit, 3 limit, 2 inconclusive or unreadable.
 
 Capture on Linux:   tcpdump -i any -w syn.pcap 'tcp[tcpflags] & (tcp-syn|tcp-rst) != 0'
-Capture on Windows: pktmon filter add -t TCP SYN ; pktmon start --capture --pkt-size 0 -f syn.etl
+Capture on Windows: pktmon filter add SYNs -t TCP SYN ; pktmon filter add RSTs -t TCP RST
+                    pktmon start --capture --pkt-size 0 -f syn.etl
                     ... reproduce ... ; pktmon stop ; pktmon etl2pcap syn.etl -o syn.pcapng
 Then:               synlimit analyze syn.pcapng --report out/ --trace syn.trace
 See docs/analyze.md.

@@ -43,9 +43,10 @@ function count(v: unknown): number | null {
 }
 
 /**
- * Give-up times measured on Windows for a 1 s initial RTO (public reports of
- * CI runners blackholing a connect; see docs/windows.md): Windows does not
- * simply wait one more doubled RTO after the last SYN.
+ * Give-up times publicly reported for a 1 s initial RTO (CI runners
+ * blackholing a connect; not verified by synlimit on Windows, see
+ * docs/windows.md). They do not follow the doubling model (4 resends would
+ * give 31 s), so they are taken as reported, and `basis` says so.
  */
 const MEASURED_GIVE_UP_MS: Readonly<Record<string, number>> = {
   "1000/2": 7_000,

@@ -643,7 +643,7 @@ const processKeyOf = (): string => PROCESS_KEY;
 /** Idle per-key states kept before a sweep (destination scope can see many keys). */
 const IDLE_KEYS_KEPT = 1024;
 /** Known-reachable hosts remembered at most (oldest forgotten first). */
-const REACHABLE_HOSTS_KEPT = 4096;
+export const REACHABLE_HOSTS_KEPT = 4096;
 
 /** The head of the next owner's bucket; that owner goes to the back of the turn. */
 function nextInTurn(state: KeyState): Attempt | undefined {

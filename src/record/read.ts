@@ -123,7 +123,8 @@ function cannotRead(path: string, e: unknown): SynlimitError {
 /**
  * Reads a trace as a stream of bytes, calling `onAttempt` for every line in
  * file order (blank lines skipped), and yields after each chunk. Lines end at
- * `\n`, `\r\n` or a lone `\r`, as with readline. Ids must be unique and
+ * `\n`, `\r\n` or a lone `\r`, as with readline. `waitMs` is on every line
+ * or on none (a recording under a limiter, or not). Ids must be unique and
  * `after` must name an attempt on an earlier line: the recorder writes an
  * attempt when it ends, so a cause is always written before its effect.
  *
@@ -138,9 +139,23 @@ async function* scanChunks(
 ): AsyncGenerator<void> {
   const file = await openTrace(path);
   const ids = new IdIndex();
+  // waitMs is on every line or on none (docs/trace.md): 1 or 0 from the first attempt on.
+  let withWait = -1;
+  let firstLineNo = 0;
   const admit = (lineNo: number) => {
     cur.lineNo = lineNo;
     if (ids.get(cur.id) >= 0) throw invalidTrace(path, lineNo, `id ${cur.id} appears twice`);
+    const hasWait = Number.isNaN(cur.waitMs) ? 0 : 1;
+    if (withWait < 0) {
+      withWait = hasWait;
+      firstLineNo = lineNo;
+    } else if (hasWait !== withWait) {
+      throw invalidTrace(
+        path,
+        lineNo,
+        `"waitMs" must be on every line (recorded under a limiter) or on none: line ${firstLineNo} ${withWait ? "has it" : "has none"}, this line ${hasWait ? "has it" : "has none"}`,
+      );
+    }
     if (cur.afterIndex >= 0) {
       cur.afterIndex = ids.get(cur.afterId);
       if (cur.afterIndex < 0) {

@@ -341,7 +341,7 @@ export function scanLine(buf: Buffer, start: number, end: number, cur: TraceCurs
   if (hasAfter) {
     if (!Number.isSafeInteger(after) || after < 0 || after === id) return -1;
     if ((seen & (1 << K_GAP)) === 0 || !finiteAtLeastZero(gapMs)) return -1;
-  }
+  } else if ((seen & (1 << K_GAP)) !== 0) return -1;
   const hasWait = (seen & (1 << K_WAIT)) !== 0;
   if (hasWait && !finiteAtLeastZero(waitMs)) return -1;
 

@@ -55,7 +55,7 @@ export function parseRecord(text: string, where: string, lineNo: number): TraceR
   }
   const o = value as Record<string, unknown>;
   const bad = (field: string, expected: string) =>
-    invalidTrace(where, lineNo, `"${field}" must be ${expected}, got ${JSON.stringify(o[field])}`);
+    invalidTrace(where, lineNo, `"${field}" must be ${expected}, got ${shown(o[field])}`);
   if (!Number.isSafeInteger(o.id) || (o.id as number) < 0)
     throw bad("id", "a non-negative integer");
   if (!finiteAtLeast(o.t, 0)) throw bad("t", "a non-negative number of milliseconds");
@@ -85,12 +85,21 @@ export function parseRecord(text: string, where: string, lineNo: number): TraceR
     if (!finiteAtLeast(o.gapMs, 0)) throw bad("gapMs", "a non-negative number with after");
     record.after = o.after as number;
     record.gapMs = o.gapMs as number;
+  } else if (o.gapMs !== undefined) {
+    // A gap from nothing: the line meant a follow-up but lost its cause.
+    throw invalidTrace(where, lineNo, `"gapMs" needs "after" (the attempt it follows)`);
   }
   if (o.waitMs !== undefined) {
     if (!finiteAtLeast(o.waitMs, 0)) throw bad("waitMs", "a non-negative number");
     record.waitMs = o.waitMs as number;
   }
   return record;
+}
+
+/** A field's value for an error: JSON.stringify would print an overflowing number (1e400) as null. */
+function shown(v: unknown): string {
+  if (typeof v === "number" && !Number.isFinite(v)) return `${v} (a number too large to be finite)`;
+  return JSON.stringify(v);
 }
 
 const hostPort = /^(?:\[[0-9A-Fa-f:.%\w]+\]|[^\s:[\]]+):(\d{1,5})$/;

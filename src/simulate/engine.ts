@@ -1,5 +1,11 @@
+import { REACHABLE_HOSTS_KEPT } from "../gate/gate.js";
 import { EventHeap, heapPush } from "./heap.js";
-import { OUTCOME_CANCELLED, OUTCOME_TIMEOUT, type Workload } from "./workload.js";
+import {
+  OUTCOME_CANCELLED,
+  OUTCOME_CONNECTED,
+  OUTCOME_TIMEOUT,
+  type Workload,
+} from "./workload.js";
 
 export interface SimConfig {
   /** Slots per scope key: a positive integer or Infinity. */
@@ -11,6 +17,19 @@ export interface SimConfig {
   /** Rate policy: new hosts released per second, and recent hosts that pass freely. */
   readonly ratePerSecond: number;
   readonly workingSetSize: number;
+  /**
+   * winxp-sp2: a host (port ignored) whose connect succeeded at most this
+   * long ago is known reachable, and an attempt to it neither waits nor takes
+   * a slot — the gate's rule (src/gate/gate.ts), checked when the attempt
+   * arrives. Absent or null: every attempt counts.
+   */
+  readonly knownReachableMs?: number | null;
+  /**
+   * The gate's queue order. `round-robin` serves per-process buckets in
+   * turn; a trace is one process, so it is one bucket: plain FIFO. Kept so
+   * the configuration says what was modelled.
+   */
+  readonly fairness?: "fifo" | "round-robin";
 }
 
 /** What became of an attempt under the simulated limiter. */
@@ -103,6 +122,28 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
   const releasePending = new Uint8Array(keys);
   const releaseIntervalMs = 1000 / config.ratePerSecond;
 
+  // Known-reachable hosts: host → time its last connect succeeded, oldest
+  // first, forgotten as the gate forgets them (window, then REACHABLE_HOSTS_KEPT).
+  const reachableWindowMs = config.knownReachableMs ?? null;
+  const reachedAt = new Map<number, number>();
+  /** Attempts that went ahead uncounted: their end frees no slot. */
+  const uncounted = new Uint8Array(reachableWindowMs === null ? 0 : n);
+  const reached = (host: number) => {
+    if (reachableWindowMs === null) return;
+    reachedAt.delete(host);
+    reachedAt.set(host, now);
+    const oldest = now - reachableWindowMs;
+    for (const [h, at] of reachedAt) {
+      if (at >= oldest && reachedAt.size <= REACHABLE_HOSTS_KEPT) break;
+      reachedAt.delete(h);
+    }
+  };
+  const knownReachable = (host: number): boolean => {
+    if (reachableWindowMs === null) return false;
+    const at = reachedAt.get(host);
+    return at !== undefined && now - at <= reachableWindowMs;
+  };
+
   let events = 0;
   let now = Number.NEGATIVE_INFINITY;
   let firstArrival = Number.NaN;
@@ -149,11 +190,13 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
       heap.push(now + (w.gapMs[c] as number), (c << 2) | ARRIVE);
     }
   };
-  const begin = (a: number, key: number) => {
+  const begin = (a: number, key: number, counted = true) => {
     fate[a] = FATE_STARTED;
     start[a] = now;
-    inFlight[key] = (inFlight[key] as number) + 1;
-    if (++totalInFlight > maxInFlightSeen) maxInFlightSeen = totalInFlight;
+    if (counted) {
+      inFlight[key] = (inFlight[key] as number) + 1;
+      if (++totalInFlight > maxInFlightSeen) maxInFlightSeen = totalInFlight;
+    } else uncounted[a] = 1;
     const outcome = w.outcome[a] as number;
     let until: number;
     if (outcome === OUTCOME_CANCELLED)
@@ -223,7 +266,10 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
     arrival[a] = now;
     if (Number.isNaN(firstArrival)) firstArrival = now;
     const key = keyOf(a);
-    if (config.policy === "rate") {
+    if (knownReachable(w.host[a] as number)) {
+      // XP SP2: not counted, so it neither waits nor takes a slot; the OS deadline still applies.
+      begin(a, key, false);
+    } else if (config.policy === "rate") {
       const host = w.host[a] as number;
       if (inWorkingSet(key, host)) begin(a, key);
       else if (
@@ -246,6 +292,11 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
   const finish = (a: number) => {
     const key = keyOf(a);
     end[a] = now;
+    if ((w.outcome[a] as number) === OUTCOME_CONNECTED) reached(w.host[a] as number);
+    if (reachableWindowMs !== null && uncounted[a] === 1) {
+      follow(a);
+      return;
+    }
     inFlight[key] = (inFlight[key] as number) - 1;
     totalInFlight--;
     follow(a);
@@ -348,7 +399,8 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
  * Replays a workload under one limiter. Queue and reject policies take the
  * fast path: one loop whose state lives in local variables and typed arrays
  * (closures would keep it in heap-allocated contexts, several times slower);
- * the rate policy, rarer and timer-driven, takes `simulateGeneral`. Tests
+ * the rate policy, rarer and timer-driven, and the known-reachable exemption
+ * (winxp-sp2) take `simulateGeneral`. Tests
  * check that both give identical runs.
  *
  * The loop touches no object property and calls only the heap's two free
@@ -360,7 +412,8 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
  * changes); untouched pages of a large typed array cost no memory.
  */
 export function simulate(w: Workload, config: SimConfig): SimRun {
-  if (config.policy === "rate") return simulateGeneral(w, config);
+  if (config.policy === "rate" || (config.knownReachableMs ?? null) !== null)
+    return simulateGeneral(w, config);
   const n = w.n;
   const k = config.maxInFlight;
   const reject = config.policy === "reject";

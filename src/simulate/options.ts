@@ -1,7 +1,12 @@
 import { defaults } from "../defaults.js";
 import { isProfileName, type ProfileName, profileNames, profiles } from "../emulate/profiles.js";
 import { usageError } from "../errors.js";
-import { resolveTiming, type TimingOption } from "../gate/timing.js";
+import { parseNumberText } from "../gate/number-text.js";
+import {
+  parseTiming as parseGateTiming,
+  resolveTiming,
+  type TimingOption,
+} from "../gate/timing.js";
 import type { SimConfig } from "./engine.js";
 
 /** A hypothetical limiter, as the user states it: a profile and overrides. */
@@ -31,6 +36,8 @@ export function resolveLimiter(s: LimiterSettings): ResolvedLimiter {
     policy: "queue" | "reject" | "rate";
     timing: TimingOption;
     rate?: { newDestinationsPerSecond?: number; workingSetSize?: number };
+    fairness?: "fifo" | "round-robin";
+    knownReachableMs?: number;
   };
   const timingOption = s.timing ?? base.timing;
   const timing = resolveTiming(timingOption);
@@ -42,12 +49,26 @@ export function resolveLimiter(s: LimiterSettings): ResolvedLimiter {
     ratePerSecond:
       s.rate ?? base.rate?.newDestinationsPerSecond ?? defaults.rateNewDestinationsPerSecond,
     workingSetSize: s.workingSet ?? base.rate?.workingSetSize ?? defaults.rateWorkingSetSize,
+    // The profile's own numbers (src/emulate/profiles.ts), as the gate gets them.
+    ...(base.fairness !== undefined && { fairness: base.fairness }),
+    ...(base.knownReachableMs !== undefined && { knownReachableMs: base.knownReachableMs }),
   };
   const k = Number.isFinite(config.maxInFlight) ? String(config.maxInFlight) : "unlimited";
+  const timingName = timing.kind === "schedule" ? timing.spec : timing.kind;
   const timingText =
     timing.failAtMs === null
       ? "recorded timing"
-      : `${timing.kind} timing (gives up at ${timing.failAtMs / 1000} s)`;
+      : `${timingName} timing (gives up at ${timing.failAtMs / 1000} s)`;
+  // A trace has no process field: it is one process, so the machine-wide
+  // limit is its limit and per-process buckets served in turn are one FIFO.
+  const scopeText =
+    config.fairness === "round-robin" && config.scope === "process"
+      ? "machine-wide (the trace is one process: its round-robin bucket is plain FIFO)"
+      : `per ${config.scope}`;
+  const reachableText =
+    config.knownReachableMs === undefined || config.knownReachableMs === null
+      ? ""
+      : `, hosts reached in the last ${formatWindow(config.knownReachableMs)} not counted`;
   const policyText =
     config.policy === "rate"
       ? `rate ${config.ratePerSecond}/s, working set ${config.workingSetSize}`
@@ -55,8 +76,13 @@ export function resolveLimiter(s: LimiterSettings): ResolvedLimiter {
   return {
     config,
     profile,
-    label: `${profile}${hasOverrides(s) ? " (modified)" : ""}: ${k} in flight per ${config.scope}, ${policyText}, ${timingText}`,
+    label: `${profile}${hasOverrides(s) ? " (modified)" : ""}: ${k} in flight ${scopeText}, ${policyText}${reachableText}, ${timingText}`,
   };
+}
+
+function formatWindow(ms: number): string {
+  if (ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${ms / 1000} s`;
 }
 
 function hasOverrides(s: LimiterSettings): boolean {
@@ -73,13 +99,22 @@ export function parseProfile(value: string): ProfileName {
   return value;
 }
 
+/** The most slots a simulated key may have short of unlimited (an Int32 counter holds it). */
+const MAX_SLOTS = 1e9;
+
+/** A number as every other edge reads it (src/gate/number-text.ts): `1e1` is 10. */
+function numberText(value: string): number | null {
+  return parseNumberText(value.trim());
+}
+
 export function parseMaxInFlight(value: string): number {
   if (value === "unlimited") return Number.POSITIVE_INFINITY;
-  if (!/^[1-9]\d{0,8}$/.test(value))
+  const n = numberText(value);
+  if (n === null || !Number.isInteger(n) || n < 1 || n >= MAX_SLOTS)
     throw usageError(
-      `max-in-flight must be a positive integer or "unlimited", got ${JSON.stringify(value)}`,
+      `max-in-flight must be a positive integer below ${MAX_SLOTS} or "unlimited", got ${JSON.stringify(value)}`,
     );
-  return Number(value);
+  return n;
 }
 
 export function parseScope(value: string): "process" | "destination" {
@@ -94,27 +129,38 @@ export function parsePolicy(value: string): "queue" | "reject" | "rate" {
   return value;
 }
 
+/** The gate's and SYNLIMIT_TIMING's parser: a name, milliseconds, or `syn:…;giveup:…`. */
 export function parseTiming(value: string): TimingOption {
-  if (value === "none" || value === "windows" || value === "linux") return value;
-  if (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0) return { connectTimeoutMs: Number(value) };
-  throw usageError(
-    `timing must be none, windows, linux or a number of milliseconds, got ${JSON.stringify(value)}`,
-  );
+  return parseGateTiming(value);
 }
 
 export function parseRate(value: string): number {
-  const n = Number(value);
-  if (!/^\d*\.?\d+$/.test(value) || !(n > 0))
+  const n = numberText(value);
+  if (n === null || !(n > 0))
     throw usageError(
       `rate must be a positive number of new destinations per second, got ${JSON.stringify(value)}`,
     );
   return n;
 }
 
+/** Bounds the working set's typed array (one entry per host per key). */
+const MAX_WORKING_SET = 1_000_000;
+
 export function parseWorkingSet(value: string): number {
-  if (!/^\d{1,6}$/.test(value))
-    throw usageError(`working-set must be a non-negative integer, got ${JSON.stringify(value)}`);
-  return Number(value);
+  const n = numberText(value);
+  if (n === null || !Number.isInteger(n) || n >= MAX_WORKING_SET)
+    throw usageError(
+      `working-set must be a non-negative integer below ${MAX_WORKING_SET}, got ${JSON.stringify(value)}`,
+    );
+  return n;
+}
+
+/** --workers: threads for a sweep. */
+export function parseWorkers(value: string): number {
+  const n = numberText(value);
+  if (n === null || !Number.isInteger(n) || n < 1 || n > 9999)
+    throw usageError(`--workers must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 const sweepable = {
@@ -149,7 +195,12 @@ export function parseSweep(spec: string): SweepAxis {
   }
   const name = m[1] as SweepName;
   const texts: string[] = [];
-  for (const part of (m[2] as string).split(",")) {
+  // A SYN schedule has commas of its own: `timing=windows,syn:0,3000;giveup:21000`.
+  const parts =
+    name === "timing"
+      ? ((m[2] as string).match(/syn:[^;]*;giveup:[^,]*|[^,]+/g) ?? [])
+      : (m[2] as string).split(",");
+  for (const part of parts) {
     const range = /^(\d+)\.\.(\d+)$/.exec(part);
     if (range && entry.range) {
       const [from, to] = [Number(range[1]), Number(range[2])];

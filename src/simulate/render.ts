@@ -8,6 +8,11 @@ export function formatMs(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
 
+/** `1 attempt`, `2 attempts`. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
 const bars = "▁▂▃▄▅▆▇█";
 
 /** A one-line picture of a series (0 blank-ish, the max full). */
@@ -45,7 +50,7 @@ export function renderSummary(s: SimSummary, limiter: string): string {
   const occ = s.occupancy;
   const o = s.outcomes;
   return [
-    `${s.attempts} attempts over ${formatMs(s.spanMs)}, under ${limiter}`,
+    `${plural(s.attempts, "attempt")} over ${formatMs(s.spanMs)}, under ${limiter}`,
     "",
     "wait for a slot:",
     table(["role", "attempts", "mean", "p50", "p99", "max", "failures"], rows),
@@ -57,7 +62,8 @@ export function renderSummary(s: SimSummary, limiter: string): string {
   ].join("\n");
 }
 
-export function renderSweep(results: readonly SweepResult[]): string {
+/** `swept`: what was swept over which base limiter, for the table's heading. */
+export function renderSweep(results: readonly SweepResult[], swept?: string): string {
   const params = Object.keys(results[0]?.labels ?? {});
   const roles = [...new Set(results.flatMap((r) => Object.keys(r.summary.byRole)))];
   const header = [
@@ -82,7 +88,8 @@ export function renderSweep(results: readonly SweepResult[]): string {
     ...roles.map((role) => (r.summary.byRole[role] ? formatMs(r.summary.byRole[role].p99Ms) : "—")),
     String(r.summary.failures),
   ]);
-  return `wait for a slot, per simulation:\n${table(header, rows)}`;
+  const heading = swept === undefined ? "" : ` (sweep of ${swept})`;
+  return `wait for a slot, per simulation${heading}:\n${table(header, rows)}`;
 }
 
 /** JSON has no Infinity: an unlimited setting is written as "unlimited". */

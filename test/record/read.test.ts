@@ -25,12 +25,23 @@ function tempDir(t: { after(fn: () => void): void }): string {
 function referenceRead(file: string): TraceRecord[] {
   const seen = new Set<number>();
   const records: TraceRecord[] = [];
+  let first: { lineNo: number; hasWait: boolean } | undefined;
   readFileSync(file, "utf8")
     .split(/\r?\n|\r(?!\n)/)
     .forEach((line, i) => {
       if (line.trim() === "") return;
       const r = parseRecord(line, file, i + 1);
       if (seen.has(r.id)) throw invalidTrace(file, i + 1, `id ${r.id} appears twice`);
+      const hasWait = r.waitMs !== undefined;
+      first ??= { lineNo: i + 1, hasWait };
+      if (hasWait !== first.hasWait) {
+        const has = (yes: boolean) => (yes ? "has it" : "has none");
+        throw invalidTrace(
+          file,
+          i + 1,
+          `"waitMs" must be on every line (recorded under a limiter) or on none: line ${first.lineNo} ${has(first.hasWait)}, this line ${has(hasWait)}`,
+        );
+      }
       if (r.after !== undefined && !seen.has(r.after)) {
         throw invalidTrace(file, i + 1, `"after" ${r.after} is not an earlier attempt's id`);
       }
@@ -122,8 +133,12 @@ const extraValue = fc.oneof(
 const extraKey = fc.constantFrom("x", "note", "über", "ID", "t ", "id2", "durationMS", "__proto__");
 const ms = (max: number) => fc.double({ min: 0, max, noNaN: true });
 
-/** Line `index`: the recorder's fields in any order, as JSON allows writing them, with extras and faults. */
-const line = (index: number) =>
+/**
+ * Line `index`: the recorder's fields in any order, as JSON allows writing
+ * them, with extras and faults. `withWait`: whether the trace's lines carry
+ * waitMs (a trace recorded under a limiter); now and then a line breaks that.
+ */
+const line = (index: number, withWait: boolean) =>
   fc
     .record({
       id: mostly(fc.constant(index), fc.constantFrom(-1, 1.5, 2 ** 53, 0)),
@@ -143,7 +158,11 @@ const line = (index: number) =>
         },
       ),
       gapMs: fc.option(ms(1000), { nil: undefined, freq: 30 }),
-      waitMs: fc.option(mostly(ms(1000), fc.constant(-2)), { nil: undefined, freq: 3 }),
+      // gapMs goes with after; now and then it comes alone (refused).
+      gapAlone: mostly(fc.constant(false), fc.constant(true)),
+      waitMs: withWait
+        ? mostly(mostly(ms(1000), fc.constant(-2)), fc.constant(undefined))
+        : mostly(fc.constant(undefined), ms(1000)),
       extras: fc.array(fc.tuple(extraKey, extraValue), { maxLength: 2 }),
       drop: mostly(fc.constant(null), fc.constantFrom("id", "t", "dest", "durationMs", "outcome")),
       // A field written wrongly: a bad number, a string for a number, null, or twice.
@@ -163,6 +182,7 @@ const line = (index: number) =>
     .chain((r) => {
       const texts: Record<string, fc.Arbitrary<string>> = {};
       for (const k of ["id", "t", "durationMs", "after", "gapMs", "waitMs"] as const) {
+        if (k === "gapMs" && r.after === undefined && !r.gapAlone) continue;
         const v = r[k];
         if (v !== undefined) texts[k] = numberText(v);
       }
@@ -195,8 +215,10 @@ const line = (index: number) =>
 
 const lineEnd = fc.constantFrom("\n", "\n", "\n", "\n", "\r\n", "\n\n", "\n \n");
 const trace = fc
-  .integer({ min: 1, max: 12 })
-  .chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => fc.tuple(line(i), lineEnd))))
+  .tuple(fc.integer({ min: 1, max: 12 }), fc.boolean())
+  .chain(([n, withWait]) =>
+    fc.tuple(...Array.from({ length: n }, (_, i) => fc.tuple(line(i, withWait), lineEnd))),
+  )
   .map((lines) => lines.map(([l, end]) => l + end).join(""));
 
 test("trace reader: the byte scanner and JSON.parse read every line alike, errors and line numbers included", async (t) => {
@@ -344,4 +366,42 @@ test("trace reader: sparse and huge ids are found again for after and duplicates
     loadTrace(file),
     /:2: "after" 1000000000001 is not an earlier attempt's id$/,
   );
+});
+
+test("trace reader: gapMs without after, waitMs on some lines only, and overflowing numbers are refused at their line", async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, "v.trace");
+  const ok = '{"id":1,"t":0,"dest":"127.0.0.1:1","durationMs":1,"outcome":"connected"}';
+  const cases: Array<[string, RegExp]> = [
+    // A gap from nothing: the cause was lost, the line must not replay as a root silently.
+    [
+      `${ok}\n{"id":2,"t":5,"dest":"127.0.0.1:1","durationMs":1,"outcome":"connected","gapMs":10}\n`,
+      /v\.trace:2: "gapMs" needs "after"/,
+    ],
+    [
+      `${ok}\n{"id":2,"t":5,"dest":"127.0.0.1:1","durationMs":1,"outcome":"connected","waitMs":0}\n`,
+      /v\.trace:2: "waitMs" must be on every line .* or on none: line 1 has none, this line has it/,
+    ],
+    [
+      `{"id":0,"t":0,"dest":"127.0.0.1:1","durationMs":1,"outcome":"connected","waitMs":3}\n\n${ok}\n`,
+      /v\.trace:3: "waitMs" must be on every line .* line 1 has it, this line has none/,
+    ],
+    [
+      '{"id":1,"t":0,"dest":"127.0.0.1:1","durationMs":1e400,"outcome":"connected"}\n',
+      /v\.trace:1: "durationMs" must be a non-negative number, got Infinity \(a number too large to be finite\)/,
+    ],
+  ];
+  for (const [text, pattern] of cases) {
+    writeFileSync(file, text);
+    // Both paths: the scanner and JSON.parse (an escaped key forces the latter).
+    await assert.rejects(loadTrace(file), pattern);
+    writeFileSync(file, text.replaceAll('"outcome"', '"\\u006futcome"'));
+    await assert.rejects(loadTrace(file), pattern);
+  }
+  // The same lines, consistent, are fine.
+  writeFileSync(
+    file,
+    `{"id":1,"t":0,"dest":"127.0.0.1:1","durationMs":1,"outcome":"connected","waitMs":0}\n{"id":2,"t":5,"dest":"127.0.0.1:1","durationMs":1,"outcome":"connected","after":1,"gapMs":4,"waitMs":2}\n`,
+  );
+  assert.equal((await loadTrace(file)).length, 2);
 });

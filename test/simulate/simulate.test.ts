@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { parseHTML } from "linkedom";
 import { formatRecord, type TraceRecord } from "../../src/record/trace.js";
 import {
   FATE_GAVE_UP,
@@ -142,7 +143,7 @@ test("limiter settings: profile values, then overrides", () => {
   const xp = resolveLimiter({ profile: "winxp-sp2", timing: { connectTimeoutMs: 5000 } });
   assert.equal(xp.config.maxInFlight, 10);
   assert.equal(xp.config.failAtMs, 5000);
-  assert.match(xp.label, /^winxp-sp2 \(modified\): 10 in flight per process/);
+  assert.match(xp.label, /^winxp-sp2 \(modified\): 10 in flight machine-wide/);
 });
 
 function writeTrace(dir: string, records: TraceRecord[]): string {
@@ -226,7 +227,10 @@ test("CLI: every bad option and a bad trace end with one line and exit 2", async
     [[good, "--max-in-flight", "0"], /max-in-flight must be a positive integer/],
     [[good, "--scope", "host"], /scope must be process or destination/],
     [[good, "--policy", "drop"], /policy must be queue, reject or rate/],
-    [[good, "--timing", "-1"], /timing must be none, windows, linux/],
+    [[good, "--timing", "-1"], /timing must be one of none, windows, windows-2008, linux/],
+    [[good, "--timing", "syn:3000;giveup:21000"], /timing/],
+    [[good, "--max-in-flight", "1.5"], /max-in-flight must be a positive integer/],
+    [[good, "--max-in-flight", "1e400"], /max-in-flight must be a positive integer/],
     [[good, "--rate", "0"], /rate must be a positive number/],
     [[good, "--working-set", "x"], /working-set must be a non-negative integer/],
     [[good, "--sweep", "max-in-flight=5..1"], /range 5\.\.1 must go up/],
@@ -311,4 +315,181 @@ test("selection gives the nearest-rank percentiles a full sort gives, duplicates
       );
     }
   }
+});
+
+test("winxp-sp2: a host reached within the window neither waits nor takes a slot (port ignored)", () => {
+  const xp = resolveLimiter({ profile: "winxp-sp2" });
+  assert.equal(xp.config.knownReachableMs, 600_000);
+  assert.equal(xp.config.fairness, "round-robin");
+  // The tester's trace: one connect to .3:80, 12 dead attempts to .2:9, then .3 again.
+  const w = workloadOf([
+    { t: 0, durationMs: 1, dest: "127.0.0.3:80" },
+    ...Array.from({ length: 12 }, (_, i) => ({
+      t: 10 + i,
+      durationMs: 21_000,
+      outcome: "timeout" as const,
+      dest: "127.0.0.2:9",
+    })),
+    { t: 200, durationMs: 1, dest: "127.0.0.3:80" },
+    { t: 300, durationMs: 1, dest: "127.0.0.3:443" },
+    { t: 400, durationMs: 1, dest: "127.0.0.4:80" },
+  ]);
+  const run = simulate(w, xp.config);
+  assert.equal(run.start[13], 200, "known reachable: no wait behind the ten dead attempts");
+  assert.equal(run.start[14], 300, "the same host on another port is known reachable too");
+  // Dead attempts 1–10 take the ten slots at 10–19 ms and end 21 s later; 11, 12 and .4 wait in turn.
+  assert.equal(run.start[11], 21_010, "the eleventh dead attempt waited for the first");
+  assert.equal(run.start[15], 21_012, "a host never reached waits for a slot");
+  assert.equal(run.maxInFlightSeen, 10, "uncounted attempts take no slot");
+
+  // The window's edge, as the gate's: reached at 0, exempt until 600 000 ms inclusive.
+  const one = { ...xp.config, maxInFlight: 1, failAtMs: 10_000_000 };
+  const edge = workloadOf([
+    { t: 0, durationMs: 0, dest: "127.0.0.3:80" },
+    { t: 1, durationMs: 1, outcome: "timeout", dest: "127.0.0.2:9" },
+    // refused: it does not renew the host's reachability.
+    { t: 600_000, durationMs: 1, outcome: "refused", dest: "127.0.0.3:80" },
+    { t: 600_001, durationMs: 1, dest: "127.0.0.3:80" },
+  ]);
+  const e = simulate(edge, one);
+  assert.equal(e.start[2], 600_000);
+  assert.equal(e.start[3], 10_000_001, "past the window: counted, waits for the slot");
+  // Without the window the same run is the plain engine's (the fast path).
+  const plain = simulate(edge, { ...one, knownReachableMs: null });
+  assert.equal(plain.start[2], 10_000_001);
+});
+
+test("CLI: winxp-sp2 on the tester's trace; --timing and --sweep take the gate's timings; numbers as JSON", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "synlimit-sim-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeTrace(dir, [
+    { id: 0, t: 0, dest: "127.0.0.3:80", durationMs: 1, outcome: "connected" },
+    ...Array.from({ length: 12 }, (_, i) => ({
+      id: i + 1,
+      t: 10 + i,
+      dest: "127.0.0.2:9",
+      durationMs: 1000,
+      outcome: "timeout" as const,
+    })),
+    { id: 13, t: 200, dest: "127.0.0.3:80", durationMs: 1, outcome: "connected" },
+  ]);
+  const xp = await runCli([
+    "simulate",
+    file,
+    "--profile",
+    "winxp-sp2",
+    "--role",
+    "80=web",
+    "--json",
+  ]);
+  assert.equal(xp.code, 0, xp.stderr);
+  const json = JSON.parse(xp.stdout);
+  assert.equal(json.byRole.web.maxMs, 0, "the repeat to a known-reachable host did not wait");
+  assert.equal(json.config.knownReachableMs, 600_000);
+  assert.match(
+    json.limiter,
+    /10 in flight machine-wide .*hosts reached in the last 10 min not counted/,
+  );
+  const text = await runCli(["simulate", file, "--profile", "winxp-sp2"]);
+  assert.match(
+    text.stdout,
+    /^14 attempts over .* 10 in flight machine-wide \(the trace is one process/m,
+  );
+
+  // One dead attempt, a login behind it: the login waits the schedule's give-up time.
+  const small = path.join(dir, "s.trace");
+  writeFileSync(
+    small,
+    [
+      { id: 1, t: 0, dest: "127.0.0.2:9", durationMs: 1000, outcome: "timeout" as const },
+      { id: 2, t: 100, dest: "127.0.0.1:389", durationMs: 0, outcome: "connected" as const },
+    ]
+      .map(formatRecord)
+      .join(""),
+  );
+  const maxWait = async (...args: string[]) => {
+    const r = await runCli(["simulate", small, "--json", ...args]);
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    return JSON.parse(r.stdout).waits.maxMs;
+  };
+  assert.equal(await maxWait("--timing", "windows-2008"), 20_900);
+  assert.equal(await maxWait("--timing", "syn:0,3000;giveup:5000"), 4_900);
+  assert.equal(await maxWait("--timing", "2e3"), 1_900);
+  assert.equal(await maxWait("--max-in-flight", "1e1"), 0);
+  const sweep = await runCli([
+    "simulate",
+    small,
+    "--sweep",
+    "timing=windows,windows-2008,syn:0,3000;giveup:5000",
+    "--sweep",
+    "max-in-flight=1e0,2",
+    "--json",
+  ]);
+  assert.equal(sweep.code, 0, sweep.stderr);
+  const points = JSON.parse(sweep.stdout) as Array<{
+    labels: Record<string, string>;
+    summary: { waits: { maxMs: number } };
+  }>;
+  assert.deepEqual(
+    points.map((p) => [p.labels.timing, p.labels["max-in-flight"], p.summary.waits.maxMs]),
+    [
+      ["windows", "1e0", 20_900],
+      ["windows", "2", 0],
+      ["windows-2008", "1e0", 20_900],
+      ["windows-2008", "2", 0],
+      ["syn:0,3000;giveup:5000", "1e0", 4_900],
+      ["syn:0,3000;giveup:5000", "2", 0],
+    ],
+  );
+  const one = writeTrace(dir, [
+    { id: 1, t: 0, dest: "127.0.0.1:1", durationMs: 1, outcome: "connected" },
+  ]);
+  assert.match((await runCli(["simulate", one])).stdout, /^1 attempt over /);
+});
+
+test("sweep report: a legend entry per line, and the profile swept in the title and the table", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "synlimit-sim-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = writeTrace(dir, [
+    { id: 1, t: 0, dest: "127.0.0.3:9", durationMs: 3000, outcome: "timeout", role: "agent" },
+    { id: 2, t: 100, dest: "127.0.0.1:389", durationMs: 0.5, outcome: "connected", role: "login" },
+    { id: 3, t: 200, dest: "127.0.0.1:5432", durationMs: 0.5, outcome: "connected", role: "db" },
+  ]);
+  const r = await runCli([
+    "simulate",
+    file,
+    "--profile",
+    "winxp-sp2",
+    "--sweep",
+    "max-in-flight=1..3",
+    "--workers",
+    "1",
+    "--report",
+    path.join(dir, "r"),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stdout,
+    /^wait for a slot, per simulation \(sweep of max-in-flight over winxp-sp2: /,
+  );
+  const { document } = parseHTML(readFileSync(path.join(dir, "r", "index.html"), "utf8"));
+  assert.match(document.title, /sweep of max-in-flight over winxp-sp2/);
+  const svg = document.querySelector("svg[aria-label^='wait for a slot against']");
+  assert.ok(svg);
+  // Every line drawn (one path per role and statistic) has its legend entry.
+  const lines = svg.querySelectorAll("path[stroke]").length;
+  const entries = [...document.querySelectorAll("ul.legend li")].map((li) =>
+    li.textContent?.trim(),
+  );
+  assert.equal(lines, 6);
+  assert.deepEqual(entries.sort(), [
+    "agent mean",
+    "agent p99",
+    "db mean",
+    "db p99",
+    "login mean",
+    "login p99",
+  ]);
+  // No text labels left at the lines' ends to overlap.
+  assert.equal(svg.querySelectorAll("text[text-anchor='start']").length, 0);
 });

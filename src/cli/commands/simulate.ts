@@ -13,6 +13,7 @@ import {
   parseScope,
   parseSweep,
   parseTiming,
+  parseWorkers,
   parseWorkingSet,
   resolveLimiter,
   sweepPoints,
@@ -52,7 +53,7 @@ export function registerSimulate(program: Command): void {
     .option("--policy <policy>", "queue, reject or rate")
     .option(
       "--timing <timing>",
-      "none, windows, linux or a deadline in ms: how long a timeout lasts",
+      "none, windows, windows-2008, linux, a deadline in ms, or syn:MS,…;giveup:MS (as SYNLIMIT_TIMING): a timeout lasts until the give-up",
     )
     .option("--rate <n>", "rate policy: new destinations per second")
     .option("--working-set <n>", "rate policy: recent destinations that pass freely")
@@ -75,7 +76,8 @@ export function registerSimulate(program: Command): void {
       "after",
       `
 Timing: attempts whose outcome is "timeout" last the simulated deadline when
-the timing has one (windows: 21 s, linux: 127 s); the others keep their
+the timing has one (its give-up time: windows and windows-2008: 21 s,
+linux: 127 s, syn:…;giveup:MS: MS); the others keep their
 recorded duration. An attempt with "after" starts gapMs after that attempt's
 simulated end.
 
@@ -90,9 +92,7 @@ Examples:
       const roles = RoleMap.parse(flags.role);
       const axes = flags.sweep.map(parseSweep);
       const workers =
-        flags.workers === undefined
-          ? availableParallelism()
-          : positiveInt("--workers", flags.workers);
+        flags.workers === undefined ? availableParallelism() : parseWorkers(flags.workers);
       checkReportDir(flags.report);
       resolveLimiter(settings);
       const workload = await loadWorkload(tracePath, roles);
@@ -106,6 +106,7 @@ Examples:
         // Validate every point here: a bad combination is a user error, not a worker crash.
         for (const p of points) resolveLimiter(p.settings);
         const results = await runSweep(workload, points, workers);
+        const swept = `${axes.map((a) => a.name).join(" × ")} over ${resolveLimiter(settings).label}`;
         if (flags.report) {
           const { writeSweepReport } = await loadOptional(
             "simulate --report",
@@ -113,12 +114,15 @@ Examples:
           );
           const file = await writeSweepReport(
             flags.report,
-            `synlimit simulate ${tracePath}: sweep`,
+            `synlimit simulate ${tracePath}`,
             results,
+            swept,
           );
           process.stderr.write(`synlimit: report written to ${file}\n`);
         }
-        process.stdout.write(flags.json ? `${toJson(results)}\n` : `${renderSweep(results)}\n`);
+        process.stdout.write(
+          flags.json ? `${toJson(results)}\n` : `${renderSweep(results, swept)}\n`,
+        );
         return;
       }
       const limiter = resolveLimiter(settings);
@@ -142,12 +146,6 @@ Examples:
           : `${renderSummary(summary, limiter.label)}\n`,
       );
     });
-}
-
-function positiveInt(name: string, value: string): number {
-  if (!/^[1-9]\d{0,3}$/.test(value))
-    throw usageError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return Number(value);
 }
 
 function settingsOf(flags: Flags): LimiterSettings {

@@ -179,3 +179,15 @@ test("emulation note: timing by its profile name, no '(scaled)' at scale 1; timi
   assert.match(windows.stdout, /under emulated windows timing, no limit:/);
   assert.doesNotMatch(windows.stdout, /emulated limiter/);
 });
+
+test("winxp-sp2 with the probe's own tarpit: the output says why its limit cannot show and what to pass", async () => {
+  const r = await runCli(["probe", "--quiet", "--max", "16"], {
+    env: { SYNLIMIT_PROFILE: "winxp-sp2" },
+    nodeArgs: ["--import", registerUrl],
+  });
+  assert.match(
+    r.stdout,
+    /does not count hosts reached in the last 10 minutes, and the local tarpit's own connections .* --blackhole on a host this process never reached/,
+    r.stdout,
+  );
+});

@@ -133,7 +133,7 @@ Examples:
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ ...result, ...context, hostSynSchedule, emulatedTiming })}\n`
-          : `${formatProbe(result, context, { evidenceShown })}${describeHostSchedule(hostSynSchedule)}\n${result.giveUp ? `${result.giveUp.text}\n` : ""}${describeEmulatedTiming(emulatedTiming)}`,
+          : `${formatProbe(result, context, { evidenceShown })}${describeHostSchedule(hostSynSchedule)}\n${result.giveUp ? `${result.giveUp.text}\n` : ""}${describeEmulatedTiming(emulatedTiming)}${knownReachableWarning(currentEmulation(), result)}`,
       );
       process.exitCode = probeExit[result.verdict.kind];
     });
@@ -218,4 +218,15 @@ function describeEmulatedTiming(t: ReturnType<typeof emulatedTimingOf>): string 
       ? "the emulation adds no deadline, so attempts end at the host's own give-up (the line above)"
       : `emulated attempts give up after ${Math.round(t.giveUpMs) / 1000} s${scaled}, so a connect queued behind one dead attempt waits up to that, not the host's time`;
   return `this process runs under ${what}: ${waits}\n`;
+}
+
+/**
+ * Under an emulated limiter that exempts hosts reached recently (winxp-sp2),
+ * the probe's own tarpit cannot show it: the tarpit fills its accept queue
+ * with connections of this process, which reach the tarpit's host.
+ */
+function knownReachableWarning(e: Emulation | null, result: ProbeResult): string {
+  const windowMs = e?.gate.options.knownReachableMs;
+  if (!windowMs || result.targets.blackhole?.kind !== "tarpit") return "";
+  return `this emulation does not count hosts reached in the last ${Math.round(windowMs / 60_000)} minutes, and the local tarpit's own connections (its full accept queue) reached ${result.targets.blackhole.host}: such a limiter shows only with --blackhole on a host this process never reached (e.g. synlimit tarpit --host 127.0.0.5 --port 9999, then --blackhole 127.0.0.5:9999)\n`;
 }

@@ -3,7 +3,7 @@ import { type Endpoint, invalidOption } from "../errors.js";
 import { type ProxySpec, parseProxyUrl } from "./address.js";
 
 export interface ProbeOptions {
-  /** Where attempts stay pending (default: a local tarpit on 127.0.0.1). */
+  /** Where attempts stay pending (default: a local tarpit on loopback, another address than the live listener's where the OS allows). */
   blackhole?: Endpoint;
   /**
    * Targets that accept at once (default: local listeners on 127.0.0.1 and
@@ -19,6 +19,11 @@ export interface ProbeOptions {
   settleMs?: number;
   /** Also list the processes on this host with connect attempts pending. */
   holders?: boolean;
+  /**
+   * After the verdict, keep one attempt to the blackhole open until the OS
+   * gives up on it, and report how long that took (minutes on a default host).
+   */
+  measureGiveUp?: boolean;
   signal?: AbortSignal;
   clock?: Clock;
 }
@@ -40,6 +45,7 @@ export interface NormalizedProbeOptions {
   max: number;
   settleMs: number | null;
   holders: boolean;
+  measureGiveUp: boolean;
   signal: AbortSignal | undefined;
   clock: Clock;
 }
@@ -101,6 +107,7 @@ export function normalize(options: ProbeOptions): NormalizedProbeOptions {
     max,
     settleMs,
     holders: options.holders === true,
+    measureGiveUp: options.measureGiveUp === true,
     signal: options.signal,
     clock,
   };

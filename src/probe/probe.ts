@@ -4,12 +4,14 @@ import { describeProxy, type ProxySpec } from "./address.js";
 import { type CrossFinding, crossScope, findCrossLimit } from "./cross.js";
 import { analyzeDrops, type DropFinding } from "./drops.js";
 import { type EstablishedFinding, findEstablishedLimit } from "./established.js";
+import { measureGiveUp } from "./give-up.js";
 import { normalize, type ProbeOptions } from "./options.js";
 import { destinationScope, findDestinationLimit } from "./per-destination.js";
 import { findRateLimit, rateScope } from "./rate.js";
 import {
   adviceFor,
   type BaselineReport,
+  type GiveUpReport,
   type LimitFinding,
   limitText,
   noLimitText,
@@ -45,6 +47,7 @@ export async function probe(options: ProbeOptions = {}): Promise<ProbeResult> {
   const s = new ProbeSession(o.clock, dialerFor(o.via, o.clock), o.via, o.signal);
   let targets: ProbeTargets | null = null;
   let baseline: BaselineReport | null = null;
+  let giveUp: GiveUpReport | null = null;
   const result = (
     fields: Pick<ProbeResult, "verdict" | "limit" | "reason">,
     targetsReport: TargetsReport,
@@ -65,6 +68,7 @@ export async function probe(options: ProbeOptions = {}): Promise<ProbeResult> {
     retransmitted: s.retransmitted,
     loss: { ...s.connects },
     alternatives: s.alternatives,
+    giveUp,
   });
   try {
     try {
@@ -77,11 +81,15 @@ export async function probe(options: ProbeOptions = {}): Promise<ProbeResult> {
       baseline = measured.report;
       const limit = await findLimit(s, targets, o.max, measured.dropped > 0);
       const verdict = limit
-        ? { kind: "limited" as const, text: limitText(limit) }
+        ? {
+            kind: "limited" as const,
+            text: `${limitText(limit)}${s.knownReachableAlternative ? "; or known-reachable hosts exempt (as Windows XP SP2), not per destination: see the alternatives" : ""}`,
+          }
         : {
             kind: "no-limit" as const,
             text: `${noLimitText(o.max)}${lossText(s, o.max)}`,
           };
+      if (o.measureGiveUp) giveUp = await giveUpAfterVerdict(s, targets);
       return result({ verdict, limit, reason: null }, targets.report);
     } catch (error) {
       if (!(error instanceof CannotTest) || o.signal?.aborted) throw error;
@@ -159,6 +167,7 @@ async function findLimit(
   if (perDestination) {
     s.warmHelper();
     const scope = await destinationScope(s, perDestination);
+    noteKnownReachable(s);
     return {
       maxInFlight: perDestination.k,
       appliesTo: "each-destination",
@@ -192,6 +201,47 @@ async function findLimit(
   }
   return null;
 }
+
+/**
+ * The verdict stands whatever happens here: a blackhole that cannot be
+ * started now (a limit on established connections is found before the
+ * tarpit exists) costs the measurement, noted, not the verdict.
+ */
+async function giveUpAfterVerdict(
+  s: ProbeSession,
+  targets: ProbeTargets,
+): Promise<GiveUpReport | null> {
+  try {
+    if (s.blackhole.port === 0) {
+      s.blackhole = await targets.startBlackhole();
+      s.blackholeIsTarpit = targets.report.blackhole?.kind === "tarpit";
+    }
+    return await measureGiveUp(s);
+  } catch (error) {
+    if (!(error instanceof CannotTest)) throw error;
+    s.notes.push(`the give-up was not measured: ${error.message}`);
+    return null;
+  }
+}
+
+/**
+ * Attempts to the blackhole's host were held back while the live target's
+ * host — reached by the baseline — went through: a limit per destination,
+ * or one that counts every destination but exempts hosts reached recently
+ * (Windows XP SP2). Both fit; the probe has no never-reached live host to
+ * tell them apart.
+ */
+function noteKnownReachable(s: ProbeSession): void {
+  if (hostOf(s.blackhole) === hostOf(s.live)) return;
+  s.knownReachableAlternative = true;
+  s.alternatives.push(
+    `a limit per destination (address:port): attempts to ${formatEndpoint(s.blackhole)} wait for each other only`,
+    `known-reachable hosts exempt (as Windows XP SP2): a limit on attempts to every destination that does not count hosts this host reached recently — the baseline reached ${s.live.host}, so connects to it were not counted; a live target on a host never reached before would tell them apart`,
+  );
+}
+
+/** An address as a limiter keyed by host would see it (IPv4-mapped written plain). */
+const hostOf = (e: { host: string }) => e.host.replace(/^::ffff:/i, "").toLowerCase();
 
 /** A SYN rate limit becomes the finding; loss is noted and the search goes on. */
 function dropFinding(s: ProbeSession, d: DropFinding): LimitFinding | null {

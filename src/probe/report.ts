@@ -51,6 +51,7 @@ export type StepKind =
   | "established"
   | "drops"
   | "retransmit"
+  | "giveup"
   | "note";
 
 /** A connect that completed only on a SYN resend: its first SYN was dropped. */
@@ -140,6 +141,20 @@ export interface ProbeResult {
   };
   /** Where two explanations fit the evidence equally: both, in words. */
   readonly alternatives: readonly string[];
+  /** With measureGiveUp (--measure-give-up): one attempt to the blackhole kept until it ended; null otherwise. */
+  readonly giveUp: GiveUpReport | null;
+}
+
+/** How long one attempt to the blackhole stayed pending before it ended by itself. */
+export interface GiveUpReport {
+  readonly target: { readonly host: string; readonly port: number };
+  /** "gave-up": ended with ETIMEDOUT (the OS's give-up, or an emulated deadline); "error": another error; "still-pending": not ended within limitMs, cancelled. */
+  readonly outcome: "gave-up" | "error" | "connected" | "still-pending";
+  readonly measuredMs: number;
+  /** When this host's modelled SYN schedule gives up (synSchedule.giveUpAtMs). */
+  readonly modelMs: number;
+  readonly code: string | null;
+  readonly text: string;
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;

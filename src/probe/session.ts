@@ -93,6 +93,9 @@ export class ProbeSession {
 
   #lateFillers = 0;
 
+  /** A limit per destination that a limiter exempting known-reachable hosts would show too. */
+  knownReachableAlternative = false;
+
   /** Set when the drop analysis found random SYN loss. */
   lossSeen = false;
 

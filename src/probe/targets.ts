@@ -12,7 +12,7 @@ import { CannotTest, ms, type ProbeSession } from "./session.js";
 
 /** How to make a host testable; repeated wherever the probe gives up on its targets. */
 export const TARGETS_HELP =
-  "the probe needs a blackhole, where connects stay pending (SYN_SENT: the SYN is silently dropped), and a live target that accepts at once; by default it starts both on 127.0.0.1, otherwise pass --blackhole HOST:PORT (a port where a firewall drops SYNs) and --live HOST:PORT (a listening port)";
+  "the probe needs a blackhole, where connects stay pending (SYN_SENT: the SYN is silently dropped), and a live target that accepts at once; by default it starts both on loopback, otherwise pass --blackhole HOST:PORT (a port where a firewall drops SYNs) and --live HOST:PORT (a listening port)";
 
 export interface ProbeTargets {
   readonly live: Endpoint;
@@ -95,7 +95,7 @@ export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
       startBlackhole() {
         started ??= (async () => {
           if (given) return given;
-          const tarpit = await Tarpit.listen({ host: "127.0.0.1" }).catch((error: unknown) => {
+          const tarpit = await listenTarpit().catch((error: unknown) => {
             if (error instanceof SynlimitError && error.code === "SYNLIMIT_TARPIT_UNVERIFIED") {
               throw new CannotTest(`${error.message}; ${TARGETS_HELP}`);
             }
@@ -119,6 +119,33 @@ export async function setupTargets(o: TargetOptions): Promise<ProbeTargets> {
     await close();
     throw error;
   }
+}
+
+/**
+ * The local tarpit's address: another host than the live listener's where
+ * the OS allows it. A limiter that exempts hosts reached recently (Windows
+ * XP SP2's) would exempt attempts to the live target's host — reached by
+ * the baseline — and a tarpit on it would show no limit. Linux routes all
+ * of 127.0.0.0/8 to lo; macOS and the BSDs only 127.0.0.1 unless aliased,
+ * so there the tarpit shares 127.0.0.1 (docs/probe.md, Limits of the method).
+ */
+export const TARPIT_HOST = process.platform === "linux" ? "127.0.0.2" : "127.0.0.1";
+
+async function listenTarpit(): Promise<Tarpit> {
+  try {
+    return await Tarpit.listen({ host: TARPIT_HOST });
+  } catch (error) {
+    // A Linux without 127.0.0.2 on lo (a stripped-down container): shared host, as elsewhere.
+    if (TARPIT_HOST === "127.0.0.1" || !isAddressUnavailable(error)) throw error;
+    return Tarpit.listen({ host: "127.0.0.1" });
+  }
+}
+
+function isAddressUnavailable(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    /EADDRNOTAVAIL/.test(`${(error as NodeJS.ErrnoException).code ?? ""} ${error.message}`)
+  );
 }
 
 /** Direct dials go to an address (limiters count addresses); a proxy resolves names itself. */
@@ -199,8 +226,15 @@ async function verifyOnce(
           : early.kind === "error"
             ? `answered at once (${early.code})`
             : "ended the attempt";
+      // The hint to pass --blackhole is for the probe's own tarpit; a given
+      // blackhole that answered needs another address, not the same flag.
+      const help = localTarpit
+        ? TARGETS_HELP
+        : early.kind === "error" && (early.code === "ENETUNREACH" || early.code === "EHOSTUNREACH")
+          ? "this host has no route to it: give --blackhole an address this host can reach, on a port where a firewall silently drops SYNs"
+          : "give --blackhole a port where a firewall silently drops SYNs (not one that refuses or accepts), or a machine running synlimit tarpit";
       throw new CannotTest(
-        `the blackhole ${formatEndpoint(s.blackhole)} ${what}, so no attempt stayed pending; ${TARGETS_HELP}`,
+        `the blackhole ${formatEndpoint(s.blackhole)} ${what}, so no attempt stayed pending; ${help}`,
       );
     }
     const verified = seen?.met === true;

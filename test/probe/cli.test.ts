@@ -82,7 +82,8 @@ test("a blackhole that refuses: could not test, exit 2, the reason and how to fi
     json.verdict.text,
     /^could not test: the blackhole 127\.0\.0\.1:\d+ answered at once \(ECONNREFUSED\)/,
   );
-  assert.match(json.reason ?? "", /--blackhole HOST:PORT .* --live HOST:PORT/);
+  // The blackhole was given: the hint is what kind of port to give instead.
+  assert.match(json.reason ?? "", /give --blackhole a port where a firewall silently drops SYNs/);
   assert.equal(json.targets.blackhole?.kind, "given");
   assert.equal(json.limit, null);
   assert.ok(
@@ -145,4 +146,19 @@ test("progress and result on different streams: the result keeps its evidence", 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^evidence \(settle window [\d.]+ ms\):\n {2}\+/m);
   assert.match(r.stderr, /^probe: \+/m);
+});
+
+test("a bad --blackhole: one line that does not repeat the option and the value", async () => {
+  const r = await runCli(["probe", "--blackhole", "nonsense"]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.equal((r.stderr.match(/--blackhole/g) ?? []).length, 1, r.stderr);
+  assert.equal((r.stderr.match(/nonsense/g) ?? []).length, 1, r.stderr);
+});
+
+test("a given blackhole that refuses: no hint to pass --blackhole HOST:PORT as if none were given", async () => {
+  const r = await runCli(["probe", "--quiet", "--blackhole", "127.0.0.1:1"]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stdout, /answered at once \(ECONNREFUSED\)/);
+  assert.doesNotMatch(r.stdout, /otherwise pass --blackhole HOST:PORT/);
 });

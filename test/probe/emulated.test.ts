@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ProbeResult } from "../../src/probe/report.js";
+import { Tarpit } from "../../src/targets/tarpit.js";
 import { registerUrl, runCli } from "../helpers/run-cli.js";
 
 type ProbeJson = ProbeResult & { emulation: { profile: string | null; timeScale: number } | null };
@@ -125,4 +126,68 @@ test("a host without a limit (the windows profile: timing only): exit 0, no limi
   assert.equal(json.limit, null);
   assert.equal(json.max, 16);
   assert.deepEqual(json.advice.length, 1);
+});
+
+test("the probe's own tarpit is not on the live listener's host (Linux): a known-reachable exemption cannot cover it", async () => {
+  const { json } = await probeUnder({ SYNLIMIT_PROFILE: "rfc6455" });
+  const blackhole = json.targets.blackhole?.host;
+  assert.equal(json.targets.live?.host, "127.0.0.1");
+  assert.equal(blackhole, process.platform === "linux" ? "127.0.0.2" : "127.0.0.1");
+});
+
+test("winxp-sp2 with a blackhole on a never-reached host: 10, and 'known-reachable hosts exempt' is offered beside 'per destination'", async (t) => {
+  // This test process is not under the emulation: the probe has never reached 127.0.0.5.
+  const tarpit = await Tarpit.listen({ host: "127.0.0.5" });
+  t.after(() => tarpit.close());
+  const { code, json } = await probeUnder({ SYNLIMIT_PROFILE: "winxp-sp2" }, [
+    "--blackhole",
+    `127.0.0.5:${tarpit.port}`,
+  ]);
+  assert.equal(code, 3, summary(json));
+  assert.equal(json.limit?.maxInFlight, 10, summary(json));
+  assert.match(json.verdict.text, /known-reachable hosts exempt \(as Windows XP SP2\)/);
+  assert.ok(
+    json.alternatives.some((a) => /known-reachable hosts exempt/.test(a)),
+    json.alternatives.join("\n"),
+  );
+  assert.ok(json.alternatives.some((a) => /per destination/.test(a)));
+});
+
+test("emulation note: timing by its profile name, no '(scaled)' at scale 1; timing none leaves the host's give-up", async () => {
+  const incident = await runCli(["probe", "--quiet", "--max", "2"], {
+    env: { SYNLIMIT_PROFILE: "incident" },
+    nodeArgs: ["--import", registerUrl],
+  });
+  assert.match(
+    incident.stdout,
+    /under an emulated limiter \(timing windows-2008\): emulated attempts give up after 21 s, so/,
+  );
+  assert.doesNotMatch(incident.stdout, /scaled|syn:0,3000/);
+  const rfc = await runCli(["probe", "--quiet", "--max", "2"], {
+    env: { SYNLIMIT_PROFILE: "rfc6455" },
+    nodeArgs: ["--import", registerUrl],
+  });
+  assert.match(
+    rfc.stdout,
+    /the emulation adds no deadline, so attempts end at the host's own give-up/,
+  );
+  assert.doesNotMatch(rfc.stdout, /never time out/);
+  const windows = await runCli(["probe", "--quiet", "--max", "2"], {
+    env: { SYNLIMIT_PROFILE: "windows" },
+    nodeArgs: ["--import", registerUrl],
+  });
+  assert.match(windows.stdout, /under emulated windows timing, no limit:/);
+  assert.doesNotMatch(windows.stdout, /emulated limiter/);
+});
+
+test("winxp-sp2 with the probe's own tarpit: the output says why its limit cannot show and what to pass", async () => {
+  const r = await runCli(["probe", "--quiet", "--max", "16"], {
+    env: { SYNLIMIT_PROFILE: "winxp-sp2" },
+    nodeArgs: ["--import", registerUrl],
+  });
+  assert.match(
+    r.stdout,
+    /does not count hosts reached in the last 10 minutes, and the local tarpit's own connections .* --blackhole on a host this process never reached/,
+    r.stdout,
+  );
 });

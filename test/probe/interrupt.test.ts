@@ -32,7 +32,7 @@ test("Ctrl-C mid-run: exit 130 with one line, and no SYN_SENT socket to the tarp
   });
   t.after(() => child.kill("SIGKILL"));
   const port = Number(
-    (await stderrMatch(child, /blackhole 127\.0\.0\.1:(\d+) \(local tarpit\)/))[1],
+    (await stderrMatch(child, /blackhole 127\.0\.0\.[12]:(\d+) \(local tarpit\)/))[1],
   );
   await stderrMatch(child, /1 pending attempt → live blocked/);
   const pending = (await readSynSent()).filter((e) => e.remote.port === port);
@@ -48,6 +48,26 @@ test("Ctrl-C mid-run: exit 130 with one line, and no SYN_SENT socket to the tarp
     ["synlimit: probe interrupted; every pending attempt was cancelled"],
   );
   assert.equal(r.stdout, "", "no verdict after an interruption");
+  assert.deepEqual(
+    (await readSynSent()).filter((e) => e.remote.port === port),
+    [],
+    "no SYN_SENT socket to the tarpit remains",
+  );
+});
+
+test("Ctrl-C while --measure-give-up waits for the host's give-up: exit 130, the kept attempt is cancelled", async (t) => {
+  // No emulation: the attempt waits for the kernel's own give-up (minutes by default).
+  const child = startCli(["probe", "--measure-give-up", "--max", "4"]);
+  t.after(() => child.kill("SIGKILL"));
+  const port = Number(
+    (await stderrMatch(child, /keeping one attempt to 127\.0\.0\.[12]:(\d+) open until/))[1],
+  );
+  const held = (await readSynSent()).filter((e) => e.remote.port === port);
+  assert.equal(held.length, 1, "exactly one attempt kept pending while waiting");
+  child.kill("SIGINT");
+  const r = await finished(child);
+  assert.equal(r.code, 130, r.stdout + r.stderr);
+  assert.equal(r.stdout, "");
   assert.deepEqual(
     (await readSynSent()).filter((e) => e.remote.port === port),
     [],

@@ -20,6 +20,7 @@ interface Flags {
   via?: ProxySpec;
   settle?: number;
   holders?: boolean;
+  measureGiveUp?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -38,15 +39,15 @@ export function registerProbe(program: Command): void {
     .option("--max <n>", "the most attempts to hold pending", count, PROBE_DEFAULT_MAX)
     .option(
       "--blackhole <host:port>",
-      "where attempts stay pending (SYNs silently dropped; default: a local tarpit on 127.0.0.1)",
-      (v: string) => usage(() => parseHostPort(v, "--blackhole")),
+      "where attempts stay pending (SYNs silently dropped; default: a local tarpit on 127.0.0.2 on Linux, 127.0.0.1 elsewhere)",
+      (v: string) => usage(() => parseHostPort(v, "--blackhole"), "--blackhole"),
     )
     .option(
       "--live <host:port>",
       "a target that accepts at once (default: local listeners); repeat it to give new destinations for the rate test",
       (v: string, all: Endpoint[] | undefined) => [
         ...(all ?? []),
-        usage(() => parseHostPort(v, "--live")),
+        usage(() => parseHostPort(v, "--live"), "--live"),
       ],
     )
     .option(
@@ -62,6 +63,10 @@ export function registerProbe(program: Command): void {
     .option(
       "--holders",
       "also list the processes on this host with connect attempts pending (Linux /proc; Windows Get-NetTCPConnection or netstat -ano)",
+    )
+    .option(
+      "--measure-give-up",
+      "after the verdict, keep one attempt to the blackhole open until this host gives up on it (minutes: 131 s on a default Linux, 21 s on Windows), and print how long that took; a tarpit with --show-syns then sees the whole SYN schedule",
     )
     .option("--json", "print the result as JSON (schema: docs/probe.md)")
     .option("--quiet", "no progress on stderr")
@@ -102,6 +107,7 @@ Examples:
           max: flags.max,
           live: flags.live ?? [],
           holders: flags.holders === true,
+          measureGiveUp: flags.measureGiveUp === true,
           signal: abort.signal,
           ...(flags.blackhole ? { blackhole: flags.blackhole } : {}),
           ...(flags.via ? { via: flags.via } : {}),
@@ -127,19 +133,30 @@ Examples:
       process.stdout.write(
         flags.json
           ? `${JSON.stringify({ ...result, ...context, hostSynSchedule, emulatedTiming })}\n`
-          : `${formatProbe(result, context, { evidenceShown })}${describeHostSchedule(hostSynSchedule)}\n${describeEmulatedTiming(emulatedTiming)}`,
+          : `${formatProbe(result, context, { evidenceShown })}${describeHostSchedule(hostSynSchedule)}\n${result.giveUp ? `${result.giveUp.text}\n` : ""}${describeEmulatedTiming(emulatedTiming)}${knownReachableWarning(currentEmulation(), result)}`,
       );
       process.exitCode = probeExit[result.verdict.kind];
     });
 }
 
-/** Library parse errors become commander's one-line "invalid argument" errors. */
-function usage<T>(parse: () => T): T {
+/**
+ * Library parse errors become commander's one-line "invalid argument"
+ * errors. Commander already names the option and the value, so the
+ * library's own "--blackhole must be …, got "X"" is cut to "expected …".
+ */
+function usage<T>(parse: () => T, option?: string): T {
   try {
     return parse();
   } catch (error) {
-    if (isSynlimitError(error)) throw new InvalidArgumentError(`${error.message}.`);
-    throw error;
+    if (!isSynlimitError(error)) throw error;
+    let text = error.message;
+    if (option) {
+      text = text
+        .replace(`${option} must be `, "expected ")
+        .replace(`${option}: `, "")
+        .replace(/, got "[^"]*"$/, "");
+    }
+    throw new InvalidArgumentError(`${text}.`);
   }
 }
 
@@ -176,15 +193,40 @@ function sameFile(a: number, b: number): boolean {
  * Under `synlimit/register` this process's attempts end at the emulated
  * timing, not at the host's SYN schedule: a blocked connect waits for that.
  */
-function emulatedTimingOf(e: Emulation | null): { timing: string; giveUpMs: number | null } | null {
-  return e ? { timing: e.gate.options.timing.spec, giveUpMs: e.gate.giveUpAfterMs } : null;
+function emulatedTimingOf(
+  e: Emulation | null,
+): { timing: string; giveUpMs: number | null; limited: boolean; timeScale: number } | null {
+  if (!e) return null;
+  const { timing, maxInFlight, policy } = e.gate.options;
+  return {
+    // A built-in schedule by its name (windows-2008), a custom one by its spec.
+    timing: timing.kind === "fixed" || timing.kind === "schedule" ? timing.spec : timing.kind,
+    giveUpMs: e.gate.giveUpAfterMs,
+    limited: policy === "rate" || Number.isFinite(maxInFlight),
+    timeScale: e.timeScale,
+  };
 }
 
 function describeEmulatedTiming(t: ReturnType<typeof emulatedTimingOf>): string {
   if (!t) return "";
+  const scaled = t.timeScale === 1 ? "" : " (scaled)";
+  const what = t.limited
+    ? `an emulated limiter (timing ${t.timing})`
+    : `emulated ${t.timing === "none" ? "" : `${t.timing} `}timing, no limit`;
   const waits =
     t.giveUpMs === null
-      ? "attempts never time out, so a connect queued behind a dead one waits until it is released"
-      : `emulated attempts give up after ${Math.round(t.giveUpMs) / 1000} s (scaled), so a connect queued behind one dead attempt waits up to that, not the host's time`;
-  return `this process runs under an emulated limiter (timing ${t.timing}): ${waits}\n`;
+      ? "the emulation adds no deadline, so attempts end at the host's own give-up (the line above)"
+      : `emulated attempts give up after ${Math.round(t.giveUpMs) / 1000} s${scaled}, so a connect queued behind one dead attempt waits up to that, not the host's time`;
+  return `this process runs under ${what}: ${waits}\n`;
+}
+
+/**
+ * Under an emulated limiter that exempts hosts reached recently (winxp-sp2),
+ * the probe's own tarpit cannot show it: the tarpit fills its accept queue
+ * with connections of this process, which reach the tarpit's host.
+ */
+function knownReachableWarning(e: Emulation | null, result: ProbeResult): string {
+  const windowMs = e?.gate.options.knownReachableMs;
+  if (!windowMs || result.targets.blackhole?.kind !== "tarpit") return "";
+  return `this emulation does not count hosts reached in the last ${Math.round(windowMs / 60_000)} minutes, and the local tarpit's own connections (its full accept queue) reached ${result.targets.blackhole.host}: such a limiter shows only with --blackhole on a host this process never reached (e.g. synlimit tarpit --host 127.0.0.5 --port 9999, then --blackhole 127.0.0.5:9999)\n`;
 }

@@ -25,6 +25,18 @@ test("Linux's SYN schedule: exponential, or linear first (tcp_syn_linear_timeout
   // tcp_syn_retries = 2: two resends, then one more wait.
   assert.deepEqual(linuxSynSchedule(2, 0).retransmitAtMs, [1000, 3000]);
   assert.equal(linuxSynSchedule(2, 0).giveUpAtMs, 7000);
+  // With linear timeouts the give-up is the first timer at or after the
+  // exponential model's time (measured in a namespace with --measure-give-up:
+  // 3.07 s, 7.1 s and 19.4 s for retries 1, 2 and 3; a count of retries +
+  // linear resends would say 7, 11 and 19 s).
+  assert.deepEqual(linuxSynSchedule(1, 4).retransmitAtMs, [1000, 2000]);
+  assert.equal(linuxSynSchedule(1, 4).giveUpAtMs, 3000);
+  assert.equal(linuxSynSchedule(2, 4).giveUpAtMs, 7000);
+  assert.deepEqual(
+    linuxSynSchedule(3, 4).retransmitAtMs,
+    [1000, 2000, 3000, 4000, 5000, 7000, 11000],
+  );
+  assert.equal(linuxSynSchedule(3, 4).giveUpAtMs, 19_000);
   // The RTO is capped.
   // 1 + 2 + 4 + 8 + 10 × 5 s
   assert.equal(linuxSynSchedule(8, 0, 1000, 10_000).giveUpAtMs, 65_000);
@@ -48,6 +60,8 @@ test("this host's schedule is read from /proc", async () => {
     (t) => Number(t.trim()),
     () => 0,
   );
-  assert.equal(s.retransmitAtMs.length, retries + linear);
+  const expected = linuxSynSchedule(retries, linear);
+  assert.deepEqual(s.retransmitAtMs, expected.retransmitAtMs);
+  assert.equal(s.giveUpAtMs, expected.giveUpAtMs);
   assert.match(s.source, new RegExp(`tcp_syn_retries ${retries}`));
 });

@@ -14,6 +14,7 @@ const rootFiles = new Set([
   "deadlines.ts",
   "loopback.ts",
   "stats.ts",
+  "unemulated.ts",
 ]);
 /** The module a source file belongs to. */
 function moduleOf(file: string): string {

@@ -1,6 +1,7 @@
 import { attemptsObserved } from "../gate/channels.js";
 import type { Attempt, AttemptGate, AttemptHandlers } from "../gate/gate.js";
 import type { Destination } from "../gate/types.js";
+import { isUnemulated } from "../unemulated.js";
 import {
   type ConnectFn,
   type ConnectReq,
@@ -90,6 +91,7 @@ function gated(connect: ConnectFn, gateFor: GateSource): ConnectFn {
     if (gate._passMode !== null && !attemptsObserved()) {
       return connectUntracked(gate, this, req, connect, address, port);
     }
+    if (isUnemulated(ownerOf(this))) return connect.call(this, req, address, port);
     return new GatedConnect(this, req, connect, address, port, null).run(gate);
   };
 }
@@ -98,7 +100,8 @@ function gated(connect: ConnectFn, gateFor: GateSource): ConnectFn {
 function withRest(handle: TcpHandle, connect: ConnectFn, gateFor: GateSource, args: unknown[]) {
   const [req, address, port, ...rest] = args as [ConnectReq, string, number, ...unknown[]];
   const gate = gateFor();
-  if (!gate) return connect.call(handle, req, address, port, ...rest);
+  if (!gate || isUnemulated(ownerOf(handle)))
+    return connect.call(handle, req, address, port, ...rest);
   return new GatedConnect(handle, req, connect, address, port, rest).run(gate);
 }
 

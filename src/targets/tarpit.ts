@@ -7,6 +7,7 @@ import { isLoopbackAddress } from "../loopback.js";
 import { readSynSent } from "../os/linux/syn-sent.js";
 import { socketInode, tcpTableSupported } from "../os/linux/tcp-table.js";
 import { loopbackTarpitPossible, WINDOWS_NEEDS_BLACKHOLE } from "../os/platform.js";
+import { markUnemulated } from "../unemulated.js";
 
 export interface TarpitOptions {
   /** A loopback address (default 127.0.0.1); any other needs `allowNonLoopback`. */
@@ -150,7 +151,7 @@ export class Tarpit {
       this.#fillers.push(await this.#connectFiller());
     if (!verify) return false;
     while (this.#fillers.length < MAX_FILLERS) {
-      const probe = net.connect({ host: this.host, port: this.port });
+      const probe = markUnemulated(net.connect({ host: this.host, port: this.port }));
       probe.unref();
       const stuck = await stuckInSynSent(probe);
       if (stuck) {
@@ -175,7 +176,7 @@ export class Tarpit {
    * just as good, and after a short grace we stop waiting for it.
    */
   async #connectFiller(): Promise<net.Socket> {
-    const socket = net.connect({ host: this.host, port: this.port });
+    const socket = markUnemulated(net.connect({ host: this.host, port: this.port }));
     socket.unref();
     socket.on("error", () => {});
     await new Promise<void>((resolve) => {

@@ -180,14 +180,14 @@ test("emulation note: timing by its profile name, no '(scaled)' at scale 1; timi
   assert.doesNotMatch(windows.stdout, /emulated limiter/);
 });
 
-test("winxp-sp2 with the probe's own tarpit: the output says why its limit cannot show and what to pass", async () => {
-  const r = await runCli(["probe", "--quiet", "--max", "16"], {
+test("winxp-sp2 with the probe's own tarpit: the limit shows (the tarpit's fillers are not emulated)", async () => {
+  const r = await runCli(["probe", "--quiet", "--max", "16", "--json"], {
     env: { SYNLIMIT_PROFILE: "winxp-sp2" },
     nodeArgs: ["--import", registerUrl],
   });
-  assert.match(
-    r.stdout,
-    /does not count hosts reached in the last 10 minutes, and the local tarpit's own connections .* --blackhole on a host this process never reached/,
-    r.stdout,
-  );
+  const json = JSON.parse(r.stdout.trim().split("\n").at(-1) as string);
+  assert.equal(json.verdict.kind, "limited", r.stdout);
+  assert.equal(json.limit.maxInFlight, 10);
+  assert.notEqual(json.targets.blackhole.host, json.targets.live.host);
+  assert.match(json.verdict.text, /known-reachable hosts exempt/);
 });

@@ -222,11 +222,13 @@ function describeEmulatedTiming(t: ReturnType<typeof emulatedTimingOf>): string 
 
 /**
  * Under an emulated limiter that exempts hosts reached recently (winxp-sp2),
- * the probe's own tarpit cannot show it: the tarpit fills its accept queue
- * with connections of this process, which reach the tarpit's host.
+ * a tarpit on the live target's host cannot show it: the baseline reached it.
  */
 function knownReachableWarning(e: Emulation | null, result: ProbeResult): string {
   const windowMs = e?.gate.options.knownReachableMs;
-  if (!windowMs || result.targets.blackhole?.kind !== "tarpit") return "";
-  return `this emulation does not count hosts reached in the last ${Math.round(windowMs / 60_000)} minutes, and the local tarpit's own connections (its full accept queue) reached ${result.targets.blackhole.host}: such a limiter shows only with --blackhole on a host this process never reached (e.g. synlimit tarpit --host 127.0.0.5 --port 9999, then --blackhole 127.0.0.5:9999)\n`;
+  const { blackhole, live } = result.targets;
+  // The tarpit's fillers are not emulated, so only a tarpit on the live
+  // target's own host (127.0.0.1 where no other loopback address exists) is exempt.
+  if (!windowMs || blackhole?.kind !== "tarpit" || blackhole.host !== live?.host) return "";
+  return `this emulation does not count hosts reached in the last ${Math.round(windowMs / 60_000)} minutes, and the local tarpit is on ${blackhole.host}, which the baseline reached: such a limiter shows only with --blackhole on a host this process never reached (e.g. synlimit tarpit --host 127.0.0.5 --port 9999, then --blackhole 127.0.0.5:9999)\n`;
 }

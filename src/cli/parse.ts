@@ -27,13 +27,14 @@ function portIn(value: string, min: number): number {
 
 export function milliseconds(value: string): number {
   const n = parseNumberText(value);
-  if (n === null) throw new InvalidArgumentError("expected a non-negative number of milliseconds.");
+  if (n === null)
+    throw new InvalidArgumentError("expected a non-negative finite number of milliseconds.");
   return n;
 }
 
 export function positiveNumber(value: string): number {
   const n = parseNumberText(value);
-  if (n === null || !(n > 0)) throw new InvalidArgumentError("expected a positive number.");
+  if (n === null || !(n > 0)) throw new InvalidArgumentError("expected a positive finite number.");
   return n;
 }
 

@@ -318,9 +318,7 @@ function nextMessage<T extends AppMessage["type"]>(
     };
     const onExit = (code: number | null) => {
       cleanup();
-      // The thrown error's own line says why; a stack's frames and Node's banner do not.
-      const lines = stderr().trim().split("\n");
-      const why = lines.find((l) => /^\w*Error\b/.test(l.trim())) ?? lines.slice(-3).join(" | ");
+      const why = childErrorLine(stderr());
       reject(
         new SynlimitError(
           "SYNLIMIT_CHILD_FAILED",
@@ -335,6 +333,18 @@ function nextMessage<T extends AppMessage["type"]>(
     child.on("message", onMessage);
     child.once("exit", onExit);
   });
+}
+
+/**
+ * The line of a dead child's stderr that says why: the thrown error's own
+ * "Error: …" / "TypeError [CODE]: …" line, not the source line Node quotes
+ * above it (which may start with "Error.captureStackTrace(err)"), a stack
+ * frame or Node's version banner. Else the last three lines.
+ */
+export function childErrorLine(stderr: string): string {
+  const lines = stderr.trim().split("\n");
+  const own = lines.find((l) => /^\w*(?:Error|Exception)(?: \[[\w-]+\])?: /.test(l));
+  return own ?? lines.slice(-3).join(" | ");
 }
 
 async function exited(child: ChildProcess): Promise<void> {

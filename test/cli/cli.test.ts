@@ -35,7 +35,8 @@ const usageErrors: Array<[string[], RegExp]> = [
     ["tarpit", "--host", "localhost"],
     /option '--host <ip>' argument 'localhost' is invalid\. expected an IPv4 or IPv6 address\./,
   ],
-  [["demo", "--time-scale", "0"], /expected a positive number/],
+  [["demo", "--time-scale", "0"], /expected a positive finite number/],
+  [["demo", "--time-scale", "1e400"], /expected a positive finite number/],
   [["profiles", "--bogus"], /^synlimit: unknown option '--bogus'/],
 ];
 

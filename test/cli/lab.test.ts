@@ -52,8 +52,20 @@ const usageErrors: Array<[string[], RegExp]> = [
     ],
     /needs the bind password in \$SYNLIMIT_TEST_UNSET/,
   ],
-  [["lab", "--time-scale", "-1"], /expected a positive number/],
-  [["lab", "--window", "0"], /expected a positive number/],
+  [["lab", "--time-scale", "-1"], /expected a positive finite number/],
+  [["lab", "--time-scale", "1e400"], /expected a positive finite number/],
+  // Below the bound the app died with a stack frame for its reason, or the checks failed.
+  [["lab", "--time-scale", "1e-4"], /'1e-4' is invalid\. expected at least 0\.005: /],
+  [["lab", "--time-scale", "1e-6"], /expected at least 0\.005: /],
+  [["lab", "--time-scale", "1e-9"], /expected at least 0\.005: /],
+  [["lab", "--time-scale", "0.001"], /expected at least 0\.005: /],
+  [["lab", "--time-scale", "1e3"], /'1e3' is invalid\. expected at most 1 \(real time/],
+  [
+    ["lab", "--time-scale", "0.05", "--real-time"],
+    /^synlimit: --time-scale and --real-time are alternatives/,
+  ],
+  [["lab", "--real-time", "--time-scale", "1"], /--time-scale and --real-time are alternatives/],
+  [["lab", "--window", "0"], /expected a positive finite number/],
   [["lab", "--agent-channels", "0"], /expected an integer from 1 to 8/],
   [["lab", "--agent-retry-pause", "-2"], /expected a non-negative number of seconds/],
 ];

@@ -10,7 +10,7 @@ import { usageError } from "../../errors.js";
 import { RoleMap } from "../../record/roles.js";
 import { formatRecord } from "../../record/trace.js";
 import { loadOptional } from "../optional.js";
-import { checkReportDir } from "../paths.js";
+import { checkOutputFile, checkReportDir } from "../paths.js";
 
 interface Flags {
   json?: boolean;
@@ -113,6 +113,7 @@ See docs/analyze.md.
         roles,
       };
       checkReportDir(flags.report);
+      checkOutputFile(flags.trace, "--trace");
       const result = await analyzeFile(capture, options);
       const text = renderAnalysis(result);
       if (flags.trace) {

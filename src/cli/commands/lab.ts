@@ -8,6 +8,23 @@ import { findings, renderTable } from "../../lab/table.js";
 import type { ScenarioName } from "../../lab/types.js";
 import { loadOptional } from "../optional.js";
 import { positiveNumber } from "../parse.js";
+import { checkReportDir } from "../paths.js";
+
+function timeScale(value: string): number {
+  const n = positiveNumber(value);
+  const { minTimeScale, maxTimeScale } = labDefaults;
+  if (n < minTimeScale) {
+    throw new InvalidArgumentError(
+      `expected at least ${minTimeScale}: below it the lab's own work (a connect, a query, a late timer) swamps the compressed attempts (docs/lab.md).`,
+    );
+  }
+  if (n > maxTimeScale) {
+    throw new InvalidArgumentError(
+      `expected at most ${maxTimeScale} (real time, also --real-time): the lab compresses time, it does not stretch it.`,
+    );
+  }
+  return n;
+}
 
 function seconds(value: string): number {
   if (!/^\d+(\.\d+)?$/.test(value))
@@ -66,8 +83,8 @@ export function registerLab(program: Command): void {
     )
     .option(
       "--time-scale <factor>",
-      "compress time (0.02: Windows' 21 s attempt runs as 420 ms)",
-      positiveNumber,
+      `compress time (0.02: Windows' 21 s attempt runs as 420 ms), from ${labDefaults.minTimeScale} to ${labDefaults.maxTimeScale}`,
+      timeScale,
       labDefaults.timeScale,
     )
     .option(
@@ -129,7 +146,15 @@ Examples:
     --postgres postgres://app:app@127.0.0.1:5432/app
 `,
     )
-    .action(async (flags: Flags) => {
+    .action(async (flags: Flags, command: Command) => {
+      if (flags.realTime && command.getOptionValueSource("timeScale") === "cli") {
+        throw new SynlimitError(
+          "SYNLIMIT_USAGE",
+          "--time-scale and --real-time are alternatives (--real-time is --time-scale 1); give one",
+        );
+      }
+      // Before the services start: a report path that cannot be written costs one line.
+      checkReportDir(flags.report);
       if (flags.ldap && !flags.ldapBindDn)
         throw new SynlimitError("SYNLIMIT_USAGE", "--ldap needs --ldap-bind-dn");
       const password = flags.ldap ? process.env[flags.ldapPasswordEnv] : undefined;

@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { usageError } from "../../errors.js";
 import { RoleMap } from "../../record/roles.js";
 import { envWithout } from "../child.js";
+import { checkOutputFile } from "../paths.js";
 
 const registerUrl = new URL("../../emulate/register.js", import.meta.url).href;
 
@@ -34,9 +35,7 @@ export function registerRecord(program: Command): void {
     .action(async (command: string[], flags: Flags) => {
       const roles = RoleMap.parse(flags.role);
       const file = path.resolve(flags.output);
-      if (!existsSync(path.dirname(file))) {
-        throw usageError(`--output directory ${path.dirname(file)} does not exist`);
-      }
+      checkOutputFile(flags.output, "--output");
       const [cmd, ...args] = command as [string, ...string[]];
       const env = envWithout("SYNLIMIT_");
       env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ""} --import=${registerUrl}`.trim();

@@ -696,7 +696,9 @@ export class Guard {
           sock?.destroy();
           reject(error);
         } else {
-          peer.estimator.observe(durationMs);
+          // Seen only after its due time, a connect's duration is the event
+          // loop's delay, not the network's: no measurement.
+          if (lateMs === 0) peer.estimator.observe(durationMs);
           resolve(sock);
         }
         this.#onAttempt.emit({
@@ -709,8 +711,14 @@ export class Guard {
           ...(error ? { error } : {}),
         });
       };
+      const expire = () => end("timeout", connectTimeout({ host, port }, deadlineMs));
+      // A timer that ran late (a blocked or starved event loop) may run
+      // before the poll phase has handled a connect the kernel finished long
+      // ago: the verdict waits one turn (setImmediate runs after the poll
+      // phase), so a live peer is not failed for the loop's delay. A timer on
+      // time (a virtual clock) decides at once.
       const timer = this.#clock.setTimer(
-        () => end("timeout", connectTimeout({ host, port }, deadlineMs)),
+        () => (this.#clock.now() > dueAt ? setImmediate(expire) : expire()),
         deadlineMs,
       );
       const onAbort = () => end("aborted", aborted("connect", signal?.reason));

@@ -9,6 +9,7 @@ import {
   formatEndpoint,
   invalidOption,
   preflightFailed,
+  SynlimitError,
 } from "../errors.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { Breaker, type BreakerState } from "./breaker.js";
@@ -255,6 +256,14 @@ export class Guard {
     const when = p.when ?? "always";
     if (when !== "after-failure" && when !== "always") {
       throw invalidOption("preflight.when", "after-failure or always", when);
+    }
+    // A preflight object with neither means no preflight at all: a dead
+    // peer would cost TCP attempts while the options read as protected.
+    if (options.preflight !== undefined && p.udpEchoPort === undefined && p.check === undefined) {
+      throw new SynlimitError(
+        "SYNLIMIT_INVALID_OPTION",
+        "option preflight needs udpEchoPort or check: without either there is no preflight (leave preflight out for none)",
+      );
     }
     const yieldOption = options.yieldToHost ?? false;
     let yieldMaxWaitMs: number | null = null;

@@ -285,6 +285,12 @@ export class ReconnectingLink extends EventEmitter {
     this.#timer?.cancel();
     const tracked = this.#unwatch !== null;
     this.#stopWatching();
+    // Records still queued (not connected, or the socket had not drained)
+    // are never written now: counted as dropped.
+    const unsent = this.#queue.length;
+    this.#queue.length = 0;
+    this.#queuedBytes = 0;
+    if (unsent > 0) this.#drop(unsent);
     this.#abort.abort();
     const socket = this.#socket;
     if (!socket || socket.destroyed) {
@@ -296,11 +302,6 @@ export class ReconnectingLink extends EventEmitter {
         // Records the kernel has not seen acknowledged die with the socket:
         // counted as dropped (only where the send queue is tracked: Linux).
         if (tracked) this.#countUnacknowledged(socket);
-        // And records never written (the socket did not drain) too.
-        const unsent = this.#queue.length;
-        this.#queue.length = 0;
-        this.#queuedBytes = 0;
-        if (unsent > 0) this.#drop(unsent);
         socket.destroy();
       }, timeoutMs);
       socket.once("close", () => {

@@ -289,6 +289,21 @@ test("close() resolves within its deadline even when the peer never closes its s
   assert.equal(link.state, "closed");
 });
 
+test("close() counts the records still queued as dropped: they are never written now", async () => {
+  const closed = await LiveListener.listen();
+  await closed.close(); // refuses: the link waits, its records queue
+  const link = new ReconnectingLink({
+    host: "127.0.0.1",
+    port: closed.port,
+    clock: new FakeClock(),
+    guard: { budget: `link-${seq++}` },
+  });
+  for (let i = 0; i < 3; i++) link.send("span\n");
+  await link.close();
+  // Before: queued 3, dropped 0 — discarded without a count.
+  assert.deepEqual([link.stats().queued, link.stats().dropped], [0, 3]);
+});
+
 test("close() past its deadline counts the records the kernel had not seen acknowledged as dropped", {
   skip: process.platform !== "linux" && "the send queue is tracked on Linux only",
   timeout: 20_000,

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import dgram from "node:dgram";
 import diagnostics from "node:diagnostics_channel";
+import { once } from "node:events";
 import { test } from "node:test";
 import { guardChannelNames } from "../../src/guard/channels.js";
 import { Guard, type GuardAttemptEvent } from "../../src/guard/guard.js";
@@ -43,4 +46,38 @@ test("a loop blocked past the deadline does not fail a connect the kernel finish
     // And the next connect is not refused by an open breaker.
     (await guard.connect({ host: "127.0.0.1", port: live.port })).destroy();
   }
+});
+
+test("a loop blocked past the preflight timeout does not make an answered echo silent", async (t) => {
+  // The echo in a process of its own: it answers while this one is blocked.
+  const child = spawn(
+    process.execPath,
+    [
+      "-e",
+      `const s = require("node:dgram").createSocket("udp4");
+       s.on("message", (m, r) => s.send(m, r.port, r.address));
+       s.bind(0, "127.0.0.1", () => console.log(s.address().port));`,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  t.after(() => child.kill());
+  const [line] = (await once(child.stdout, "data")) as [Buffer];
+  const echoPort = Number(line.toString().trim());
+  const guard = new Guard({
+    budget: "late-timer-echo",
+    preflight: { udpEchoPort: echoPort, timeoutMs: 50 },
+  });
+  // Block right after the nonce is really sent, longer than the timeout.
+  const send = dgram.Socket.prototype.send;
+  dgram.Socket.prototype.send = function (this: dgram.Socket, ...args: unknown[]) {
+    dgram.Socket.prototype.send = send;
+    const result = (send as (...a: unknown[]) => void).apply(this, args);
+    busyWait(200);
+    return result;
+  } as typeof send;
+  t.after(() => {
+    dgram.Socket.prototype.send = send;
+  });
+  // Before the fix the late timer said "silent" with the echo waiting in the socket.
+  assert.equal(await guard.probe({ host: "127.0.0.1", port: 1 }), "alive");
 });

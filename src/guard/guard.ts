@@ -9,6 +9,7 @@ import {
   formatEndpoint,
   invalidOption,
   preflightFailed,
+  SynlimitError,
 } from "../errors.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { Breaker, type BreakerState } from "./breaker.js";
@@ -255,6 +256,14 @@ export class Guard {
     const when = p.when ?? "always";
     if (when !== "after-failure" && when !== "always") {
       throw invalidOption("preflight.when", "after-failure or always", when);
+    }
+    // A preflight object with neither means no preflight at all: a dead
+    // peer would cost TCP attempts while the options read as protected.
+    if (options.preflight !== undefined && p.udpEchoPort === undefined && p.check === undefined) {
+      throw new SynlimitError(
+        "SYNLIMIT_INVALID_OPTION",
+        "option preflight needs udpEchoPort or check: without either there is no preflight (leave preflight out for none)",
+      );
     }
     const yieldOption = options.yieldToHost ?? false;
     let yieldMaxWaitMs: number | null = null;
@@ -696,7 +705,9 @@ export class Guard {
           sock?.destroy();
           reject(error);
         } else {
-          peer.estimator.observe(durationMs);
+          // Seen only after its due time, a connect's duration is the event
+          // loop's delay, not the network's: no measurement.
+          if (lateMs === 0) peer.estimator.observe(durationMs);
           resolve(sock);
         }
         this.#onAttempt.emit({
@@ -709,8 +720,14 @@ export class Guard {
           ...(error ? { error } : {}),
         });
       };
+      const expire = () => end("timeout", connectTimeout({ host, port }, deadlineMs));
+      // A timer that ran late (a blocked or starved event loop) may run
+      // before the poll phase has handled a connect the kernel finished long
+      // ago: the verdict waits one turn (setImmediate runs after the poll
+      // phase), so a live peer is not failed for the loop's delay. A timer on
+      // time (a virtual clock) decides at once.
       const timer = this.#clock.setTimer(
-        () => end("timeout", connectTimeout({ host, port }, deadlineMs)),
+        () => (this.#clock.now() > dueAt ? setImmediate(expire) : expire()),
         deadlineMs,
       );
       const onAbort = () => end("aborted", aborted("connect", signal?.reason));

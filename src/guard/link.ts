@@ -21,6 +21,7 @@ import {
 import { rejectUnknownKeys } from "./options.js";
 import {
   type SendQueueSample,
+  sampleSendQueueNow,
   sendQueueWatchAvailable,
   tcpTableKey,
   watchSendQueue,
@@ -282,7 +283,14 @@ export class ReconnectingLink extends EventEmitter {
     positiveMs("timeoutMs", timeoutMs);
     this.#state = "closed";
     this.#timer?.cancel();
+    const tracked = this.#unwatch !== null;
     this.#stopWatching();
+    // Records still queued (not connected, or the socket had not drained)
+    // are never written now: counted as dropped.
+    const unsent = this.#queue.length;
+    this.#queue.length = 0;
+    this.#queuedBytes = 0;
+    if (unsent > 0) this.#drop(unsent);
     this.#abort.abort();
     const socket = this.#socket;
     if (!socket || socket.destroyed) {
@@ -290,7 +298,12 @@ export class ReconnectingLink extends EventEmitter {
       return this.#closing;
     }
     this.#closing = new Promise<void>((resolve) => {
-      const timer = this.#clock.setTimer(() => socket.destroy(), timeoutMs);
+      const timer = this.#clock.setTimer(() => {
+        // Records the kernel has not seen acknowledged die with the socket:
+        // counted as dropped (only where the send queue is tracked: Linux).
+        if (tracked) this.#countUnacknowledged(socket);
+        socket.destroy();
+      }, timeoutMs);
       socket.once("close", () => {
         timer.cancel();
         resolve();
@@ -298,6 +311,23 @@ export class ReconnectingLink extends EventEmitter {
       socket.end();
     });
     return this.#closing;
+  }
+
+  /** Drops the tracked records a last read of the send queue does not show acknowledged. */
+  #countUnacknowledged(socket: net.Socket): void {
+    const key = tcpTableKey(socket);
+    const sample = key ? sampleSendQueueNow(key) : null;
+    if (sample) {
+      this.#confirm(sample, {
+        end: this.#inFlightShifted + this.#inFlight.length,
+        userBytes: socket.writableLength,
+      });
+    }
+    const lost = this.#inFlight.length + this.#forgotten;
+    this.#inFlight = [];
+    this.#inFlightBytes = 0;
+    this.#forgotten = 0;
+    if (lost > 0) this.#drop(lost);
   }
 
   #drop(count: number): void {

@@ -15,8 +15,11 @@ export function rejectUnknownKeys(
 ): void {
   for (const key of Object.keys(options)) {
     if (allowed.includes(key)) continue;
-    const near = closest(key, allowed);
-    const intended = hints[key] ?? (near === undefined ? undefined : prefix + near);
+    // Near a hinted key too: a misspelt misplaced key (udpEchoPrt at the
+    // top) gets the same suggestion as the misplaced one.
+    const near = closest(key, [...allowed, ...Object.keys(hints)]);
+    const intended =
+      hints[key] ?? (near === undefined ? undefined : (hints[near] ?? prefix + near));
     throw new SynlimitError(
       "SYNLIMIT_INVALID_OPTION",
       `option ${prefix}${JSON.stringify(key).slice(1, -1)} is not ${where} option` +
@@ -57,4 +60,25 @@ function distance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length] as number;
+}
+
+/**
+ * For the adapters, whose guard options come first and their client's own
+ * options second: a key of the second given in the first is named as such,
+ * instead of "not a Guard option".
+ */
+export function rejectMisplacedKeys(
+  guardOptions: unknown,
+  guardKeys: readonly string[],
+  otherKeys: readonly string[],
+  otherArgument: string,
+): void {
+  if (typeof guardOptions !== "object" || guardOptions === null) return;
+  for (const key of Object.keys(guardOptions)) {
+    if (guardKeys.includes(key) || !otherKeys.includes(key)) continue;
+    throw new SynlimitError(
+      "SYNLIMIT_INVALID_OPTION",
+      `option ${JSON.stringify(key).slice(1, -1)} is not a Guard option; it belongs in ${otherArgument}`,
+    );
+  }
 }

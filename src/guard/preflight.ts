@@ -45,7 +45,13 @@ export function udpEcho(
       if (outcome instanceof Error) reject(outcome);
       else resolve(outcome);
     };
-    const timer = clock.setTimer(() => finish("silent"), timeoutMs);
+    // As the connect deadline: a timer that ran late (a blocked loop) waits
+    // one turn for pending I/O, so an echo already received is not "silent".
+    const dueAt = clock.now() + timeoutMs;
+    const timer = clock.setTimer(
+      () => (clock.now() > dueAt ? setImmediate(() => finish("silent")) : finish("silent")),
+      timeoutMs,
+    );
     const onAbort = () => finish(aborted("preflight", signal?.reason));
     signal?.addEventListener("abort", onAbort, { once: true });
     socket.on("error", (error: NodeJS.ErrnoException) =>

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import net from "node:net";
 
@@ -85,6 +86,20 @@ async function tick(): Promise<void> {
 
 function readTable(path: string): Promise<string | null> {
   return readFile(path, "latin1").catch(() => null);
+}
+
+/**
+ * One read of a connection's send queue now, or null (not Linux, no /proc,
+ * or the socket is not in the table): for a last count before a socket is
+ * destroyed, when waiting for the next tick is no longer possible.
+ */
+export function sampleSendQueueNow(key: TcpTableKey): SendQueueSample | null {
+  if (!available) return null;
+  try {
+    return findSample(readFileSync(key.v6 ? "/proc/net/tcp6" : "/proc/net/tcp", "latin1"), key);
+  } catch {
+    return null;
+  }
 }
 
 /** The socket's sample in a /proc/net/tcp(6) text, or null. */

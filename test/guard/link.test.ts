@@ -289,6 +289,55 @@ test("close() resolves within its deadline even when the peer never closes its s
   assert.equal(link.state, "closed");
 });
 
+test("close() counts the records still queued as dropped: they are never written now", async () => {
+  const closed = await LiveListener.listen();
+  await closed.close(); // refuses: the link waits, its records queue
+  const link = new ReconnectingLink({
+    host: "127.0.0.1",
+    port: closed.port,
+    clock: new FakeClock(),
+    guard: { budget: `link-${seq++}` },
+  });
+  for (let i = 0; i < 3; i++) link.send("span\n");
+  await link.close();
+  // Before: queued 3, dropped 0 — discarded without a count.
+  assert.deepEqual([link.stats().queued, link.stats().dropped], [0, 3]);
+});
+
+test("close() past its deadline counts the records the kernel had not seen acknowledged as dropped", {
+  skip: process.platform !== "linux" && "the send queue is tracked on Linux only",
+  timeout: 20_000,
+}, async (t) => {
+  const peer = await new StuckPeer().listen(); // never reads: its window fills
+  t.after(() => peer.close());
+  const clock = new FakeClock();
+  const link = new ReconnectingLink({
+    host: "127.0.0.1",
+    port: peer.port,
+    clock,
+    closeTimeoutMs: 500,
+    queueLimit: 1_000,
+    queueLimitBytes: 64 * 1024 * 1024,
+    guard: { budget: `link-${seq++}` },
+  });
+  await once(link, "connected");
+  const record = Buffer.alloc(64 * 1024, 1);
+  for (let i = 0; i < 200; i++) link.send(record); // 12.5 MiB: more than both buffers hold
+  await new Promise((r) => setImmediate(r));
+  const closing = link.close();
+  clock.advance(500);
+  await closing;
+  const { written, dropped, queued } = link.stats();
+  const unsent = 200 - written; // left in the queue: the socket never drained
+  assert.equal(queued, 0);
+  // Before: dropped 0, though most of them never left this host. Now the
+  // unsent ones, and some written ones (the peer's window is full, so the
+  // last written bytes cannot have been acknowledged).
+  assert.ok(unsent > 0, "the socket's buffer filled");
+  assert.ok(dropped > unsent, `dropped ${dropped}, unsent ${unsent}`);
+  assert.ok(dropped <= 200, `dropped ${dropped} of 200`);
+});
+
 test("closeTimeoutMs follows the guard's time scale like the guard's own durations", {
   timeout: 20_000,
 }, async (t) => {

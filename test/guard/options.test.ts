@@ -58,6 +58,53 @@ test("the tester's misplaced keys are refused, naming the key and the intended o
   assert.throws(() => new GuardedHttpsAgent({ zzz: 1 } as never), invalid(/option zzz .*known:/));
 });
 
+test("the adapters' option errors suggest as Guard's, and name their own second argument", () => {
+  // Before: "known: budget, …" for the misspelt misplaced key, from every entry point.
+  for (const make of [
+    (o: object) => new Guard(o as never),
+    (o: object) => guardedConnect(o as never),
+    (o: object) => new GuardedAgent(o as never),
+    (o: object) => new GuardedHttpsAgent(o as never),
+  ]) {
+    assert.throws(
+      () => make({ udpEchoPrt: 7 }),
+      invalid(/^option udpEchoPrt is not a Guard option; did you mean preflight\.udpEchoPort\?$/),
+    );
+  }
+  // undici connector options in the guard's slot: named where they belong.
+  assert.throws(
+    () => guardedConnect({ timeout: 10_000 } as never),
+    invalid(/option timeout .*guardedConnect's second argument \(undici connector options\)/),
+  );
+  assert.throws(
+    () => new GuardedAgent({ keepAlive: true } as never),
+    invalid(/option keepAlive .*second argument \(http\.Agent options\)/),
+  );
+});
+
+test("a preflight with neither udpEchoPort nor check is refused: it would mean no preflight", () => {
+  // Before: accepted, and a connect to a dead peer made a TCP attempt.
+  for (const preflight of [{}, { timeoutMs: 100 }, { when: "always" as const }]) {
+    assert.throws(
+      () => new Guard({ budget: budget(), preflight }),
+      invalid(/^option preflight needs udpEchoPort or check/),
+    );
+  }
+  assert.throws(
+    () => new ReconnectingLink({ host: "127.0.0.1", port: 1, preflight: { timeoutMs: 100 } }),
+    invalid(/option preflight needs udpEchoPort or check/),
+  );
+  // Given beside it, the link's own udpEchoPort completes the preflight.
+  const link = new ReconnectingLink({
+    host: "127.0.0.1",
+    port: 1,
+    udpEchoPort: 7,
+    preflight: { timeoutMs: 100 },
+    guard: { budget: budget() },
+  });
+  void link.close();
+});
+
 test("guard.connect() refuses unknown keys before any attempt", async () => {
   const guard = new Guard({ budget: budget() });
   await assert.rejects(
@@ -233,7 +280,8 @@ test("property: a random unknown key is always refused, every documented key acc
       (g, p, b) => {
         const options: Record<string, unknown> = { budget: budget() };
         for (const k of g) if (k !== "budget") options[k] = undefined;
-        options.preflight = Object.fromEntries(p.map((k) => [k, undefined]));
+        // A preflight needs its port (or a check): the rest may be left to defaults.
+        options.preflight = { ...Object.fromEntries(p.map((k) => [k, undefined])), udpEchoPort: 7 };
         options.backoff = Object.fromEntries(b.map((k) => [k, undefined]));
         new Guard(options as never);
       },

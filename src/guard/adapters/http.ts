@@ -2,12 +2,32 @@ import http from "node:http";
 import https from "node:https";
 import type { Duplex } from "node:stream";
 import type tls from "node:tls";
-import { Guard, type GuardOptions, sniOf } from "../guard.js";
+import { Guard, type GuardOptions, guardOptionKeys, sniOf } from "../guard.js";
+import { rejectMisplacedKeys } from "../options.js";
 
 type CreateCallback = (error: Error | null, stream: Duplex) => void;
 
-function guardOf(guard: Guard | GuardOptions | undefined): Guard {
-  return guard instanceof Guard ? guard : new Guard(guard);
+/** http(s).Agent options someone may give in the guard's slot. */
+const agentKeys = [
+  "keepAlive",
+  "keepAliveMsecs",
+  "maxSockets",
+  "maxTotalSockets",
+  "maxFreeSockets",
+  "scheduling",
+  "timeout",
+  "ca",
+  "cert",
+  "key",
+  "rejectUnauthorized",
+  "servername",
+  "maxCachedSessions",
+] as const;
+
+function guardOf(guard: Guard | GuardOptions | undefined, agent: string): Guard {
+  if (guard instanceof Guard) return guard;
+  rejectMisplacedKeys(guard, guardOptionKeys, agentKeys, `the second argument (${agent} options)`);
+  return new Guard(guard);
 }
 
 function portOf(options: http.ClientRequestArgs, fallback: number): number {
@@ -25,7 +45,7 @@ export class GuardedAgent extends http.Agent {
 
   constructor(guard?: Guard | GuardOptions, options?: http.AgentOptions) {
     super(options);
-    this.guard = guardOf(guard);
+    this.guard = guardOf(guard, "http.Agent");
   }
 
   override createConnection(options: http.ClientRequestArgs, callback?: CreateCallback): null {
@@ -40,7 +60,7 @@ export class GuardedHttpsAgent extends https.Agent {
 
   constructor(guard?: Guard | GuardOptions, options?: https.AgentOptions) {
     super(options);
-    this.guard = guardOf(guard);
+    this.guard = guardOf(guard, "https.Agent");
   }
 
   override createConnection(options: http.ClientRequestArgs, callback?: CreateCallback): null {

@@ -1,7 +1,8 @@
 import type net from "node:net";
 import tls from "node:tls";
 import type { SynlimitError } from "../../errors.js";
-import { Guard, type GuardOptions, sniOf } from "../guard.js";
+import { Guard, type GuardOptions, guardOptionKeys, sniOf } from "../guard.js";
+import { rejectMisplacedKeys } from "../options.js";
 
 /** The part of undici's connector options the guard needs (structural: undici is not a dependency). */
 export interface UndiciConnectOptions {
@@ -30,6 +31,21 @@ export interface GuardedConnectOptions extends Omit<tls.ConnectionOptions, "time
   keepAliveInitialDelay?: number;
 }
 
+/** undici connector options (buildConnector's) someone may give in the guard's slot. */
+const connectorKeys = [
+  "timeout",
+  "allowH2",
+  "keepAlive",
+  "keepAliveInitialDelay",
+  "maxCachedSessions",
+  "socketPath",
+  "ca",
+  "cert",
+  "key",
+  "rejectUnauthorized",
+  "servername",
+] as const;
+
 const undiciError = Symbol.for("undici.error.UND_ERR");
 const undiciConnectTimeout = Symbol.for("undici.error.UND_ERR_CONNECT_TIMEOUT");
 
@@ -45,6 +61,14 @@ export function guardedConnect(
   guard?: Guard | GuardOptions,
   connectOptions: GuardedConnectOptions = {},
 ): (options: UndiciConnectOptions, callback: UndiciConnectCallback) => void {
+  if (!(guard instanceof Guard)) {
+    rejectMisplacedKeys(
+      guard,
+      guardOptionKeys,
+      connectorKeys,
+      "guardedConnect's second argument (undici connector options)",
+    );
+  }
   const g = guard instanceof Guard ? guard : new Guard(guard);
   const { allowH2, timeout, keepAlive, keepAliveInitialDelay, ...tlsOptions } = connectOptions;
   const timeoutMs = timeout ?? 10_000;

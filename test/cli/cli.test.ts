@@ -37,6 +37,7 @@ const usageErrors: Array<[string[], RegExp]> = [
   ],
   [["demo", "--time-scale", "0"], /expected a positive finite number/],
   [["demo", "--time-scale", "1e400"], /expected a positive finite number/],
+  [["demo", "--time-scale", "0.1", "--real-time"], /--time-scale and --real-time are alternatives/],
   [["profiles", "--bogus"], /^synlimit: unknown option '--bogus'/],
 ];
 

@@ -33,30 +33,41 @@ export function registerDemo(program: Command): void {
     )
     .option("--real-time", "run at real speed (the live connect waits ~20.5 s)")
     .option("--json", "print both runs as JSON")
-    .action(async (flags: { timeScale: number; realTime?: boolean; json?: boolean }) => {
-      const timeScale = flags.realTime ? 1 : flags.timeScale;
-      const tarpit = await Tarpit.listen();
-      const live = await LiveListener.listen();
-      let runs: Run[];
-      try {
-        runs = await Promise.all(
-          sides.map((side) => runConnectTest(side.profile, timeScale, tarpit.port, live.port)),
-        );
-      } finally {
-        await Promise.all([tarpit.close(), live.close()]);
-      }
-      const [normal, limited] = runs as [Run, Run];
-      const reproduced =
-        normal.verdict.kind === "not-serialized" && limited.verdict.kind === "serialized";
-      if (flags.json) {
-        process.stdout.write(
-          `${JSON.stringify({ version: 1, timeScale, reproduced, normal, limited })}\n`,
-        );
-      } else {
-        process.stdout.write(render(normal, limited, timeScale, tarpit, live, reproduced));
-      }
-      process.exitCode = reproduced ? 0 : 1;
-    });
+    .action(
+      async (
+        flags: { timeScale: number; realTime?: boolean; json?: boolean },
+        command: Command,
+      ) => {
+        if (flags.realTime && command.getOptionValueSource("timeScale") === "cli") {
+          throw new SynlimitError(
+            "SYNLIMIT_USAGE",
+            "--time-scale and --real-time are alternatives (--real-time is --time-scale 1); give one",
+          );
+        }
+        const timeScale = flags.realTime ? 1 : flags.timeScale;
+        const tarpit = await Tarpit.listen();
+        const live = await LiveListener.listen();
+        let runs: Run[];
+        try {
+          runs = await Promise.all(
+            sides.map((side) => runConnectTest(side.profile, timeScale, tarpit.port, live.port)),
+          );
+        } finally {
+          await Promise.all([tarpit.close(), live.close()]);
+        }
+        const [normal, limited] = runs as [Run, Run];
+        const reproduced =
+          normal.verdict.kind === "not-serialized" && limited.verdict.kind === "serialized";
+        if (flags.json) {
+          process.stdout.write(
+            `${JSON.stringify({ version: 1, timeScale, reproduced, normal, limited })}\n`,
+          );
+        } else {
+          process.stdout.write(render(normal, limited, timeScale, tarpit, live, reproduced));
+        }
+        process.exitCode = reproduced ? 0 : 1;
+      },
+    );
 }
 
 /** Each side runs in its own process, as the incident's program did, under synlimit/register. */

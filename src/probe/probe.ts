@@ -355,7 +355,12 @@ const REFUSED_RETRIES = 3;
  * path (a distant proxy) still gets the time it needs.
  */
 const BASELINE_NO_ANSWER_MS = 250;
-/** With SYNs seen dropped, how long after its first answer the baseline stops collecting samples. */
+/**
+ * With SYNs seen dropped, how long after its first sample the baseline stops
+ * collecting samples. Counted from the first sample, not the warm-up: until a
+ * sample has set the no-answer window, a lost SYN may still cost the warm-up's
+ * doubled window (up to the first resend), which alone could use the budget.
+ */
 const BASELINE_DROPS_BUDGET_MS = 1_000;
 
 async function baselineConnect(s: ProbeSession, withinMs: number) {
@@ -383,7 +388,7 @@ async function measureBaseline(
   // evidence for a limiter or loss (the drop analysis follows), not samples
   // of how long a connect takes.
   let slowestMs = 0;
-  let warmAt = 0;
+  let firstSampleAt = 0;
   while (samples.length < BASELINE_SAMPLES) {
     const now = s.clock.now();
     if (now - startedAt >= LIVE_TIMEOUT_MS && samples.length > 0) break;
@@ -391,7 +396,7 @@ async function measureBaseline(
     // baseline for seconds; the drop analysis that follows needs no more.
     // Random loss costs a settle window per lost SYN and is done well before.
     const dropped = resent + abandoned > 0;
-    if (dropped && samples.length > 0 && now - warmAt >= BASELINE_DROPS_BUDGET_MS) break;
+    if (dropped && samples.length > 0 && now - firstSampleAt >= BASELINE_DROPS_BUDGET_MS) break;
     // Spaced a little: netfilter's connlimit collects closed connections at
     // most once per jiffy (up to 10 ms) and would count the previous sample.
     if (warm) await s.wait(new Promise<never>(() => {}), BASELINE_SPACING_MS);
@@ -442,6 +447,7 @@ async function measureBaseline(
     }
     if ((retransmissionOf(s.schedule, o.ms) ?? 0) > 0) resent++;
     else if (warm) {
+      if (samples.length === 0) firstSampleAt = s.clock.now();
       samples.push(o.ms);
       // A sample tells how long this path takes (the warm-up does not: a
       // first dial is slow): a lost SYN then costs what a trial's settle
@@ -452,7 +458,6 @@ async function measureBaseline(
         Math.max(MIN_SETTLE_MS, SETTLE_BASELINE_FACTOR * slowestMs),
       );
     }
-    if (!warm) warmAt = s.clock.now();
     warm = true;
   }
   // Each abandoned connect got no answer while a later fresh one went through.

@@ -15,6 +15,7 @@ const rootFiles = new Set([
   "loopback.ts",
   "stats.ts",
   "unemulated.ts",
+  "worker-options.ts",
 ]);
 /** The module a source file belongs to. */
 function moduleOf(file: string): string {

@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorker } from "../worker-options.js";
 import { simulate } from "./engine.js";
 import { type LimiterSettings, resolveLimiter } from "./options.js";
 import { type SimSummary, summarize } from "./summary.js";
@@ -63,25 +64,48 @@ export async function runSweep(
   const url = new URL("./sweep-worker.js", import.meta.url);
   await Promise.all(
     Array.from({ length: size }, async () => {
-      const worker = new Worker(url, { workerData: shared });
+      const worker = startWorker(url, { workerData: shared });
+      const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
+      let failed = false;
       try {
         for (;;) {
           const index = next++;
           if (index >= points.length) break;
           worker.postMessage({ index, point: points[index] });
-          results[index] = await new Promise<SweepResult>((resolve, reject) => {
-            const onError = (e: Error) => reject(e);
-            worker.once("error", onError);
-            worker.once("message", (m: SweepResult) => {
-              worker.off("error", onError);
-              resolve(m);
-            });
-          });
+          results[index] = await reply(worker, exited);
         }
+      } catch (error) {
+        failed = true;
+        throw error;
       } finally {
-        await worker.terminate();
+        // A worker told to finish closes its port and exits on its own; see
+        // startWorker for why neither way of ending it races V8's compiler.
+        if (failed) await worker.terminate();
+        else worker.postMessage({ done: true });
+        await exited;
       }
     }),
   );
   return results;
+}
+
+/** The worker's answer to the last point, or why there is none. */
+function reply(worker: Worker, exited: Promise<number>): Promise<SweepResult> {
+  return new Promise<SweepResult>((resolve, reject) => {
+    const onMessage = (m: SweepResult) => {
+      worker.off("error", onError);
+      resolve(m);
+    };
+    const onError = (e: Error) => {
+      worker.off("message", onMessage);
+      reject(e);
+    };
+    worker.once("message", onMessage);
+    worker.once("error", onError);
+    void exited.then((code) => {
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+      reject(new Error(`a sweep worker exited with code ${code} before it answered`));
+    });
+  });
 }

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import net from "node:net";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { defaults } from "../defaults.js";
 import { cannotListen, formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
 import { isLoopbackAddress } from "../loopback.js";
@@ -8,6 +8,7 @@ import { readSynSent } from "../os/linux/syn-sent.js";
 import { socketInode, tcpTableSupported } from "../os/linux/tcp-table.js";
 import { loopbackTarpitPossible, WINDOWS_NEEDS_BLACKHOLE } from "../os/platform.js";
 import { markUnemulated } from "../unemulated.js";
+import { startWorker } from "../worker-options.js";
 
 export interface TarpitOptions {
   /** A loopback address (default 127.0.0.1); any other needs `allowNonLoopback`. */
@@ -107,9 +108,8 @@ export class Tarpit {
 
     const stopBuffer = new SharedArrayBuffer(4);
     const stop = new Int32Array(stopBuffer);
-    const worker = new Worker(workerSource, {
+    const worker = startWorker(workerSource, {
       eval: true,
-      ...workerExecArgv(),
       workerData: { host, port, backlog: defaults.tarpitBacklog, stop: stopBuffer },
     });
     worker.unref();
@@ -236,14 +236,4 @@ async function stuckInSynSent(socket: net.Socket): Promise<boolean> {
     await Promise.race([done, new Promise((r) => setTimeout(r, 10))]);
   }
   return false;
-}
-
-/**
- * The worker's source is CommonJS; a parent started with
- * --input-type=module (node -e) would make the eval'd source ESM. Only then
- * is execArgv given: Node 24 refuses some inherited flags when it is passed.
- */
-function workerExecArgv(): { execArgv?: string[] } {
-  const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
-  return execArgv.length === process.execArgv.length ? {} : { execArgv };
 }

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter, once } from "node:events";
+import { accessSync, constants } from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { type Clock, systemClock, type Timer } from "../clock.js";
 import { defaults } from "../defaults.js";
 import { formatEndpoint, invalidOption, SynlimitError } from "../errors.js";
@@ -114,11 +116,18 @@ export class SynWatch extends EventEmitter<SynWatchEvents> {
     // -U: each packet is written as it comes, not when a buffer fills.
     // Its own process group: a terminal's Ctrl-C reaches only us, and we stop
     // tcpdump ourselves, so its exit is never mistaken for a failure.
-    const child = spawn(
-      tool,
-      ["-U", "-n", "-s", "128", "-w", "-", "-i", iface, captureFilter(host, port)],
-      { stdio: ["ignore", "pipe", "pipe"], detached: true },
-    );
+    const [command, args] = dieWithParent(tool, [
+      "-U",
+      "-n",
+      "-s",
+      "128",
+      "-w",
+      "-",
+      "-i",
+      iface,
+      captureFilter(host, port),
+    ]);
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
     const watch = new SynWatch(child, iface, options.clock ?? systemClock);
     try {
       await capturing(child, tool, iface);
@@ -240,6 +249,40 @@ function captureFilter(host: string, port: number): string {
  * Waits for tcpdump's "listening on" line (it prints it once the capture is
  * set up), so no SYN sent after start() resolves is missed.
  */
+/**
+ * The command that runs `tool` so that it ends when this process does, even
+ * by SIGKILL (no "exit" handler runs then): util-linux's setpriv sets the
+ * kernel's parent-death signal, kept across its exec of the tool. Without it
+ * tcpdump outlived a killed tarpit until its next write, which on a quiet
+ * port never comes. The kernel clears that signal when the process changes
+ * user, and tcpdump started as root drops to its own user once capturing, so
+ * then it is told to stay root (`-Z root`); it only copies packets to us
+ * (`-w -`) and dissects nothing. Elsewhere, or without setpriv, the tool runs
+ * as it is; a tool not found is left for spawn to report (ENOENT).
+ */
+function dieWithParent(tool: string, args: string[]): [string, string[]] {
+  if (process.platform !== "linux") return [tool, args];
+  const setpriv = onPath("setpriv");
+  const resolved = tool.includes("/") ? tool : onPath(tool);
+  if (setpriv === null || resolved === null) return [tool, args];
+  const stayRoot = process.getuid?.() === 0 ? ["-Z", "root"] : [];
+  return [setpriv, ["--pdeathsig", "TERM", "--", resolved, ...stayRoot, ...args]];
+}
+
+function onPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    if (dir === "") continue;
+    const full = path.join(dir, name);
+    try {
+      accessSync(full, constants.X_OK);
+      return full;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
 async function capturing(child: ChildProcess, tool: string, iface: string): Promise<void> {
   let stderr = "";
   await new Promise<void>((resolve, reject) => {

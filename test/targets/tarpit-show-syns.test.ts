@@ -189,6 +189,40 @@ test("--show-syns --json: one object a line; a Node client's SYNs, then its send
   assert.deepEqual(tcpdumpsOn(info.port), []);
 });
 
+test("a tarpit killed by SIGKILL takes its tcpdump with it", {
+  skip: notRoot || (!onPathSync("setpriv") && "needs util-linux's setpriv"),
+}, async (t) => {
+  const child = startCli(["tarpit", "--show-syns"]);
+  t.after(() => child.kill("SIGKILL"));
+  const first = await firstLine(child);
+  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first)?.[1]);
+  assert.ok(port > 0, first);
+  const [tcpdump] = tcpdumpsOn(port);
+  assert.ok(tcpdump, "tcpdump is capturing for the tarpit");
+  const done = finished(child);
+  child.kill("SIGKILL");
+  await done;
+  // No packet reaches the port, so tcpdump never writes to its closed pipe:
+  // only the parent-death signal can end it. Before, it ran on (seen here).
+  const gone = await waitFor(() => tcpdumpsOn(port).length === 0, 10_000);
+  if (!gone) for (const pid of tcpdumpsOn(port)) process.kill(pid, "SIGKILL");
+  assert.ok(gone, `tcpdump (pid ${tcpdump}) still runs 10 s after its tarpit was killed`);
+});
+
+/** Polls `ok` until it holds or `withinMs` passes: the orphan is not our child, so no event tells. */
+async function waitFor(ok: () => boolean, withinMs: number): Promise<boolean> {
+  const until = Date.now() + withinMs;
+  while (!ok()) {
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
+function onPathSync(name: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
+}
+
 test("--show-syns without tcpdump on PATH fails at start with one line and a non-zero exit", {
   skip: notRoot,
 }, async () => {

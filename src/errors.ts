@@ -280,7 +280,9 @@ export function linkStalled(endpoint: Endpoint, afterMs: number): SynlimitError 
 export function linkPeerSilent(endpoint: Endpoint, misses: number): SynlimitError {
   return new SynlimitError(
     "SYNLIMIT_LINK_STALLED",
-    `${formatEndpoint(endpoint)}: ${misses} liveness probes in a row went unanswered; reconnecting`,
+    misses === 1
+      ? `${formatEndpoint(endpoint)}: a liveness probe went unanswered; reconnecting`
+      : `${formatEndpoint(endpoint)}: ${misses} liveness probes in a row went unanswered; reconnecting`,
   );
 }
 

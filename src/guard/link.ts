@@ -38,6 +38,8 @@ const linkOptionKeys = [
   "writeTimeoutMs",
   "keepAliveMs",
   "closeTimeoutMs",
+  "echoIntervalMs",
+  "echoMisses",
   "tls",
   "clock",
 ] as const;
@@ -69,6 +71,13 @@ export interface ReconnectingLinkOptions {
   keepAliveMs?: number;
   /** Default for close(): how long queued bytes may take to leave (default 2 s; scaled by the guard's time scale). */
   closeTimeoutMs?: number;
+  /**
+   * With a preflight (UDP echo): how often the connected peer's host is
+   * probed (default 1 s; scaled by the guard's time scale), and how many
+   * probes in a row without an answer mean it is gone (default 3).
+   */
+  echoIntervalMs?: number;
+  echoMisses?: number;
   tls?: tls.ConnectionOptions;
   clock?: Clock;
 }
@@ -117,6 +126,8 @@ export class ReconnectingLink extends EventEmitter {
   readonly #writeTimeoutMs: number;
   readonly #keepAliveMs: number;
   readonly #closeTimeoutMs: number;
+  readonly #echoIntervalMs: number;
+  readonly #echoMisses: number;
   readonly #tls: tls.ConnectionOptions | undefined;
   readonly #clock: Clock;
   readonly #queue: Array<Buffer | string> = [];
@@ -186,6 +197,14 @@ export class ReconnectingLink extends EventEmitter {
       "closeTimeoutMs",
       options.closeTimeoutMs ?? defaults.linkCloseTimeoutMs,
     );
+    this.#echoIntervalMs = positiveMs(
+      "echoIntervalMs",
+      options.echoIntervalMs ?? defaults.linkEchoIntervalMs,
+    );
+    this.#echoMisses = options.echoMisses ?? defaults.linkEchoMisses;
+    if (!(Number.isInteger(this.#echoMisses) && this.#echoMisses >= 1)) {
+      throw invalidOption("echoMisses", "an integer of at least 1", this.#echoMisses);
+    }
     this.#clock = options.clock ?? backgroundClock;
     this.#tls = options.tls;
     const preflight = options.preflight;
@@ -565,12 +584,12 @@ export class ReconnectingLink extends EventEmitter {
         // "refused" is an answer from the host (its echo port is closed): the host is there.
         if (outcome === "silent" || outcome === "error") misses++;
         else misses = 0;
-        if (misses >= defaults.linkEchoMisses) {
+        if (misses >= this.#echoMisses) {
           this.#declareDead(socket, linkPeerSilent(this, misses));
           return;
         }
         probeNext();
-      }, defaults.linkEchoIntervalMs * this.guard.timeScale);
+      }, this.#echoIntervalMs * this.guard.timeScale);
       this.#echoTimer.unref?.();
     };
     probeNext();

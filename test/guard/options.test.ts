@@ -153,6 +153,26 @@ test("queueLimit / queueLimitBytes 0 are refused: they would drop every record",
   );
 });
 
+test("echoIntervalMs / echoMisses are checked: an interval of 0 would probe in a loop, 0 misses would never wait for one", () => {
+  for (const [options, message] of [
+    [
+      { echoIntervalMs: 0 },
+      /option echoIntervalMs must be a positive number of milliseconds, got 0/,
+    ],
+    [{ echoMisses: 0 }, /option echoMisses must be an integer of at least 1, got 0/],
+    [{ echoMisses: 1.5 }, /option echoMisses must be an integer of at least 1, got 1\.5/],
+    [
+      { echoMisse: 2 },
+      /option echoMisse is not a ReconnectingLink option; did you mean echoMisses\?/,
+    ],
+  ] as const) {
+    assert.throws(
+      () => new ReconnectingLink({ host: "127.0.0.1", port: 1, ...options } as never),
+      invalid(message),
+    );
+  }
+});
+
 test("ReconnectingLink takes the Guard-style preflight: { udpEchoPort } as well: a dead peer costs no TCP attempt", async (t) => {
   const gone = await LiveListener.listen();
   await gone.close();
@@ -300,6 +320,8 @@ const linkKeys = [
   "writeTimeoutMs",
   "keepAliveMs",
   "closeTimeoutMs",
+  "echoIntervalMs",
+  "echoMisses",
   "tls",
   "clock",
 ] as const;

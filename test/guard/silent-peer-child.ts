@@ -31,7 +31,7 @@ export interface SilentPeerResult {
   stats: ReturnType<ReconnectingLink["stats"]>;
 }
 
-const mode = process.argv[2] as "ack" | "ack-small-queue" | "ack-tls" | "echo";
+const mode = process.argv[2] as "ack" | "ack-small-queue" | "ack-tls" | "echo" | "echo-one-miss";
 const waitLimitMs = Number(process.argv[3]);
 const outer = process.env.SYNLIMIT_TEST_OUTER_NETNS;
 if (!outer || readlinkSync("/proc/self/ns/net") === outer) {
@@ -57,7 +57,8 @@ const server = cert ? tls.createServer(cert, onConnection) : net.createServer(on
 server.listen(0, "127.0.0.1");
 await once(server, "listening");
 const port = (server.address() as net.AddressInfo).port;
-const echo = mode === "echo" ? await EchoServer.listen({ host: "127.0.0.1" }) : null;
+const echoing = mode === "echo" || mode === "echo-one-miss";
+const echo = echoing ? await EchoServer.listen({ host: "127.0.0.1" }) : null;
 
 const link = new ReconnectingLink({
   host: "127.0.0.1",
@@ -68,18 +69,19 @@ const link = new ReconnectingLink({
   // Fewer records than the silence produces: some cannot be put back.
   ...(mode === "ack-small-queue" || mode === "ack-tls" ? { queueLimit: 10 } : {}),
   ...(cert ? { tls: { ca: cert.cert } } : {}),
+  // One unanswered probe is enough, probed twice as often as by default.
+  ...(mode === "echo-one-miss" ? { echoMisses: 1, echoIntervalMs: 500 } : {}),
 });
 await once(link, "connected");
 
 let sent = 0;
 // "ack": a little every 50 ms, as an agent's spans: the send buffer never fills.
 // "echo": an idle link, nothing in flight: only the echo can tell.
-const writer =
-  mode !== "echo"
-    ? setInterval(() => {
-        link.send(`${sent++}\n`);
-      }, 50)
-    : null;
+const writer = !echoing
+  ? setInterval(() => {
+      link.send(`${sent++}\n`);
+    }, 50)
+  : null;
 await new Promise((r) => setTimeout(r, 500)); // a healthy stretch
 
 const rules: string[][] = [];

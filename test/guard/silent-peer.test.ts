@@ -31,7 +31,7 @@ function namespaceUnavailable(): string | null {
 }
 
 async function inNamespace(
-  mode: "ack" | "ack-small-queue" | "ack-tls" | "echo",
+  mode: "ack" | "ack-small-queue" | "ack-tls" | "echo" | "echo-one-miss",
 ): Promise<SilentPeerResult> {
   const name = `synlimit-silent-${process.pid}-${mode}`;
   execFileSync("ip", ["netns", "add", name], { stdio: "pipe" });
@@ -101,6 +101,16 @@ test("with an echo responder, an idle link finds its collector's host gone by mi
   assert.match(r.errorMessage ?? "", /liveness probes/);
   assert.equal(r.reconnected, true, "no reconnect once the collector answered again");
   assert.equal(r.stats.connects, 2);
+});
+
+test("echoMisses and echoIntervalMs set how soon: one unanswered probe, every 500 ms, is enough", {
+  skip,
+}, async () => {
+  const r = await inNamespace("echo-one-miss");
+  assert.notEqual(r.detectedMs, null, `the silent collector went unnoticed for ${waitLimitMs} ms`);
+  assert.equal(r.errorCode, "SYNLIMIT_LINK_STALLED");
+  assert.match(r.errorMessage ?? "", /a liveness probe went unanswered/);
+  assert.equal(r.reconnected, true, "no reconnect once the collector answered again");
 });
 
 test("records that cannot be put back (past the queue's bounds) are counted as dropped, never lost silently", {

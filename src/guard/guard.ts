@@ -20,6 +20,7 @@ import { hostActivity } from "./host-activity.js";
 import { rejectUnknownKeys } from "./options.js";
 import { customCheck, type PreflightCheck, type PreflightOutcome, udpEcho } from "./preflight.js";
 import { ConnectTimeEstimator } from "./rtt.js";
+import { rememberTcpUnder } from "./tcp-under.js";
 import { emulationTimeScale } from "./time-scale.js";
 
 export interface PreflightOptions {
@@ -784,6 +785,7 @@ function upgrade(
       servername: sniOf(options.tls?.servername ?? options.host),
       socket,
     });
+    rememberTcpUnder(secure, socket);
     let settled = false;
     const finish = (error?: Error) => {
       if (settled) return;

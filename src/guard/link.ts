@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import net from "node:net";
+import type net from "node:net";
 import type tls from "node:tls";
 import { backgroundClock, type Clock, type Timer } from "../clock.js";
 import { defaults } from "../defaults.js";
@@ -26,6 +26,7 @@ import {
   tcpTableKey,
   watchSendQueue,
 } from "./send-queue.js";
+import { tcpUnder } from "./tcp-under.js";
 
 const linkOptionKeys = [
   "host",
@@ -459,10 +460,8 @@ export class ReconnectingLink extends EventEmitter {
     // them dropped (wrongly). A TLS socket cannot be reset itself; the TCP
     // socket under it (the guard's, given to tls.connect) can, and the TLS
     // socket closes with it.
-    const parent = (socket as { _parent?: unknown })._parent;
-    const tcp = parent instanceof net.Socket ? parent : socket;
     try {
-      tcp.resetAndDestroy();
+      tcpUnder(socket).resetAndDestroy();
     } catch {
       socket.destroy(error);
     }

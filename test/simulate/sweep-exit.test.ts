@@ -18,6 +18,17 @@ function runChild(script: string): {
   });
 }
 
+/** What the child printed last, once it is clear it neither died nor failed. */
+function survived(child: ReturnType<typeof runChild>): unknown {
+  assert.equal(
+    child.signal,
+    null,
+    `the process died of ${child.signal}: ${child.stderr.slice(0, 400)}`,
+  );
+  assert.equal(child.status, 0, child.stderr);
+  return JSON.parse(child.stdout);
+}
+
 const url = (p: string) => JSON.stringify(new URL(p, import.meta.url).href);
 const setup = `
   import { startWorker } from ${url("../../src/worker-options.js")};
@@ -52,13 +63,7 @@ test("sweep workers terminated the moment they run out of points do not abort th
     }
     console.log(JSON.stringify({ rounds }));
   `);
-  assert.equal(
-    child.signal,
-    null,
-    `the process died of ${child.signal}: ${child.stderr.slice(0, 400)}`,
-  );
-  assert.equal(child.status, 0, child.stderr);
-  assert.deepEqual(JSON.parse(child.stdout), { rounds: 25 });
+  assert.deepEqual(survived(child), { rounds: 25 });
 });
 
 test("sweeps in a loop end their workers and give the sequential results each time", () => {
@@ -71,11 +76,5 @@ test("sweeps in a loop end their workers and give the sequential results each ti
     }
     console.log(JSON.stringify({ sweeps }));
   `);
-  assert.equal(
-    child.signal,
-    null,
-    `the process died of ${child.signal}: ${child.stderr.slice(0, 400)}`,
-  );
-  assert.equal(child.status, 0, child.stderr);
-  assert.deepEqual(JSON.parse(child.stdout), { sweeps: 10 });
+  assert.deepEqual(survived(child), { sweeps: 10 });
 });

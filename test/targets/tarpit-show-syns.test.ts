@@ -44,14 +44,20 @@ function onLines(child: ReturnType<typeof startCli>, on: (line: string) => void)
   });
 }
 
-test("--show-syns prints curl's SYNs, dropped by the full queue, at the kernel's retransmission offsets", {
-  skip: notRoot,
-}, async (t) => {
+/** `synlimit tarpit --show-syns`, killed after the test; its first line and port. */
+async function startShowSyns(t: { after: (fn: () => void) => void }) {
   const child = startCli(["tarpit", "--show-syns"]);
   t.after(() => child.kill("SIGKILL"));
   const first = await firstLine(child);
   const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first)?.[1]);
   assert.ok(port > 0, first);
+  return { child, first, port };
+}
+
+test("--show-syns prints curl's SYNs, dropped by the full queue, at the kernel's retransmission offsets", {
+  skip: notRoot,
+}, async (t) => {
+  const { child, first, port } = await startShowSyns(t);
   assert.match(first, /showing the SYNs that reach it \(tcpdump on lo\)/);
 
   const summary = new Promise<string>((resolve) =>
@@ -192,11 +198,7 @@ test("--show-syns --json: one object a line; a Node client's SYNs, then its send
 test("a tarpit killed by SIGKILL takes its tcpdump with it", {
   skip: notRoot || (!onPathSync("setpriv") && "needs util-linux's setpriv"),
 }, async (t) => {
-  const child = startCli(["tarpit", "--show-syns"]);
-  t.after(() => child.kill("SIGKILL"));
-  const first = await firstLine(child);
-  const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(first)?.[1]);
-  assert.ok(port > 0, first);
+  const { child, port } = await startShowSyns(t);
   const [tcpdump] = tcpdumpsOn(port);
   assert.ok(tcpdump, "tcpdump is capturing for the tarpit");
   const done = finished(child);

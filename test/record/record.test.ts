@@ -19,6 +19,24 @@ function tempDir(t: { after(fn: () => void): void }): string {
   return dir;
 }
 
+/** Runs `source` as an ES module under `node --import synlimit/register`, recording to a trace. */
+async function recordScript(
+  t: { after(fn: () => void): void },
+  source: string,
+  env: Record<string, string>,
+) {
+  const dir = tempDir(t);
+  const file = path.join(dir, "app.trace");
+  const script = path.join(dir, "app.mjs");
+  writeFileSync(script, source);
+  const result = await run(
+    [process.execPath, script],
+    cleanEnv({ SYNLIMIT_RECORD: file, NODE_OPTIONS: `--import=${registerUrl}`, ...env }),
+  );
+  assert.equal(result.code, 0, result.stderr);
+  return { stdout: result.stdout, trace: await loadTrace(file) };
+}
+
 function run(command: string[], env: NodeJS.ProcessEnv) {
   const child = spawn(command[0] as string, command.slice(1), {
     env,
@@ -142,11 +160,8 @@ process.stdout.write(execFileSync(process.execPath, ["-e", "process.stdout.write
 });
 
 test("SYNLIMIT_RECORD under a limiter: every line carries waitMs, 0 included", async (t) => {
-  const dir = tempDir(t);
-  const file = path.join(dir, "limited.trace");
-  const script = path.join(dir, "app.mjs");
-  writeFileSync(
-    script,
+  const { trace } = await recordScript(
+    t,
     `import net from "node:net";
 const s = net.createServer().listen(0, "127.0.0.1");
 await new Promise((r) => s.once("listening", r));
@@ -154,32 +169,19 @@ const port = s.address().port;
 s.close();
 await Promise.all([1, 2, 3].map(() => new Promise((r) => net.connect(port, "127.0.0.1").on("error", r))));
 `,
+    { SYNLIMIT_MAX_IN_FLIGHT: "1", SYNLIMIT_TIMING: "none" },
   );
-  const result = await run(
-    [process.execPath, script],
-    cleanEnv({
-      SYNLIMIT_RECORD: file,
-      SYNLIMIT_MAX_IN_FLIGHT: "1",
-      SYNLIMIT_TIMING: "none",
-      NODE_OPTIONS: `--import=${registerUrl}`,
-    }),
-  );
-  assert.equal(result.code, 0, result.stderr);
-  const trace = await loadTrace(file);
   assert.equal(trace.length, 3);
   for (const r of trace) assert.equal(typeof r.waitMs, "number", JSON.stringify(r));
   assert.equal(Math.min(...trace.map((r) => r.waitMs as number)), 0, "the first did not wait");
 });
 
 test("SYNLIMIT_RECORD under an emulated deadline: a retry from the 'error' handler after the emulated timeout is linked", async (t) => {
-  const dir = tempDir(t);
-  const file = path.join(dir, "retry.trace");
-  const script = path.join(dir, "app.mjs");
   const tarpitUrl = new URL("../../src/targets/tarpit.js", import.meta.url).href;
   // A dead peer retried at once from each failure, as the lab's naive agent does: the
   // emulated OS (incident: windows-2008, 21 s × 0.01) ends each attempt, not the kernel.
-  writeFileSync(
-    script,
+  const { stdout, trace } = await recordScript(
+    t,
     `import net from "node:net";
 import { Tarpit } from ${JSON.stringify(tarpitUrl)};
 const tarpit = await Tarpit.listen();
@@ -194,21 +196,10 @@ await new Promise((done) => {
 });
 await tarpit.close();
 `,
+    { SYNLIMIT_PROFILE: "incident", SYNLIMIT_TIME_SCALE: "0.01" },
   );
-  const result = await run(
-    [process.execPath, script],
-    cleanEnv({
-      SYNLIMIT_RECORD: file,
-      SYNLIMIT_PROFILE: "incident",
-      SYNLIMIT_TIME_SCALE: "0.01",
-      NODE_OPTIONS: `--import=${registerUrl}`,
-    }),
-  );
-  assert.equal(result.code, 0, result.stderr);
-  const dest = `127.0.0.1:${result.stdout.trim()}`;
-  const timedOut = (await loadTrace(file)).filter(
-    (r) => r.dest === dest && r.outcome === "timeout",
-  );
+  const dest = `127.0.0.1:${stdout.trim()}`;
+  const timedOut = trace.filter((r) => r.dest === dest && r.outcome === "timeout");
   assert.equal(timedOut.length, 3, JSON.stringify(timedOut));
   const [first, second, third] = timedOut as [
     (typeof timedOut)[0],

@@ -2,8 +2,9 @@ import v8 from "node:v8";
 import { Worker, type WorkerOptions } from "node:worker_threads";
 
 /**
- * Starts a worker thread that Node 20 can end safely, with the parent's flags it
- * can take.
+ * Starts a worker thread that Node 20 can end safely, whatever flags started
+ * the program. `filename` is a module's URL, or with `eval` a source that
+ * must read the same as CommonJS and as ESM (import(), no require).
  *
  * - No concurrent TurboFan jobs in the worker's isolate. On Node 20, a worker
  *   ending while a background compile of its hot code is in flight either aborts
@@ -14,18 +15,25 @@ import { Worker, type WorkerOptions } from "node:worker_threads";
  *   sweeps, and hung about once in 100. The flag is read when an isolate is
  *   made, so it is off only until the worker is online; the workers compile on
  *   their own thread, the parent keeps its background compiler.
- * - No `--input-type`: a worker inherits process.execArgv, where it would make an
- *   eval'd CommonJS source (the tarpit's) ESM and a worker file is refused
- *   (ERR_INPUT_TYPE_NOT_ALLOWED), so `node --input-type=module -e …` could start
- *   neither. Only then is execArgv given: Node 24 refuses some inherited flags
- *   when it is passed.
+ * - The parent's flags are inherited as Node does by default, never passed
+ *   as `execArgv` (which Node checks: `--expose-gc` or `--max-old-space-size`
+ *   there is ERR_WORKER_INVALID_EXEC_ARGV). An inherited `--input-type`
+ *   refuses a worker file (ERR_INPUT_TYPE_NOT_ALLOWED) and makes an eval'd
+ *   source ESM, so a module runs through an eval'd `import()`, which reads the
+ *   same either way.
  */
 export function startWorker(filename: string | URL, options: WorkerOptions): Worker {
   if (starting++ === 0 && !compilerOffByUser)
     v8.setFlagsFromString("--no-concurrent-recompilation");
   let worker: Worker;
   try {
-    worker = new Worker(filename, { ...workerExecArgv(), ...options });
+    worker =
+      options.eval === true
+        ? new Worker(filename, options)
+        : new Worker(`import(${JSON.stringify(new URL(filename, "file:").href)});`, {
+            ...options,
+            eval: true,
+          });
   } catch (error) {
     started();
     throw error;
@@ -50,9 +58,4 @@ const compilerOffByUser = [
 
 function started(): void {
   if (--starting === 0 && !compilerOffByUser) v8.setFlagsFromString("--concurrent-recompilation");
-}
-
-function workerExecArgv(): { execArgv?: string[] } {
-  const execArgv = process.execArgv.filter((a) => !a.startsWith("--input-type"));
-  return execArgv.length === process.execArgv.length ? {} : { execArgv };
 }

@@ -35,20 +35,23 @@ export interface TarpitOptions {
 // ever calls accept(), so once the accept queue is full the kernel drops
 // every further SYN and the connecting side stays in SYN_SENT — what a
 // firewall that silently drops SYNs does, without root.
+// Dynamic imports, not require(): the source is read as CommonJS or, when the
+// program was started with --input-type=module, as ESM; import() works in both.
 const workerSource = `
-const { parentPort, workerData } = require("node:worker_threads");
-const net = require("node:net");
-const server = net.createServer();
-server.once("error", (error) => {
-  parentPort.postMessage({ error: { message: error.message, code: error.code } });
-});
-server.listen({ host: workerData.host, port: workerData.port, backlog: workerData.backlog }, () => {
-  parentPort.postMessage({ port: server.address().port });
-  const stop = new Int32Array(workerData.stop);
-  // Short waits so worker.terminate() can still interrupt between them.
-  while (Atomics.load(stop, 0) === 0) Atomics.wait(stop, 0, 0, 200);
-  server.close();
-  process.exit(0);
+Promise.all([import("node:worker_threads"), import("node:net")]).then(([threads, net]) => {
+  const { parentPort, workerData } = threads;
+  const server = net.createServer();
+  server.once("error", (error) => {
+    parentPort.postMessage({ error: { message: error.message, code: error.code } });
+  });
+  server.listen({ host: workerData.host, port: workerData.port, backlog: workerData.backlog }, () => {
+    parentPort.postMessage({ port: server.address().port });
+    const stop = new Int32Array(workerData.stop);
+    // Short waits so worker.terminate() can still interrupt between them.
+    while (Atomics.load(stop, 0) === 0) Atomics.wait(stop, 0, 0, 200);
+    server.close();
+    process.exit(0);
+  });
 });
 `;
 

@@ -6,13 +6,16 @@ import { test } from "node:test";
 // on Node 20 that aborted the process (terminate) or hung it (natural exit), and one
 // abort in CI took the whole simulate test file with it. Each case runs in a child
 // so that an abort or a hang is a result, not the end of this file.
-function runChild(script: string): {
+function runChild(
+  script: string,
+  flags: string[] = [],
+): {
   signal: NodeJS.Signals | null;
   status: number | null;
   stdout: string;
   stderr: string;
 } {
-  return spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+  return spawnSync(process.execPath, [...flags, "--input-type=module", "-e", script], {
     encoding: "utf8",
     timeout: 100_000,
   });
@@ -66,8 +69,9 @@ test("sweep workers terminated the moment they run out of points do not abort th
   assert.deepEqual(survived(child), { rounds: 25 });
 });
 
-test("sweeps in a loop end their workers and give the sequential results each time", () => {
-  const child = runChild(`${setup}
+test("sweeps in a loop end their workers and give the sequential results each time, under per-process flags", () => {
+  const child = runChild(
+    `${setup}
     const want = JSON.stringify(points.map((p) => runPoint(w, p)));
     let sweeps = 0;
     for (; sweeps < 10; sweeps++) {
@@ -75,6 +79,9 @@ test("sweeps in a loop end their workers and give the sequential results each ti
       if (got !== want) throw new Error("sweep " + sweeps + " differs from the sequential run");
     }
     console.log(JSON.stringify({ sweeps }));
-  `);
+  `,
+    // Refused in a worker's explicit execArgv (ERR_WORKER_INVALID_EXEC_ARGV).
+    ["--expose-gc", "--max-old-space-size=512"],
+  );
   assert.deepEqual(survived(child), { sweeps: 10 });
 });

@@ -90,19 +90,19 @@ test("a port already in use is a clear error, not a crash", async (t) => {
   });
 });
 
-test("a tarpit starts from `node --input-type=module -e` (its worker's source stays CommonJS)", async () => {
+test("a tarpit starts from `node --input-type=module -e`, with per-process flags too", async () => {
   const { spawnSync } = await import("node:child_process");
   const url = new URL("../../src/targets/tarpit.js", import.meta.url).href;
-  const r = spawnSync(
-    process.execPath,
-    [
-      "--input-type=module",
-      "-e",
-      `import { Tarpit } from ${JSON.stringify(url)}; const t = await Tarpit.listen(); console.log(t.port > 0); await t.close();`,
-    ],
-    { encoding: "utf8", timeout: 30_000 },
-  );
-  assert.equal(r.stderr, "");
-  assert.equal(r.stdout.trim(), "true");
-  assert.equal(r.status, 0);
+  const script = `import { Tarpit } from ${JSON.stringify(url)}; const t = await Tarpit.listen(); console.log(t.port > 0); await t.close();`;
+  // --input-type makes an eval'd worker source ESM; --expose-gc and
+  // --max-old-space-size are refused in a worker's explicit execArgv.
+  for (const flags of [[], ["--expose-gc", "--max-old-space-size=256"]]) {
+    const r = spawnSync(process.execPath, [...flags, "--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(r.stderr, "", flags.join(" "));
+    assert.equal(r.stdout.trim(), "true");
+    assert.equal(r.status, 0);
+  }
 });

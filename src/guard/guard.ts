@@ -96,8 +96,11 @@ export interface GuardPeerEvent {
 export interface GuardBreakEvent extends GuardPeerEvent {
   /** Real milliseconds until the next try. */
   retryAfterMs: number;
-  /** What opened it: a failed TCP attempt or a failed preflight. */
-  reason: "connect" | "preflight" | "abandoned" | "slot-budget";
+  /**
+   * What opened it: a failed TCP attempt, a failed preflight, a TLS handshake
+   * that failed on a connection that was made.
+   */
+  reason: "connect" | "preflight" | "abandoned" | "slot-budget" | "tls";
 }
 export interface GuardAttemptEvent extends GuardPeerEvent {
   deadlineMs: number;
@@ -386,13 +389,7 @@ export class Guard {
     const peer = this.#peer({ host, port });
     peer.users++;
     try {
-      const socket = await this.#connectVia(options, peer, started);
-      if (!options.tls) return socket;
-      const left =
-        options.timeoutMs === undefined
-          ? undefined
-          : options.timeoutMs - (this.#clock.now() - started);
-      return await upgrade(socket, options, this.#clock, left);
+      return await this.#connectVia(options, peer, started);
     } finally {
       peer.users--;
       peer.lastUsedAt = this.#clock.now();
@@ -424,7 +421,15 @@ export class Guard {
       const trial = decision.kind === "trial" ? decision.trial : null;
       try {
         const socket = await this.#tryOnce(options, peer, trial !== null, started);
-        if (socket !== retry) return socket;
+        if (socket === retry) continue;
+        // The verdict waits for the TLS handshake: a peer whose handshake
+        // fails (a certificate the client refuses) is a failing peer, or
+        // every retry would reconnect at once, as many times a second as
+        // the handshake takes.
+        const ready = options.tls ? await this.#secure(socket, options, peer, started) : socket;
+        if (peer.breaker.state !== "closed") this.#onReset.emit({ host, port });
+        peer.breaker.success();
+        return ready;
       } finally {
         // A trial that ended without a verdict (abort) hands the test to the next caller.
         if (trial) {
@@ -513,10 +518,8 @@ export class Guard {
       }
       const attempt = this.#attempt(options, peer, deadlineMs);
       try {
-        const socket = await attempt.socket;
-        if (peer.breaker.state !== "closed") this.#onReset.emit(endpoint);
-        peer.breaker.success();
-        return socket;
+        // The breaker's verdict is the caller's, once TLS (if any) is up.
+        return await attempt.socket;
       } catch (error) {
         const now = this.#clock.now();
         // Measured, lateness included; an aborted attempt held the slot too.
@@ -530,6 +533,32 @@ export class Guard {
       }
     } finally {
       release();
+    }
+  }
+
+  /**
+   * TLS over a connected socket. A failed handshake is a failure of the peer
+   * for its breaker, but not a hold of the host's connect slot: the TCP
+   * connect had ended.
+   */
+  async #secure(
+    socket: net.Socket,
+    options: GuardConnectOptions,
+    peer: PeerState,
+    started: number,
+  ): Promise<tls.TLSSocket> {
+    const left =
+      options.timeoutMs === undefined
+        ? undefined
+        : options.timeoutMs - (this.#clock.now() - started);
+    try {
+      return await upgrade(socket, options, this.#clock, left);
+    } catch (error) {
+      if (!options.signal?.aborted) {
+        peer.breakReason = "tls";
+        peer.breaker.failure(this.#clock.now());
+      }
+      throw error;
     }
   }
 
@@ -780,9 +809,13 @@ function upgrade(
 ): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const secure = tls.connect({
-      // Node warns (DEP0123) when an IP address is sent as SNI.
       ...options.tls,
+      // Node warns (DEP0123) when an IP address is sent as SNI.
       servername: sniOf(options.tls?.servername ?? options.host),
+      // The name the certificate is checked against: without it, over a
+      // given socket, Node checks "localhost" — an IP-addressed peer's
+      // certificate (SAN IP:127.0.0.1) was refused. As undici does.
+      host: options.host,
       socket,
     });
     rememberTcpUnder(secure, socket);

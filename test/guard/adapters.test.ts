@@ -315,6 +315,37 @@ test("undici parity: a proxy tunnel's httpSocket carries the TLS; the guard make
   tunnel.destroy();
 });
 
+test("undici parity: TLS through a tunnel checks the certificate against the target's IP, not the tunnel's name", async (t) => {
+  // No "localhost" in this certificate, not even as CN (Node's fallback).
+  const cert = freshCert("IP:127.0.0.1", "127.0.0.1");
+  const server = https.createServer(cert, (_req, res) => res.end("ok"));
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as AddressInfo).port;
+  const connect = guardedConnect(new Guard({ budget: budget() }), { ca: cert.cert });
+  // The tunnel was opened to a name ("localhost"), as a proxy's often is;
+  // before, Node checked that name, the proxy's, against the target's certificate.
+  const tunnel = net.connect(port, "localhost");
+  await once(tunnel, "connect");
+  t.after(() => tunnel.destroy());
+  const socket = await new Promise<net.Socket>((resolve, reject) =>
+    connect(
+      {
+        hostname: "127.0.0.1",
+        host: `127.0.0.1:${port}`,
+        protocol: "https:",
+        port,
+        httpSocket: tunnel,
+      },
+      (error, s) => (error ? reject(error) : resolve(s as net.Socket)),
+    ),
+  );
+  assert.equal((socket as tls.TLSSocket).authorized, true);
+  socket.destroy();
+  tunnel.destroy();
+});
+
 test("undici ProxyAgent through `synlimit gate`: the connection to the gate goes through the guard", async (t) => {
   const server = await new HttpFixture().listen();
   t.after(() => server.close());

@@ -4,10 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /**
- * A fresh self-signed certificate for localhost and 127.0.0.1, made by the
- * openssl CLI at test time (no key material is checked in for these tests).
+ * A fresh self-signed certificate, for localhost and 127.0.0.1 unless `san`
+ * and the subject's `cn` say otherwise, made by the openssl CLI at test time
+ * (no key material is checked in for these tests).
  */
-export function freshCert(): { key: Buffer; cert: Buffer } {
+export function freshCert(
+  san = "DNS:localhost,IP:127.0.0.1",
+  cn = "localhost",
+): { key: Buffer; cert: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), "synlimit-cert-"));
   try {
     execFileSync(
@@ -23,9 +27,9 @@ export function freshCert(): { key: Buffer; cert: Buffer } {
         "-days",
         "1",
         "-subj",
-        "/CN=localhost",
+        `/CN=${cn}`,
         "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        `subjectAltName=${san}`,
         "-keyout",
         join(dir, "key.pem"),
         "-out",

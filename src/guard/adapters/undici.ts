@@ -134,7 +134,9 @@ function tlsOver(
   endpoint: UndiciConnectOptions,
 ): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const secure = tls.connect({ ...options, socket });
+    // host: the name the certificate is checked against (Node checks
+    // "localhost" over a given socket otherwise), as undici's own connector.
+    const secure = tls.connect({ ...options, host: endpoint.hostname, socket });
     const timer = setTimeout(() => {
       secure.destroy();
       reject(

@@ -220,6 +220,34 @@ export function parseSweep(spec: string): SweepAxis {
   };
 }
 
+/**
+ * Refuses what would otherwise be merged silently: a parameter swept twice
+ * (the second sweep's values replaced the first's), a value given twice (two
+ * identical rows), a swept parameter also fixed by its own flag (the flag was
+ * ignored).
+ */
+export function checkSweepAxes(axes: readonly SweepAxis[], fixed: LimiterSettings): void {
+  const names = new Set<SweepName>();
+  for (const axis of axes) {
+    if (names.has(axis.name)) {
+      throw usageError(
+        `--sweep ${axis.name} is given twice: put all its values in one (${axis.name}=A,B,…)`,
+      );
+    }
+    names.add(axis.name);
+    if (fixed[sweepable[axis.name].key] !== undefined) {
+      throw usageError(
+        `--${axis.name} and --sweep ${axis.name} both set ${axis.name}: give one of them`,
+      );
+    }
+    const texts = new Set<string>();
+    for (const { text } of axis.values) {
+      if (texts.has(text)) throw usageError(`--sweep ${axis.name}: ${text} is given twice`);
+      texts.add(text);
+    }
+  }
+}
+
 /** Every combination of the axes (the first varies slowest). */
 export function sweepPoints(
   axes: SweepAxis[],

@@ -237,6 +237,17 @@ test("CLI: every bad option and a bad trace end with one line and exit 2", async
     [[good, "--sweep", "max-in-flight=1..99999"], /at most 10000 values/],
     [[good, "--sweep", "speed=1"], /--sweep must be NAME=VALUES/],
     [[good, "--sweep", "max-in-flight=1,x"], /max-in-flight must be a positive integer/],
+    // Before, these were merged silently: rows of the second sweep only, twin rows, a flag ignored.
+    [
+      [good, "--sweep", "max-in-flight=1..3", "--sweep", "max-in-flight=4..5"],
+      /--sweep max-in-flight is given twice: put all its values in one/,
+    ],
+    [[good, "--sweep", "max-in-flight=1,1,2"], /--sweep max-in-flight: 1 is given twice/],
+    [[good, "--sweep", "policy=queue,reject,queue"], /--sweep policy: queue is given twice/],
+    [
+      [good, "--sweep", "max-in-flight=1..3", "--max-in-flight", "4"],
+      /--max-in-flight and --sweep max-in-flight both set max-in-flight: give one of them/,
+    ],
     [[good, "--workers", "0"], /--workers must be a positive integer/],
     [[good, "--role", "x"], /--role must be PORT=ROLE/],
     [[bad], /bad\.trace:2: "t" must be a non-negative number of milliseconds, got undefined/],

@@ -5,6 +5,7 @@ import { usageError } from "../../errors.js";
 import { RoleMap } from "../../record/roles.js";
 import { simulate } from "../../simulate/engine.js";
 import {
+  checkSweepAxes,
   type LimiterSettings,
   parseMaxInFlight,
   parsePolicy,
@@ -91,6 +92,7 @@ Examples:
       const settings = settingsOf(flags);
       const roles = RoleMap.parse(flags.role);
       const axes = flags.sweep.map(parseSweep);
+      checkSweepAxes(axes, settings);
       const workers =
         flags.workers === undefined ? availableParallelism() : parseWorkers(flags.workers);
       checkReportDir(flags.report);

@@ -198,7 +198,8 @@ export function parseSweep(spec: string): SweepAxis {
   // A SYN schedule has commas of its own: `timing=windows,syn:0,3000;giveup:21000`.
   const parts =
     name === "timing"
-      ? ((m[2] as string).match(/syn:[^;]*;giveup:[^,]*|[^,]+/g) ?? [])
+      ? // A schedule without its giveup runs to the end, so the error quotes it whole.
+        ((m[2] as string).match(/syn:[^;]*;giveup:[^,]*|syn:.*|[^,]+/g) ?? [])
       : (m[2] as string).split(",");
   for (const part of parts) {
     const range = /^(\d+)\.\.(\d+)$/.exec(part);
@@ -209,6 +210,8 @@ export function parseSweep(spec: string): SweepAxis {
           `--sweep ${name}: range ${part} must go up and have at most ${maxSweepPoints} values`,
         );
       for (let v = from; v <= to; v++) texts.push(String(v));
+    } else if (entry.range && part.includes("..")) {
+      throw usageError(`--sweep ${name}: range ${part} must be two whole numbers, FROM..TO`);
     } else texts.push(part);
   }
   return {

@@ -243,6 +243,8 @@ test("CLI: every bad option and a bad trace end with one line and exit 2", async
       /--sweep max-in-flight is given twice: put all its values in one/,
     ],
     [[good, "--sweep", "max-in-flight=1,1,2"], /--sweep max-in-flight: 1 is given twice/],
+    [[good, "--sweep", "max-in-flight=1..1e9"], /range 1\.\.1e9 must be two whole numbers/],
+    [[good, "--sweep", "timing=windows,syn:0,3000"], /"syn:0,3000"/],
     [[good, "--sweep", "policy=queue,reject,queue"], /--sweep policy: queue is given twice/],
     [
       [good, "--sweep", "max-in-flight=1..3", "--max-in-flight", "4"],

@@ -278,10 +278,9 @@ async function mixedWorkload(seed: number, length: number) {
 
 test("the fast path and the general engine give identical runs (queue, reject; both scopes)", async () => {
   const { simulateGeneral } = await import("../../src/simulate/engine.js");
-  // 400 attempts (a few hundred events, within one of the fast loop's
-  // batches) for 20 seeds, then runs of tens of thousands of events, which
-  // the fast loop processes in many batches, carrying its state from one to
-  // the next.
+  // 400 attempts for 20 seeds, then three runs of 20 000 attempts: tens of
+  // thousands of events, which the fast loop processes in over a thousand
+  // batches, carrying its state from one to the next.
   for (let seed = 1; seed <= 23; seed++) {
     const w = await mixedWorkload(seed, seed <= 20 ? 400 : 20_000);
     for (const config of [

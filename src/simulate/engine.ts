@@ -63,12 +63,6 @@ export interface SimRun {
   readonly queueLogLength: number;
 }
 
-/** Slots of the fast path's `acc`. */
-const NOW = 0;
-const IN_FLIGHT_AREA = 1;
-const QUEUE_AREA = 2;
-const SATURATED_MS = 3;
-
 const ARRIVE = 0;
 const END = 1;
 const GIVE_UP = 2;
@@ -395,73 +389,203 @@ export function simulateGeneral(w: Workload, config: SimConfig): SimRun {
   };
 }
 
+/** Slots of the fast loop's `acc`: the doubles carried from one event to the next. */
+const NOW = 0;
+const IN_FLIGHT_AREA = 1;
+const QUEUE_AREA = 2;
+const SATURATED_MS = 3;
+/** Slots of the fast loop's `counts`: the integers carried from one batch to the next. */
+const EVENTS = 0;
+const TOTAL_IN_FLIGHT = 1;
+const TOTAL_QUEUED = 2;
+const MAX_IN_FLIGHT_SEEN = 3;
+const MAX_QUEUED = 4;
+const LOG_LENGTH = 5;
+const HEAP_SIZE = 6;
+const NEXT_ROOT = 7;
+
+/**
+ * Events per call of `runBatch`. Small, because V8 decides to optimise a
+ * function while one of its calls is running, and (1) it compiles from the
+ * type feedback gathered so far: with long calls, the first one, which ran
+ * its prologue before V8 had allocated the function's feedback vector, could
+ * be the only one before the decision, and the optimised code then deopted
+ * on entry ("insufficient type feedback", bytecode offset 0) and fell back to
+ * a 45 ms OSR compile; (2) a call still running in baseline code once the
+ * optimised code is installed makes V8 compile the function a second time
+ * for on-stack replacement, another TurboFan job competing for the second
+ * core. A call of 32 events (about 1 µs optimised, 25 µs in baseline code)
+ * avoids both; reloading the state per call costs nothing measurable.
+ */
+const BATCH_EVENTS = 32;
+
+/** Everything the fast loop reads or writes, one shape for every run. */
+class FastRun {
+  readonly acc = new Float64Array(4);
+  readonly counts = new Int32Array(8);
+  readonly arrival: Float64Array;
+  readonly start: Float64Array;
+  readonly end: Float64Array;
+  readonly fate: Uint8Array;
+  readonly next: Int32Array;
+  readonly inFlight: Int32Array;
+  readonly qHead: Int32Array;
+  readonly qTail: Int32Array;
+  readonly qLive: Int32Array;
+  readonly hTimes: Float64Array;
+  readonly hItems: Int32Array;
+  readonly logTimes: Float64Array;
+  readonly logValues: Int32Array;
+  /** Slots per key, the deadline of `timeout` attempts (0 when none), in a typed array: see `runBatch`. */
+  readonly params: Float64Array;
+  constructor(
+    readonly w: Workload,
+    readonly reject: boolean,
+    readonly byDest: boolean,
+    readonly hasDeadline: boolean,
+    readonly roots: number,
+    readonly identity: boolean,
+    readonly order: Int32Array,
+    readonly firstChild: Int32Array,
+    readonly sibling: Int32Array,
+    k: number,
+    failAtMs: number,
+    keys: number,
+  ) {
+    const n = w.n;
+    // Every attempt arrives and ends, so those two need no initial value;
+    // `start` is set to NaN where an attempt never starts.
+    this.arrival = new Float64Array(n);
+    this.start = new Float64Array(n);
+    this.end = new Float64Array(n);
+    this.fate = new Uint8Array(n).fill(FATE_QUEUED);
+    this.next = new Int32Array(n);
+    this.inFlight = new Int32Array(keys);
+    this.qHead = new Int32Array(keys).fill(-1);
+    this.qTail = new Int32Array(keys).fill(-1);
+    this.qLive = new Int32Array(keys);
+    this.hTimes = new Float64Array(2 * n + 2);
+    this.hItems = new Int32Array(2 * n + 2);
+    this.logTimes = new Float64Array(2 * n + 2);
+    this.logValues = new Int32Array(2 * n + 2);
+    this.params = Float64Array.of(k, failAtMs);
+    this.acc[NOW] = Number.NEGATIVE_INFINITY;
+  }
+}
+
 /**
  * Replays a workload under one limiter. Queue and reject policies take the
- * fast path: one loop whose state lives in local variables and typed arrays
+ * fast path: a loop whose state lives in local variables and typed arrays
  * (closures would keep it in heap-allocated contexts, several times slower);
  * the rate policy, rarer and timer-driven, and the known-reachable exemption
  * (winxp-sp2) take `simulateGeneral`. Tests
  * check that both give identical runs.
  *
- * The loop touches no object property and calls only the heap's two free
- * functions: a path first taken late in a run (a growth, a method with no
- * type feedback yet) would throw the optimised loop back to the interpreter
- * for the time of a recompilation, which costs a cold run a large share of
- * its time on a busy machine. So every array is sized up front for the worst
- * case (an attempt has at most two pending events and makes at most two queue
+ * The loop is `runBatch`, called once per `BATCH_EVENTS` events, not one
+ * loop run to the end: a function called once can only be optimised by
+ * on-stack replacement, and V8's OSR of the whole of `simulate` took
+ * ~45 ms to compile, started late, and kept loop-carried doubles boxed; a
+ * small function called again and again is optimised like any other, from
+ * its own type feedback, and its next call runs the optimised code.
+ *
+ * The loop touches no object property and calls only the heap's push: a path
+ * first taken late in a run (a growth, a method with no type feedback yet)
+ * would throw the optimised loop back to the interpreter for the time of a
+ * recompilation. So every array is sized up front for the worst case (an
+ * attempt has at most two pending events and makes at most two queue
  * changes); untouched pages of a large typed array cost no memory.
  */
 export function simulate(w: Workload, config: SimConfig): SimRun {
   if (config.policy === "rate" || (config.knownReachableMs ?? null) !== null)
     return simulateGeneral(w, config);
-  const n = w.n;
-  const k = config.maxInFlight;
-  const reject = config.policy === "reject";
   const byDest = config.scope === "destination";
-  const hasDeadline = config.failAtMs !== null;
-  const failAtMs = config.failAtMs ?? 0;
   const keys = byDest ? Math.max(1, w.destNames.length) : 1;
+  const { roots, identity, order, firstChild, sibling } = rootsOf(w);
+  const s = new FastRun(
+    w,
+    config.policy === "reject",
+    byDest,
+    config.failAtMs !== null,
+    roots,
+    identity,
+    order,
+    firstChild,
+    sibling,
+    config.maxInFlight,
+    config.failAtMs ?? 0,
+    keys,
+  );
+  while (runBatch(s, BATCH_EVENTS)) {}
+  const c = s.counts;
+  const acc = s.acc;
+  return {
+    workload: w,
+    config,
+    arrival: s.arrival,
+    start: s.start,
+    end: s.end,
+    fate: s.fate,
+    events: c[EVENTS] as number,
+    // The first event is the first root's arrival: the heap starts empty.
+    firstArrivalMs: roots > 0 ? (w.t[identity ? 0 : (order[0] as number)] as number) : 0,
+    lastEndMs: roots > 0 ? (acc[NOW] as number) : 0,
+    inFlightArea: acc[IN_FLIGHT_AREA] as number,
+    queueArea: acc[QUEUE_AREA] as number,
+    saturatedMs: acc[SATURATED_MS] as number,
+    maxInFlightSeen: c[MAX_IN_FLIGHT_SEEN] as number,
+    maxQueued: c[MAX_QUEUED] as number,
+    queueLogTimes: s.logTimes,
+    queueLogValues: s.logValues,
+    queueLogLength: c[LOG_LENGTH] as number,
+  };
+}
+
+/** Processes up to `budget` events of the run; false once no event is left. */
+function runBatch(s: FastRun, budget: number): boolean {
+  const w = s.w;
   const tArr = w.t;
   const durationMs = w.durationMs;
   const outcomeArr = w.outcome;
   const patienceMs = w.patienceMs;
   const destArr = w.dest;
   const gapMs = w.gapMs;
-  const { roots, identity, order, firstChild, sibling } = rootsOf(w);
+  const reject = s.reject;
+  const byDest = s.byDest;
+  const hasDeadline = s.hasDeadline;
+  const roots = s.roots;
+  const identity = s.identity;
+  const order = s.order;
+  const firstChild = s.firstChild;
+  const sibling = s.sibling;
   const hasChildren = firstChild.length > 0;
-  // Every attempt arrives and ends, so those two need no initial value;
-  // `start` is set to NaN where an attempt never starts.
-  const arrival = new Float64Array(n);
-  const start = new Float64Array(n);
-  const end = new Float64Array(n);
-  const fate = new Uint8Array(n).fill(FATE_QUEUED);
-  const next = new Int32Array(n);
-  const inFlight = new Int32Array(keys);
-  const qHead = new Int32Array(keys).fill(-1);
-  const qTail = new Int32Array(keys).fill(-1);
-  const qLive = new Int32Array(keys);
-  const hTimes = new Float64Array(2 * n + 2);
-  const hItems = new Int32Array(2 * n + 2);
-  const logTimes = new Float64Array(2 * n + 2);
-  const logValues = new Int32Array(2 * n + 2);
+  const arrival = s.arrival;
+  const start = s.start;
+  const end = s.end;
+  const fate = s.fate;
+  const next = s.next;
+  const inFlight = s.inFlight;
+  const qHead = s.qHead;
+  const qTail = s.qTail;
+  const qLive = s.qLive;
+  const hTimes = s.hTimes;
+  const hItems = s.hItems;
+  const logTimes = s.logTimes;
+  const logValues = s.logValues;
+  const acc = s.acc;
+  const counts = s.counts;
+  const k = s.params[0] as number;
+  const failAtMs = s.params[1] as number;
+  let totalInFlight = counts[TOTAL_IN_FLIGHT] as number;
+  let totalQueued = counts[TOTAL_QUEUED] as number;
+  let maxInFlightSeen = counts[MAX_IN_FLIGHT_SEEN] as number;
+  let maxQueued = counts[MAX_QUEUED] as number;
+  let logLength = counts[LOG_LENGTH] as number;
+  let hSize = counts[HEAP_SIZE] as number;
+  let ri = counts[NEXT_ROOT] as number;
+  let done = 0;
+  let more = true;
 
-  let events = 0;
-  // The doubles carried from one event to the next live in a typed array:
-  // as plain locals of a loop optimised on entry (OSR), V8 keeps them boxed
-  // and allocates a number per update, several per event.
-  const acc = new Float64Array(4);
-  acc[NOW] = Number.NEGATIVE_INFINITY;
-  // The first event is the first root's arrival: the heap starts empty.
-  const firstArrival = roots > 0 ? (tArr[identity ? 0 : (order[0] as number)] as number) : 0;
-  let totalInFlight = 0;
-  let totalQueued = 0;
-  let maxInFlightSeen = 0;
-  let maxQueued = 0;
-  let logLength = 0;
-  let hSize = 0;
-  let ri = 0;
-
-  for (;;) {
+  for (; done < budget; done++) {
     const root = ri < roots ? (identity ? ri : (order[ri] as number)) : -1;
     let a: number;
     let kind: number;
@@ -505,8 +629,10 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
       kind = ARRIVE;
       t = tArr[root] as number;
       ri++;
-    } else break;
-    events++;
+    } else {
+      more = false;
+      break;
+    }
     // Advance the clock: integrate slots and queue over [previous event, t).
     const before = acc[NOW] as number;
     if (t > before && before !== Number.NEGATIVE_INFINITY) {
@@ -622,25 +748,15 @@ export function simulate(w: Workload, config: SimConfig): SimRun {
       }
     }
   }
-  return {
-    workload: w,
-    config,
-    arrival,
-    start,
-    end,
-    fate,
-    events,
-    firstArrivalMs: firstArrival,
-    lastEndMs: roots > 0 ? (acc[NOW] as number) : 0,
-    inFlightArea: acc[IN_FLIGHT_AREA] as number,
-    queueArea: acc[QUEUE_AREA] as number,
-    saturatedMs: acc[SATURATED_MS] as number,
-    maxInFlightSeen,
-    maxQueued,
-    queueLogTimes: logTimes,
-    queueLogValues: logValues,
-    queueLogLength: logLength,
-  };
+  counts[EVENTS] = (counts[EVENTS] as number) + done;
+  counts[TOTAL_IN_FLIGHT] = totalInFlight;
+  counts[TOTAL_QUEUED] = totalQueued;
+  counts[MAX_IN_FLIGHT_SEEN] = maxInFlightSeen;
+  counts[MAX_QUEUED] = maxQueued;
+  counts[LOG_LENGTH] = logLength;
+  counts[HEAP_SIZE] = hSize;
+  counts[NEXT_ROOT] = ri;
+  return more;
 }
 
 /**

@@ -202,15 +202,18 @@ export function parseSweep(spec: string): SweepAxis {
         ((m[2] as string).match(/syn:[^;]*;giveup:[^,]*|syn:.*|[^,]+/g) ?? [])
       : (m[2] as string).split(",");
   for (const part of parts) {
-    const range = /^(\d+)\.\.(\d+)$/.exec(part);
-    if (range && entry.range) {
-      const [from, to] = [Number(range[1]), Number(range[2])];
+    const ends = entry.range ? part.split("..") : [part];
+    if (ends.length === 2) {
+      // Each end read as any other number (`1e1` is 10).
+      const [from, to] = ends.map((e) => numberText(e)) as [number | null, number | null];
+      if (from === null || to === null || !Number.isInteger(from) || !Number.isInteger(to))
+        throw usageError(`--sweep ${name}: range ${part} must be two whole numbers, FROM..TO`);
       if (from > to || to - from >= maxSweepPoints)
         throw usageError(
           `--sweep ${name}: range ${part} must go up and have at most ${maxSweepPoints} values`,
         );
       for (let v = from; v <= to; v++) texts.push(String(v));
-    } else if (entry.range && part.includes("..")) {
+    } else if (ends.length > 2) {
       throw usageError(`--sweep ${name}: range ${part} must be two whole numbers, FROM..TO`);
     } else texts.push(part);
   }
@@ -243,10 +246,19 @@ export function checkSweepAxes(axes: readonly SweepAxis[], fixed: LimiterSetting
         `--${axis.name} and --sweep ${axis.name} both set ${axis.name}: give one of them`,
       );
     }
-    const texts = new Set<string>();
-    for (const { text } of axis.values) {
-      if (texts.has(text)) throw usageError(`--sweep ${axis.name}: ${text} is given twice`);
-      texts.add(text);
+    // By value, not by text: 10 and 1e1, or 03 and 3, are one value.
+    const seen = new Map<string, string>();
+    for (const { text, settings } of axis.values) {
+      const value = JSON.stringify(settings[sweepable[axis.name].key]);
+      const first = seen.get(value);
+      if (first !== undefined) {
+        throw usageError(
+          first === text
+            ? `--sweep ${axis.name}: ${text} is given twice`
+            : `--sweep ${axis.name}: ${first} and ${text} are the same value`,
+        );
+      }
+      seen.set(value, text);
     }
   }
 }

@@ -243,7 +243,11 @@ test("CLI: every bad option and a bad trace end with one line and exit 2", async
       /--sweep max-in-flight is given twice: put all its values in one/,
     ],
     [[good, "--sweep", "max-in-flight=1,1,2"], /--sweep max-in-flight: 1 is given twice/],
-    [[good, "--sweep", "max-in-flight=1..1e9"], /range 1\.\.1e9 must be two whole numbers/],
+    [[good, "--sweep", "max-in-flight=1..1e9"], /range 1\.\.1e9 must go up and have at most 10000/],
+    [[good, "--sweep", "max-in-flight=1..2.5"], /range 1\.\.2\.5 must be two whole numbers/],
+    [[good, "--sweep", "max-in-flight=1e1,10"], /max-in-flight: 1e1 and 10 are the same value/],
+    [[good, "--sweep", "max-in-flight=1..3,03"], /max-in-flight: 3 and 03 are the same value/],
+    [[good, "--sweep", "timing=21000,2.1e4"], /timing: 21000 and 2\.1e4 are the same value/],
     [[good, "--sweep", "timing=windows,syn:0,3000"], /"syn:0,3000"/],
     [[good, "--sweep", "policy=queue,reject,queue"], /--sweep policy: queue is given twice/],
     [

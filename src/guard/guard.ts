@@ -630,7 +630,14 @@ export class Guard {
         () => this.timeScale,
         {
           onChange: (from, to, retryAfterMs) => {
-            publish(guardChannels.breaker, { ...endpoint, from, to, retryAfterMs });
+            publish(guardChannels.breaker, {
+              ...endpoint,
+              from,
+              to,
+              retryAfterMs,
+              // What opened it, as onBreak says.
+              ...(to === "open" ? { reason: state.breakReason } : {}),
+            });
             if (to === "open") {
               this.#onBreak.emit({ ...endpoint, retryAfterMs, reason: state.breakReason });
             } else if (to === "half-open") this.#onHalfOpen.emit({ ...endpoint });

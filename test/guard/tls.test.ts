@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import diagnostics_channel from "node:diagnostics_channel";
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
@@ -65,6 +66,10 @@ test("a failed TLS handshake opens the breaker: the next connect is refused at o
   const guard = new Guard({ budget: `tls-${budgetSeq++}`, clock });
   const breaks: GuardBreakEvent[] = [];
   guard.onBreak((e) => breaks.push(e));
+  const published: Array<{ to: string; reason?: string }> = [];
+  const onPublished = (m: unknown) => published.push(m as { to: string; reason?: string });
+  diagnostics_channel.subscribe("synlimit:guard:breaker", onPublished);
+  t.after(() => diagnostics_channel.unsubscribe("synlimit:guard:breaker", onPublished));
   const options = { host: "127.0.0.1", port: server.port, tls: { ca: cert.cert } };
 
   await assert.rejects(guard.connect(options), { code: "ERR_TLS_CERT_ALTNAME_INVALID" });
@@ -76,6 +81,11 @@ test("a failed TLS handshake opens the breaker: the next connect is refused at o
   assert.deepEqual(
     breaks.map((b) => b.reason),
     ["tls"],
+  );
+  assert.deepEqual(
+    published.filter((m) => m.to === "open").map((m) => m.reason),
+    ["tls"],
+    "the process-wide channel says why too",
   );
   await assert.rejects(guard.connect(options), { code: "SYNLIMIT_BREAKER_OPEN" });
   assert.equal(server.connections(), 1, "no TCP attempt while the breaker is open");

@@ -263,7 +263,7 @@ function captureFilter(host: string, port: number): string {
 function dieWithParent(tool: string, args: string[]): [string, string[]] {
   if (process.platform !== "linux") return [tool, args];
   const setpriv = onPath("setpriv");
-  const resolved = tool.includes("/") ? tool : onPath(tool);
+  const resolved = tool.includes("/") ? (executable(tool) ? tool : null) : onPath(tool);
   if (setpriv === null || resolved === null) return [tool, args];
   const stayRoot = process.getuid?.() === 0 ? ["-Z", "root"] : [];
   return [setpriv, ["--pdeathsig", "TERM", "--", resolved, ...stayRoot, ...args]];
@@ -273,14 +273,18 @@ function onPath(name: string): string | null {
   for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
     if (dir === "") continue;
     const full = path.join(dir, name);
-    try {
-      accessSync(full, constants.X_OK);
-      return full;
-    } catch {
-      // not here
-    }
+    if (executable(full)) return full;
   }
   return null;
+}
+
+function executable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function capturing(child: ChildProcess, tool: string, iface: string): Promise<void> {

@@ -373,13 +373,13 @@ test("metric labels are bounded: processes by executable (no pid), at most MAX_I
 
 // --- 8. file descriptors ----------------------------------------------------------
 
-test("near the descriptor limit requests are told to try later (SOCKS REP 01, HTTP 503 + Retry-After), reported once, counted, and the admin API still answers", async (t) => {
+/**
+ * A gate whose descriptor budget leaves `budget` fds for clients and their
+ * upstreams, with `pending` SOCKS clients each holding an attempt to a tarpit.
+ */
+async function fdBudgetProxy(t: TestContext, budget: number, pending: number) {
   const tp = await tarpit(t);
   const events = recordProxyEvents(t);
-  // The budget is what is left of maxOpenFds beside the fds open at listen
-  // and the admin reserve: 11 here (5 clients with an upstream each, and one
-  // more client at a time, whose upstream does not fit; 10 in use stays
-  // above 90 % of 11, so the episode goes on between the two refusals).
   const { openFds } = await import("../../src/proxy/fds.js");
   const before = openFds();
   assert.ok(before !== null);
@@ -387,17 +387,26 @@ test("near the descriptor limit requests are told to try later (SOCKS REP 01, HT
     identity: "global",
     limits: { profile: "windows" },
     admin: { port: 0 },
-    maxOpenFds: before + 2 + 8 + 11,
+    maxOpenFds: before + 2 + 8 + budget,
   });
   const admin = proxy.adminAddress;
   assert.ok(admin);
   const clients: RawClient[] = [];
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < pending; i++) {
     const c = await RawClient.connect(t, proxy.port);
     c.write(Buffer.concat([socks5Greeting(), socks5Connect("127.0.0.1", tp.port)]));
     clients.push(c);
     await until(() => proxy.stats().inFlight === i + 1, `attempt ${i + 1} pending`);
   }
+  return { tp, events, proxy, admin, clients };
+}
+
+test("near the descriptor limit requests are told to try later (SOCKS REP 01, HTTP 503 + Retry-After), reported once, counted, and the admin API still answers", async (t) => {
+  // The budget is what is left of maxOpenFds beside the fds open at listen
+  // and the admin reserve: 11 here (5 clients with an upstream each, and one
+  // more client at a time, whose upstream does not fit; 10 in use stays
+  // above 90 % of 11, so the episode goes on between the two refusals).
+  const { tp, events, proxy, admin, clients } = await fdBudgetProxy(t, 11, 5);
   const socks = await RawClient.connect(t, proxy.port);
   socks.write(Buffer.concat([socks5Greeting(), socks5Connect("127.0.0.1", tp.port)]));
   assert.deepEqual([...(await socks.read(4))], [5, 0, 5, 1], "REP 01: the server's own failure");
@@ -419,26 +428,9 @@ test("near the descriptor limit requests are told to try later (SOCKS REP 01, HT
 });
 
 test("a client that would take the last descriptor (clients and their upstreams share the budget) is closed at accept and counted as dropped", async (t) => {
-  const tp = await tarpit(t);
-  const events = recordProxyEvents(t);
-  const { openFds } = await import("../../src/proxy/fds.js");
-  const before = openFds();
-  assert.ok(before !== null);
   // A budget of 6: three clients with an upstream each fill it, though
   // three clients are far below the listener's own client limit.
-  const proxy = await startProxy(t, {
-    identity: "global",
-    limits: { profile: "windows" },
-    admin: { port: 0 },
-    maxOpenFds: before + 2 + 8 + 6,
-  });
-  const admin = proxy.adminAddress;
-  assert.ok(admin);
-  for (let i = 0; i < 3; i++) {
-    const c = await RawClient.connect(t, proxy.port);
-    c.write(Buffer.concat([socks5Greeting(), socks5Connect("127.0.0.1", tp.port)]));
-    await until(() => proxy.stats().inFlight === i + 1, `attempt ${i + 1} pending`);
-  }
+  const { events, proxy, admin } = await fdBudgetProxy(t, 6, 3);
   const late = await RawClient.connect(t, proxy.port);
   await late.closed;
   assert.equal(proxy.stats().clients, 3);

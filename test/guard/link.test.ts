@@ -4,8 +4,8 @@ import { once } from "node:events";
 import net from "node:net";
 import { type TestContext, test } from "node:test";
 import { guardChannelNames } from "../../src/guard/channels.js";
-import { Guard } from "../../src/guard/guard.js";
-import { ReconnectingLink } from "../../src/guard/link.js";
+import { Guard, type GuardOptions } from "../../src/guard/guard.js";
+import { ReconnectingLink, type ReconnectingLinkOptions } from "../../src/guard/link.js";
 import { EchoServer } from "../../src/targets/echo.js";
 import { LiveListener } from "../../src/targets/live.js";
 import { SilentUdpPort } from "../../src/targets/silent-udp.js";
@@ -264,20 +264,31 @@ test("options are validated", () => {
   );
 });
 
-test("close() resolves within its deadline even when the peer never closes its side", {
-  timeout: 20_000,
-}, async (t) => {
-  const peer = await new StuckPeer().listen(); // accepts, never reads, so never sees our FIN
+/** A connected link, on a fake clock, to a peer that accepts and never reads. */
+async function linkToStuckPeer(
+  t: TestContext,
+  options: Partial<ReconnectingLinkOptions>,
+  guard: Partial<GuardOptions> = {},
+) {
+  const peer = await new StuckPeer().listen();
   t.after(() => peer.close());
   const clock = new FakeClock();
   const link = new ReconnectingLink({
     host: "127.0.0.1",
     port: peer.port,
     clock,
-    closeTimeoutMs: 500,
-    guard: { budget: `link-${seq++}` },
+    ...options,
+    guard: { budget: `link-${seq++}`, ...guard },
   });
   await once(link, "connected");
+  return { link, clock };
+}
+
+test("close() resolves within its deadline even when the peer never closes its side", {
+  timeout: 20_000,
+}, async (t) => {
+  // The peer accepts and never reads, so never sees our FIN.
+  const { link, clock } = await linkToStuckPeer(t, { closeTimeoutMs: 500 });
   let resolved = false;
   const closing = link.close().then(() => {
     resolved = true;
@@ -308,19 +319,12 @@ test("close() past its deadline counts the records the kernel had not seen ackno
   skip: process.platform !== "linux" && "the send queue is tracked on Linux only",
   timeout: 20_000,
 }, async (t) => {
-  const peer = await new StuckPeer().listen(); // never reads: its window fills
-  t.after(() => peer.close());
-  const clock = new FakeClock();
-  const link = new ReconnectingLink({
-    host: "127.0.0.1",
-    port: peer.port,
-    clock,
+  // The peer never reads: its window fills.
+  const { link, clock } = await linkToStuckPeer(t, {
     closeTimeoutMs: 500,
     queueLimit: 1_000,
     queueLimitBytes: 64 * 1024 * 1024,
-    guard: { budget: `link-${seq++}` },
   });
-  await once(link, "connected");
   const record = Buffer.alloc(64 * 1024, 1);
   for (let i = 0; i < 200; i++) link.send(record); // 12.5 MiB: more than both buffers hold
   await new Promise((r) => setImmediate(r));
@@ -341,17 +345,7 @@ test("close() past its deadline counts the records the kernel had not seen ackno
 test("closeTimeoutMs follows the guard's time scale like the guard's own durations", {
   timeout: 20_000,
 }, async (t) => {
-  const peer = await new StuckPeer().listen();
-  t.after(() => peer.close());
-  const clock = new FakeClock();
-  const link = new ReconnectingLink({
-    host: "127.0.0.1",
-    port: peer.port,
-    clock,
-    closeTimeoutMs: 500,
-    guard: { budget: `link-${seq++}`, timeScale: 0.1 },
-  });
-  await once(link, "connected");
+  const { link, clock } = await linkToStuckPeer(t, { closeTimeoutMs: 500 }, { timeScale: 0.1 });
   let resolved = false;
   const closing = link.close().then(() => {
     resolved = true;

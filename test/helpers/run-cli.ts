@@ -31,10 +31,28 @@ export function startCli(
   args: string[],
   options: { env?: Record<string, string>; nodeArgs?: string[] } = {},
 ): ChildProcess & { stdoutText: () => string } {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), cliPath, ...args], {
-    env: cleanEnv(options.env),
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return start(
+    process.execPath,
+    [...(options.nodeArgs ?? []), cliPath, ...args],
+    cleanEnv(options.env),
+  );
+}
+
+/** Runs any command to completion, its output collected. */
+export function runCommand(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = cleanEnv(),
+): Promise<CliResult> {
+  return finished(start(command, args, env));
+}
+
+function start(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): ChildProcess & { stdoutText: () => string } {
+  const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout?.setEncoding("utf8").on("data", (d: string) => {
     out += d;

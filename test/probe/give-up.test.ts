@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { test } from "node:test";
 import type { ProbeResult } from "../../src/probe/report.js";
 import { netnsCommand, netnsSupported } from "../helpers/netns.js";
-import { cleanEnv, cliPath, runCli } from "../helpers/run-cli.js";
+import { cliPath, runCli, runCommand } from "../helpers/run-cli.js";
 
 /**
  * `synlimit probe --measure-give-up` in a namespace of the test's own where
@@ -24,22 +23,7 @@ function probeInNamespace(
     ...args,
   ];
   const [cmd, ...rest] = netnsCommand(inner, 1);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd as string, rest, {
-      env: cleanEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.once("error", reject);
-    child.once("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCommand(cmd as string, rest);
 }
 
 test("--measure-give-up: one attempt to the tarpit is kept until the kernel gives up; measured ≈ model, in the JSON", {

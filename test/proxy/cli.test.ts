@@ -19,7 +19,7 @@ async function tempDir(t: TestContext): Promise<string> {
   return dir;
 }
 
-function getJson(port: number, path: string): Promise<unknown> {
+function httpGetText(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     http
       .get({ host: "127.0.0.1", port, path }, (res) => {
@@ -27,10 +27,14 @@ function getJson(port: number, path: string): Promise<unknown> {
         res.setEncoding("utf8").on("data", (d: string) => {
           body += d;
         });
-        res.on("end", () => resolve(JSON.parse(body)));
+        res.on("end", () => resolve(body));
       })
       .on("error", reject);
   });
+}
+
+async function getJson(port: number, path: string): Promise<unknown> {
+  return JSON.parse(await httpGetText(port, path));
 }
 
 function assertOneLineError(stderr: string, message: RegExp): void {
@@ -287,20 +291,6 @@ test("at a real descriptor limit (ulimit -n 128) the gate answers try-later, log
   assert.equal(lines.length, 1, stderr);
   assert.doesNotMatch(stderr, /EMFILE.*\n\s+at /);
 });
-
-function httpGetText(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: "127.0.0.1", port, path }, (res) => {
-        let body = "";
-        res.setEncoding("utf8").on("data", (d: string) => {
-          body += d;
-        });
-        res.on("end", () => resolve(body));
-      })
-      .on("error", reject);
-  });
-}
 
 function socks5ConnectTo(port: number): Buffer {
   return Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, port >> 8, port & 255]);

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,7 +8,7 @@ import { loadTrace } from "../../src/record/read.js";
 import { RoleMap } from "../../src/record/roles.js";
 import { formatRecord, parseRecord } from "../../src/record/trace.js";
 import { netnsCommand, netnsSupported } from "../helpers/netns.js";
-import { cleanEnv, cliPath, registerUrl, runCli } from "../helpers/run-cli.js";
+import { cleanEnv, cliPath, registerUrl, runCli, runCommand } from "../helpers/run-cli.js";
 
 const program = fileURLToPath(new URL("../helpers/record-program.js", import.meta.url));
 
@@ -38,17 +37,7 @@ async function recordScript(
 }
 
 function run(command: string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(command[0] as string, command.slice(1), {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.once("close", (code) => resolve({ code, stdout, stderr })),
-  );
+  return runCommand(command[0] as string, command.slice(1), env);
 }
 
 test("record: every attempt of a real program, with outcomes, roles, a causal retry and the one pending at exit", {

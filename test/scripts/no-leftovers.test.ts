@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { runCommand } from "../helpers/run-cli.js";
 
 const script = fileURLToPath(new URL("../../../scripts/no-leftovers.mjs", import.meta.url));
 
@@ -14,18 +14,7 @@ interface Run {
 
 /** Runs the guard around `node -e code`. */
 function guarded(code: string): Promise<Run> {
-  const child = spawn(process.execPath, [script, process.execPath, "-e", code], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (d: string) => {
-    stdout += d;
-  });
-  child.stderr.setEncoding("utf8").on("data", (d: string) => {
-    stderr += d;
-  });
-  return new Promise((resolve) => child.once("close", (c) => resolve({ code: c, stdout, stderr })));
+  return runCommand(process.execPath, [script, process.execPath, "-e", code], process.env);
 }
 
 function running(pid: number): boolean {
